@@ -1,0 +1,12 @@
+"""runner: benchmark image-classification architectures side by side with PaddlePaddle."""
+from runner.cpu import tune_math_library
+
+# Must run before anything imports paddle: MKL reads its CPU dispatch setting once, at load time.
+tune_math_library()
+
+__version__ = "0.1.0"
+
+import warnings as _warnings
+
+# paddle warns on every import that ccache is missing; it only matters for building C++ extensions.
+_warnings.filterwarnings("ignore", message="No ccache found")

@@ -1,0 +1,41 @@
+"""CPU facts that decide how fast paddle trains here.
+
+Paddle's bundled MKL picks its kernels by CPU vendor: on AMD it falls back to a slow generic path
+unless MKL_DEBUG_CPU_TYPE=5 is set before the library loads. Measured on a 2-core AMD EPYC:
+convolutions about 2.2x and matrix products about 2.5x faster with it. Results are unchanged (the
+same float32 maths, other kernels), so we set it by default on AMD and leave Intel CPUs alone.
+Opt out with RUNNER_MKL_TUNE=0.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def cpu_vendor() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def tune_math_library() -> bool:
+    """Set MKL's AMD switch if it can still take effect. Returns whether it is in force."""
+    if os.environ.get("RUNNER_MKL_TUNE", "1") == "0":
+        return False
+    if cpu_vendor() == "AuthenticAMD" and "paddle" not in sys.modules:
+        os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+    return os.environ.get("MKL_DEBUG_CPU_TYPE") == "5"
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,102 @@
+"""Datasets: iChallenge-PM, Cifar10 and folders of your own, as paddle datasets ready to train on.
+
+    splits = load_splits("ichallenge-pm", image_size=224)
+    splits.train[0]  # (float32 CHW in [-1, 1], int64 [label])
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runner.data import cifar10, ichallenge_pm  # noqa: F401  (registers the datasets)
+from runner.data.registry import (is_known_dataset, list_datasets, open_dataset, register_dataset,
+                                  resolve_data_root, unknown_dataset_message)
+from runner.data.source import DataReport, DataSource
+from runner.data.transforms import Augment, ArrayDataset
+from runner.errors import ConfigError
+
+__all__ = ["Augment", "ArrayDataset", "DataReport", "DataSource", "Splits", "check_dataset", "default_augment",
+           "is_known_dataset", "list_datasets", "load_splits", "open_dataset", "register_dataset",
+           "resolve_data_root", "unknown_dataset_message"]
+
+# What `augment = true` means for each dataset: the course's list for fundus photographs
+# (flips, small rotations, crops, brightness/contrast); pad-and-crop plus flips for 32x32 Cifar10.
+DEFAULT_AUGMENT = {
+    "cifar10": Augment(hflip=True, pad_crop=4),
+    "*": Augment(hflip=True, vflip=True, rotate=10.0, crop_scale=0.8, brightness=0.2, contrast=0.2),
+}
+
+
+def default_augment(dataset: str) -> Augment:
+    return DEFAULT_AUGMENT.get(dataset, DEFAULT_AUGMENT["*"])
+
+
+@dataclass
+class Splits:
+    train: ArrayDataset
+    val: ArrayDataset
+    class_names: list[str]
+    validation: str  # "official" or "holdout:<fraction>": which images the val split holds
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def binary(self) -> bool:
+        return self.num_classes == 2
+
+
+def check_dataset(name: str, data_root=None) -> DataReport:
+    return open_dataset(name, data_root).check()
+
+
+def load_splits(name: str, image_size: int, data_root=None, augment: Augment | None = None,
+                validation: str = "official", train_limit: int = 0, val_limit: int = 0,
+                cache_dir: Path | None = None) -> Splits:
+    source = open_dataset(name, data_root)
+    train_x, train_y = source.load("train", image_size, cache_dir)
+    if validation == "official":
+        val_x, val_y = source.load("val", image_size, cache_dir)
+    else:
+        fraction = parse_holdout(validation)
+        keep = holdout_mask(train_y, fraction)
+        train_x, train_y, val_x, val_y = train_x[~keep], train_y[~keep], train_x[keep], train_y[keep]
+    train_x, train_y = evenly_spaced(train_x, train_y, train_limit)
+    val_x, val_y = evenly_spaced(val_x, val_y, val_limit)
+    return Splits(ArrayDataset(train_x, train_y, image_size, augment), ArrayDataset(val_x, val_y, image_size),
+                  list(source.class_names), validation)
+
+
+def parse_holdout(validation: str) -> float:
+    """'holdout:0.2' -> 0.2; anything else is a configuration error."""
+    kind, _, value = validation.partition(":")
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = -1.0
+    if kind != "holdout" or not 0.0 < fraction < 1.0:
+        raise ConfigError(f"validation = {validation!r}: expected \"official\" or \"holdout:F\" with 0 < F < 1")
+    return fraction
+
+
+def holdout_mask(labels: np.ndarray, fraction: float) -> np.ndarray:
+    """A fixed, class-stratified choice of `fraction` of the images: the same for every run and seed,
+    so models selected on it are compared on the same images."""
+    rng = np.random.RandomState(12345)
+    mask = np.zeros(len(labels), bool)
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        mask[rng.permutation(idx)[: int(round(len(idx) * fraction))]] = True
+    return mask
+
+
+def evenly_spaced(images: np.ndarray, labels: np.ndarray, limit: int):
+    """At most `limit` images spread over the whole split (files are sorted by class, so a plain
+    prefix would hold one class only)."""
+    if not limit or limit >= len(labels):
+        return images, labels
+    idx = np.linspace(0, len(labels) - 1, limit).round().astype(int)
+    return images[idx], labels[idx]

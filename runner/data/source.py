@@ -1,0 +1,92 @@
+"""What every dataset provides: its classes, its splits as files and labels, and a health check."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from runner.data.images import decode, load_resized
+from runner.errors import DataError
+
+
+@dataclass
+class SplitReport:
+    count: int
+    per_class: dict[str, int]
+    sizes: Counter = field(default_factory=Counter)  # (width, height) -> number of images
+
+
+@dataclass
+class DataReport:
+    dataset: str
+    location: str
+    splits: dict[str, SplitReport]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class DataSource:
+    """A dataset read from image files; subclasses say where the files are and what their labels are."""
+
+    name = "?"
+    class_names: list[str] = []
+    split_names = ("train", "val")
+
+    def __init__(self, location: Path):
+        self.location = Path(location)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def binary(self) -> bool:
+        return self.num_classes == 2
+
+    def files(self, split: str) -> tuple[list[Path], list[int], list[str]]:
+        """(image paths, labels, problems) of a split; problems name the file and what is wrong."""
+        raise NotImplementedError
+
+    def load(self, split: str, image_size: int, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+        """(uint8 images N x size x size x 3, int64 labels); refuses a split with any bad file."""
+        paths, labels, problems = self.files(split)
+        images, decode_problems = load_resized(paths, image_size, cache_dir)
+        self.refuse_if(problems + decode_problems)
+        return images, np.asarray(labels, np.int64)
+
+    def refuse_if(self, problems: list[str]) -> None:
+        # Silently dropping images would change the evaluation set, so any problem stops the run.
+        if problems:
+            raise DataError(
+                f"dataset {self.name!r} at {self.location} has {len(problems)} problem(s); fix or remove "
+                f"these files, then check with `runner data check {self.name}`:", problems)
+
+    def check(self) -> DataReport:
+        splits, problems = {}, []
+        for split in self.split_names:
+            paths, labels, split_problems = self.files(split)
+            problems += split_problems
+            sizes = Counter()
+            for path in paths:
+                image, problem = decode(path)
+                if problem:
+                    problems.append(problem)
+                else:
+                    sizes[(image.shape[1], image.shape[0])] += 1
+            splits[split] = SplitReport(len(paths), self.count_classes(labels), sizes)
+        return DataReport(self.name, str(self.location), splits, problems)
+
+    def count_classes(self, labels) -> dict[str, int]:
+        counts = Counter(int(x) for x in labels)
+        return {f"{i} {n}": counts.get(i, 0) for i, n in enumerate(self.class_names)}
+
+
+def require_folder(path: Path, what: str, fix: str) -> Path:
+    if not path.is_dir():
+        raise DataError(f"{what} not found: {path} does not exist or is not a folder; {fix}")
+    return path

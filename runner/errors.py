@@ -1,0 +1,38 @@
+"""One exception type for every mistake a user can fix: the CLI prints its message, no traceback."""
+
+
+class RunnerError(Exception):
+    """A problem the user can fix; the message says what and how."""
+
+
+class ConfigError(RunnerError):
+    """The experiment file or a --set override is wrong."""
+
+
+class UnknownModelError(RunnerError):
+    pass
+
+
+class DataError(RunnerError):
+    """A dataset on disk is missing, incomplete or corrupt."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = problems or []
+        if self.problems:
+            message = message + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(message)
+
+
+class DivergedError(RunnerError):
+    """Training produced a non-finite loss."""
+
+
+def close_matches(word: str, choices, n: int = 5) -> str:
+    """', '.join of the choices that look like `word`, for 'did you mean' hints."""
+    import difflib
+
+    choices = list(choices)
+    matches = difflib.get_close_matches(word, choices, n=n, cutoff=0.5)
+    if not matches:
+        matches = [c for c in choices if word.lower() in c.lower()][:n]
+    return ", ".join(matches)

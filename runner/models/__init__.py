@@ -1,0 +1,124 @@
+"""The model zoo: course networks and paddle.vision constructors, found by name.
+
+    from runner.models import build_network, list_models
+    net = build_network("alexnet", num_classes=2, image_size=224)
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+import paddle
+
+# Importing a family module registers its networks.
+from runner.models import alexnet, googlenet, lenet, paddle_vision, resnet, vgg  # noqa: F401
+from runner.models.registry import COURSE, PADDLE_VISION, ModelEntry, get_model, list_models, register_model
+from runner.errors import RunnerError
+
+__all__ = ["build_network", "build_model", "check_input_size", "count_parameters", "count_flops",
+           "get_model", "list_models", "register_model", "ModelEntry", "COURSE", "PADDLE_VISION"]
+
+
+def build_network(name: str, num_classes: int, image_size: int = 224, pretrained: bool = False,
+                  weights: str | None = None, **kwargs) -> paddle.nn.Layer:
+    """A fresh `paddle.nn.Layer` for `name`; `weights` loads a local .pdparams file."""
+    entry = get_model(name)
+    if pretrained and not getattr(entry.builder, "accepts_pretrained", False):
+        raise RunnerError(f"model {name!r} has no pretrained weights to download; "
+                          "set `weights = \"path/to/file.pdparams\"` to start from a local file")
+    try:
+        network = entry.builder(num_classes=num_classes, image_size=image_size,
+                                **({"pretrained": True} if pretrained else {}), **kwargs)
+    except TypeError as err:
+        raise RunnerError(f"model {name!r} does not take these arguments: {err}") from None
+    except (OSError, RuntimeError) as err:  # paddle's weight download, offline or unreachable
+        if not pretrained:
+            raise
+        raise RunnerError(
+            f"could not download pretrained weights for {name!r} ({type(err).__name__}: {err}). "
+            "This machine may be offline: put the .pdparams file in ~/.cache/paddle/hapi/weights/ or set "
+            "`weights = \"path/to/file.pdparams\"` and `pretrained = false`") from None
+    if weights:
+        load_weights(network, weights)
+    return network
+
+
+def load_weights(network: paddle.nn.Layer, path: str) -> list[str]:
+    """Load the tensors of `path` whose names and shapes match; return the names skipped
+    (typically the classifier, when the file was trained for another number of classes)."""
+    if not os.path.isfile(path):
+        raise RunnerError(f"weights file not found: {path}")
+    try:
+        saved = paddle.load(path)
+    except Exception as err:  # paddle raises many types for a damaged pickle
+        raise RunnerError(f"cannot read weights file {path}: {err}") from None
+    own = network.state_dict()
+    usable = {k: v for k, v in saved.items() if k in own and list(v.shape) == list(own[k].shape)}
+    if not usable:
+        raise RunnerError(f"weights file {path} shares no tensor with this network: is it for another model?")
+    network.set_state_dict(usable)
+    return sorted(set(own) - set(usable))
+
+
+def count_parameters(network: paddle.nn.Layer) -> int:
+    return int(sum(p.size for p in network.parameters()))
+
+
+def count_flops(network: paddle.nn.Layer, image_size: int, in_channels: int = 3) -> int | None:
+    """Multiply-accumulates of one forward pass, as `paddle.flops` counts them (None if it can't)."""
+    was_training = network.training
+    network.eval()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return int(paddle.flops(network, [1, in_channels, image_size, image_size]))
+    except Exception:
+        return None
+    finally:
+        network.train(was_training)
+
+
+def check_input_size(network: paddle.nn.Layer, name: str, image_size: int, in_channels: int = 3) -> None:
+    """Run one dummy image through `network`; if it fails, say which layer and what size would work."""
+    failing_layer = _dry_run(network, image_size, in_channels)
+    if failing_layer is None:
+        return
+    layer_name, err = failing_layer
+    smallest = next((s for s in range(image_size + 1, 513) if _dry_run(network, s, in_channels) is None), None)
+    fix = (f"use image_size >= {smallest}" if smallest else
+           f"it needs another input shape than {in_channels}x{image_size}x{image_size}")
+    if smallest and smallest > image_size and get_model(name).default_image_size != smallest:
+        fix += f" (it was designed for {get_model(name).default_image_size})"
+    raise RunnerError(f"model {name!r} cannot take {in_channels}x{image_size}x{image_size} input: "
+                      f"layer {layer_name} fails ({err}); {fix}")
+
+
+def _dry_run(network, image_size, in_channels):
+    """None if a forward pass works, else (name of the innermost layer that failed, short error)."""
+    entered: list[str] = []
+    hooks = [layer.register_forward_pre_hook(lambda layer, inputs, n=n: entered.append(n))
+             for n, layer in network.named_sublayers()]
+    was_training = network.training
+    network.eval()
+    try:
+        with paddle.no_grad():
+            network(paddle.zeros([1, in_channels, image_size, image_size]))
+        return None
+    except Exception as err:  # paddle raises ValueError or its own errors for bad shapes
+        message = str(err).strip().splitlines()
+        short = next((line.strip() for line in message if "Error" in line or "shape" in line.lower()),
+                     message[0] if message else type(err).__name__)
+        return (entered[-1] if entered else type(network).__name__), short[:200]
+    finally:
+        for h in hooks:
+            h.remove()
+        network.train(was_training)
+
+
+def build_model(network: paddle.nn.Layer, image_size: int, in_channels: int = 3) -> paddle.Model:
+    """Wrap any network in `paddle.Model` with named input and label specs."""
+    from paddle.static import InputSpec
+
+    return paddle.Model(network,
+                        inputs=InputSpec([None, in_channels, image_size, image_size], "float32", "image"),
+                        labels=InputSpec([None, 1], "int64", "label"))

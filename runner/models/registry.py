@@ -1,0 +1,49 @@
+"""A tiny model registry: a decorator, a dict, and lookups by name (after torchvision's _api.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from runner.errors import UnknownModelError, close_matches
+
+COURSE = "course"
+PADDLE_VISION = "paddle.vision"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    origin: str  # COURSE or PADDLE_VISION
+    builder: Callable
+    summary: str = ""
+    default_image_size: int = 224
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, origin: str = COURSE, summary: str = "", default_image_size: int = 224):
+    """Decorator: make a network factory findable by `name`."""
+
+    def wrap(fn: Callable) -> Callable:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        _MODELS[name] = ModelEntry(name, origin, fn, summary or (fn.__doc__ or "").strip().split("\n")[0],
+                                   default_image_size)
+        return fn
+
+    return wrap
+
+
+def list_models(origin: str | None = None) -> list[str]:
+    return [n for n, e in _MODELS.items() if origin is None or e.origin == origin]
+
+
+def get_model(name: str) -> ModelEntry:
+    try:
+        return _MODELS[name]
+    except KeyError:
+        hint = close_matches(name, _MODELS) or ", ".join(list_models(COURSE))
+        raise UnknownModelError(
+            f"unknown model {name!r}; close matches: {hint} (`runner models` lists all {len(_MODELS)})"
+        ) from None
