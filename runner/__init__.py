@@ -10,3 +10,5 @@ import warnings as _warnings
 
 # paddle warns on every import that ccache is missing; it only matters for building C++ extensions.
 _warnings.filterwarnings("ignore", message="No ccache found")
+# paddle.Model.train_batch re-wraps label tensors with to_tensor and warns about it on every batch.
+_warnings.filterwarnings("ignore", message="To copy construct from a tensor")

@@ -1,0 +1,192 @@
+"""One run, through paddle.Model's own prepare / fit / evaluate.
+
+    result = train_run(spec, SweepLayout.for_experiment("all").run(spec.run_id))
+
+The run resumes from its newest readable checkpoint, so calling it again after a kill continues
+where it stopped; a finished run's result is written last, atomically, to runs/<id>/result.json.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from typing import Callable
+
+import numpy as np
+import paddle
+
+import runner
+from runner.callbacks import DivergenceGuard, EpochSeeder, History, seed_everything
+from runner.checkpoints import Checkpoints, write_json_atomic
+from runner.config import RunSpec
+from runner.data import Augment, load_splits
+from runner.layout import RunLayout
+from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
+from runner.objectives import ClassificationLoss, ClassificationMetrics, build_optimizer
+from runner.vdl import RunLog, input_grid
+
+Report = Callable[..., None]  # report(event, **details): "start", "note", "step", "epoch", "done"
+
+
+class ResumableEarlyStopping(paddle.callbacks.EarlyStopping):
+    """paddle's EarlyStopping, primed with the epochs a resumed run already has behind it."""
+
+    def __init__(self, history: list[dict], monitor: str, patience: int, min_delta: float):
+        super().__init__(monitor=monitor, mode="min" if monitor == "loss" else "max", patience=patience,
+                         min_delta=min_delta, verbose=0, save_best_model=False)
+        self.history = history
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for record in self.history:
+            self.on_eval_end(record["val"])
+        self.model.stop_training = False
+
+
+def data_loader(dataset, batch_size: int, shuffle: bool, num_workers: int):
+    # Our own loader rather than fit's default: fit shuffles with a RandomState seeded by the epoch
+    # number alone, so every seed would see the same data order.
+    sampler = paddle.io.BatchSampler(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=False)
+    return paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers)
+
+
+def prepare_run(spec: RunSpec, data_root=None, cache_dir=None):
+    """Data, network and a prepared paddle.Model for `spec` (everything but the training)."""
+    c = spec.config
+    seed_everything(c["seed"])
+    augment = Augment(**c["augment"]) if c["augment"] else None
+    splits = load_splits(c["dataset"], c["image_size"], data_root, augment, c["validation"],
+                         c["train_limit"], c["val_limit"], cache_dir)
+    network = build_network(c["model"], splits.num_classes, c["image_size"], c["pretrained"],
+                            c["weights"] or None, **c["model_args"])
+    check_input_size(network, c["model"], c["image_size"])
+    model = build_model(network, c["image_size"])
+    optimizer = build_optimizer(c["optimizer"], c["epochs"], c["scheduler"], network.parameters())
+    metric = ClassificationMetrics(splits.num_classes)
+    model.prepare(optimizer, ClassificationLoss(c["aux_loss_weight"], c["label_smoothing"]), metric)
+    return splits, network, model, metric
+
+
+def train_run(spec: RunSpec, layout: RunLayout, data_root=None, cache_dir=None, report: Report | None = None) -> dict:
+    report = report or (lambda event, **details: None)
+    c = spec.config
+    paddle.set_device("cpu")
+    splits, network, model, metric = prepare_run(spec, data_root, cache_dir)
+    params, flops = count_parameters(network), count_flops(network, c["image_size"])
+
+    layout.folder.mkdir(parents=True, exist_ok=True)
+    checkpoints = Checkpoints(layout.checkpoints)
+    state, notes = checkpoints.restore(model)
+    for note in notes:
+        report("note", message=note + (" — restarting the run from scratch" if state is None else ""))
+    layout.checkpoints.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(layout.checkpoints / "run.json", {"run_id": spec.run_id, "config": c,
+                                                        "class_names": splits.class_names})
+    history: list[dict] = state["history"] if state else []
+    best: dict | None = state["best"] if state else None
+    stopped_early = bool(state and state.get("stopped_early"))
+    report("start", run_id=spec.run_id, name=spec.display_name, parameters=params, flops=flops,
+           train_images=len(splits.train), val_images=len(splits.val), resumed_at=len(history))
+
+    log = RunLog(layout.vdl, spec.display_name)
+    if not history:
+        log.hparams(c)
+        log.image("inputs/train", input_grid(splits.train))
+    steps_per_epoch = -(-len(splits.train) // c["batch_size"])
+    predictions = load_predictions(layout) if history else {}
+
+    def on_step(epoch, step, steps, loss):
+        log.step_loss((epoch - 1) * steps_per_epoch + step, loss)
+        report("step", epoch=epoch, step=step, steps=steps, loss=loss)
+
+    def on_epoch_done(record, probs, labels):
+        nonlocal best
+        record["stopped_early"] = bool(model.stop_training)
+        log.epoch(record)
+        predictions.update(final=probs, labels=labels)
+        if best is None or record["val"]["acc"] > best["val"]["acc"]:
+            best = record
+            predictions["best"] = probs
+            checkpoints.save_best(model, {"best": best})
+        save_predictions(layout, predictions)
+        checkpoints.save(model, record["epoch"], {"history": history, "best": best,
+                                                  "stopped_early": record["stopped_early"]})
+        report("epoch", record=record, epochs=c["epochs"])
+
+    first_epoch = len(history)
+    if first_epoch < c["epochs"] and not stopped_early:
+        callbacks = [EpochSeeder(c["seed"], first_epoch), DivergenceGuard(first_epoch),
+                     paddle.callbacks.LRScheduler(by_step=False, by_epoch=True)]
+        if c["early_stopping"]:
+            es = c["early_stopping"]
+            callbacks.append(ResumableEarlyStopping(history, es.get("monitor", "acc"), es.get("patience", 3),
+                                                    es.get("min_delta", 0.0)))
+        callbacks.append(History(history, metric, first_epoch, on_epoch_done, on_step))
+        try:
+            model.fit(data_loader(splits.train, c["batch_size"], True, c["num_workers"]),
+                      data_loader(splits.val, eval_batch_size(c), False, c["num_workers"]),
+                      epochs=c["epochs"] - first_epoch, eval_freq=1, verbose=0, callbacks=callbacks)
+        finally:
+            log.close()
+    else:
+        log.close()
+
+    result = build_result(spec, history, best, params, flops, splits)
+    write_json_atomic(layout.result, result)
+    report("done", result=result)
+    return result
+
+
+def eval_batch_size(config: dict) -> int:
+    # Evaluation keeps no gradients, so bigger batches cost little memory and run faster.
+    return max(config["batch_size"], 32)
+
+
+def save_predictions(layout: RunLayout, predictions: dict) -> None:
+    tmp = layout.predictions.with_name(".predictions.tmp.npz")
+    np.savez(tmp, **{k: v for k, v in predictions.items() if v is not None})
+    tmp.replace(layout.predictions)
+
+
+def load_predictions(layout: RunLayout) -> dict:
+    try:
+        with np.load(layout.predictions) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError):
+        return {}
+
+
+def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: int, flops, splits) -> dict:
+    final = history[-1] if history else None
+    train_seconds = sum(r["train_seconds"] for r in history)
+    trained_images = len(splits.train) * len(history)
+    return {
+        "run_id": spec.run_id,
+        "experiment": spec.experiment,
+        "name": spec.display_name,
+        "config": spec.config,
+        "class_names": splits.class_names,
+        "train_images": len(splits.train),
+        "val_images": len(splits.val),
+        "validation": splits.validation,
+        "epochs_run": len(history),
+        "stopped_early": bool(final and final.get("stopped_early")),
+        "parameters": params,
+        "flops": flops,
+        "final": final["val"] if final else {},
+        "best": best["val"] if best else {},
+        "best_epoch": best["epoch"] if best else None,
+        "train_seconds": round(train_seconds, 3),
+        "eval_seconds": round(sum(r.get("eval_seconds", 0.0) for r in history), 3),
+        "images_per_second": round(trained_images / train_seconds, 3) if train_seconds else None,
+        "history": history,
+        "versions": {"runner": runner.__version__, "paddle": paddle.__version__, "python": platform.python_version()},
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def read_result(layout: RunLayout) -> dict | None:
+    try:
+        return json.loads(layout.result.read_text())
+    except (OSError, ValueError):
+        return None
