@@ -14,7 +14,7 @@ from runner.models import alexnet, googlenet, lenet, paddle_vision, resnet, vgg 
 from runner.models.registry import COURSE, PADDLE_VISION, ModelEntry, get_model, list_models, register_model
 from runner.errors import RunnerError
 
-__all__ = ["build_network", "build_model", "check_input_size", "count_parameters", "count_flops",
+__all__ = ["describe_models", "build_network", "build_model", "check_input_size", "count_parameters", "count_flops",
            "get_model", "list_models", "register_model", "ModelEntry", "COURSE", "PADDLE_VISION"]
 
 
@@ -137,3 +137,29 @@ def build_model(network: paddle.nn.Layer, image_size: int, in_channels: int = 3)
     return paddle.Model(network,
                         inputs=InputSpec([None, in_channels, image_size, image_size], "float32", "image"),
                         labels=InputSpec([None, 1], "int64", "label"))
+
+
+def describe_models(with_flops: bool = False) -> list[dict]:
+    """name, origin, parameter count (2 classes) and default input size of every registered model.
+
+    Parameters are counted on networks built under `paddle.LazyGuard` (shapes without initial
+    values: milliseconds instead of seconds for VGG); the course networks that measure their own
+    flatten size need a real forward pass and are built in full.
+    """
+    rows = []
+    for name in list_models():
+        entry = get_model(name)
+        size = entry.default_image_size
+        try:
+            if with_flops:
+                raise RuntimeError("FLOPs need a real network")
+            with paddle.LazyGuard():
+                network = entry.builder(num_classes=2, image_size=size)
+        except Exception:
+            network = entry.builder(num_classes=2, image_size=size)
+        row = {"name": name, "origin": entry.origin, "parameters": count_parameters(network),
+               "image_size": size, "summary": entry.summary}
+        if with_flops:
+            row["flops"] = count_flops(network, size, 1 if name.endswith("/lenet") else 3)
+        rows.append(row)
+    return rows

@@ -1,0 +1,66 @@
+"""`runner board`: VisualDL over a sweep's logs.
+
+VisualDL 2.5.3's pages answer HTTP 500 under Werkzeug 3 unless a language is given, so the server
+is always started with `-L en`.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from runner.errors import RunnerError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def logdirs(output_dirs: list[Path]) -> list[Path]:
+    dirs = []
+    for out in output_dirs:
+        vdl = Path(out) / "vdl"
+        if not vdl.is_dir() or not any(vdl.iterdir()):
+            raise RunnerError(f"no VisualDL logs in {vdl}: run `runner sweep` or `runner train` first")
+        dirs.append(vdl)
+    return dirs
+
+
+def start_board(output_dirs: list[Path], port: int = 8040, host: str = "127.0.0.1", timeout: float = 60.0):
+    """Start VisualDL and wait until it answers; returns (process, url). The caller stops it."""
+    dirs = logdirs(output_dirs)
+    with socket.socket() as s:
+        if s.connect_ex((host, port)) == 0:
+            raise RunnerError(f"port {port} is already in use; pass --port with a free one")
+    exe = shutil.which("visualdl")
+    cmd = [exe] if exe else [sys.executable, "-m", "visualdl"]
+    cmd += ["--logdir", *map(str, dirs), "--host", host, "--port", str(port), "-L", "en"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://{host}:{port}/app/scalar"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+            raise RunnerError(f"VisualDL exited at start: {err[-1] if err else 'no message'}")
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/app/api/runs", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.terminate()
+    raise RunnerError(f"VisualDL did not answer on port {port} within {timeout:.0f} s")
+
+
+def stop_board(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

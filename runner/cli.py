@@ -1,0 +1,288 @@
+"""The `runner` command: parse, call, print. Everything else lives in the modules it calls."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+try:  # typer >= 0.20 vendors click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from runner.errors import RunnerError
+
+app = typer.Typer(help="Benchmark image-classification architectures side by side with PaddlePaddle.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Inspect datasets on disk.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+SetOption = typer.Option(None, "--set", help="Override a setting for every run, e.g. --set epochs=1 "
+                                             "--set optimizer.learning_rate=0.01")
+DataRootOption = typer.Option(None, "--data-root", help="Folder holding the datasets "
+                                                        "(default: $RUNNER_DATA_ROOT, else ./data)")
+
+
+def main() -> None:
+    """Console entry point: user mistakes become one line on stderr, never a traceback."""
+    try:
+        code = app(standalone_mode=False)
+    except click_exceptions.NoSuchOption as e:
+        hint = f"; did you mean {', '.join(e.possibilities)}?" if e.possibilities else ""
+        command = e.ctx.command_path if e.ctx else "runner"
+        err.print(f"error: no such option {e.option_name}{hint} (see `{command} --help`)", highlight=False)
+        sys.exit(2)
+    except click_exceptions.UsageError as e:
+        command = e.ctx.command_path if e.ctx else "runner"
+        err.print(f"error: {e.format_message()} (see `{command} --help`)", highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        err.print("interrupted")
+        sys.exit(130)
+    except RunnerError as e:
+        err.print(f"error: {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted; finished work is kept — run the same command again to resume")
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+# ---- models ------------------------------------------------------------------------------------
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="One JSON object per model, as a list."),
+           flops: bool = typer.Option(False, "--flops", help="Also count FLOPs at each model's default input "
+                                                            "size (builds every network: about a minute).")):
+    """Every registered model: name, origin (course or paddle.vision), parameters."""
+    from runner.models import describe_models
+
+    rows = describe_models(with_flops=flops)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table("name", "origin", "parameters (2 classes)", "input", *(["GMACs"] if flops else []), "summary")
+    for r in rows:
+        t.add_row(r["name"], r["origin"], f"{r['parameters']:,}", f"{r['image_size']}px",
+                  *([f"{r['flops'] / 1e9:.2f}" if r.get("flops") else "—"] if flops else []), r["summary"])
+    out.print(t)
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+@data_app.command("check")
+def data_check(dataset: str = typer.Argument(..., help="ichallenge-pm, cifar10 or folder:<path>"),
+               data_root: Optional[Path] = DataRootOption):
+    """Validate a dataset on disk: per-split and per-class counts, image sizes, and every problem."""
+    from runner.data import check_dataset
+
+    report = check_dataset(dataset, data_root)
+    out.print(f"[bold]{report.dataset}[/] at {report.location}")
+    for split, stats in report.splits.items():
+        classes = ", ".join(f"{name}: {n}" for name, n in stats.per_class.items())
+        sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in stats.sizes.most_common(4))
+        out.print(f"  {split:<6} {stats.count:>6} images   {classes}")
+        if sizes:
+            out.print(f"         sizes: {sizes}")
+    if report.problems:
+        err.print(f"{len(report.problems)} problem(s):", highlight=False)
+        for p in report.problems:
+            err.print(f"  - {p}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    out.print("[green]ok[/]: no problems found")
+
+
+# ---- train / sweep -----------------------------------------------------------------------------
+
+@app.command()
+def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
+          run: Optional[str] = typer.Option(None, "--run", help="Run id, label or model name (default: the first run)"),
+          overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
+    """Train one run of an experiment file in this process (resumes if it was interrupted)."""
+    from runner.config import load_experiment
+    from runner.sweep import train_one
+
+    experiment = load_experiment(file, overrides or [])
+    spec = experiment.find(run)
+    result = train_one(experiment, spec, data_root, report=print_training_event)
+    out.print(f"[green]done[/] {spec.run_id}: final val acc {result['final'].get('acc', float('nan')):.2%}, "
+              f"best {result['best'].get('acc', float('nan')):.2%} at epoch {result['best_epoch']}; "
+              f"outputs in {Path('outputs') / experiment.name}")
+
+
+def print_training_event(event: str, **d) -> None:
+    if event == "start":
+        resumed = f", resuming after epoch {d['resumed_at']}" if d["resumed_at"] else ""
+        flops = f", {d['flops'] / 1e9:.2f} GMACs/image" if d.get("flops") else ""
+        out.print(f"[bold]{d['name']}[/] ({d['run_id']}): {d['parameters']:,} parameters{flops}; "
+                  f"{d['train_images']} train / {d['val_images']} val images{resumed}")
+    elif event == "note":
+        err.print(f"note: {d['message']}", highlight=False)
+    elif event == "epoch":
+        r = d["record"]
+        val = "  ".join(f"{k} {v:.4f}" for k, v in r["val"].items())
+        out.print(f"epoch {r['epoch']}/{d['epochs']}  train loss {r['train'].get('loss', float('nan')):.4f} "
+                  f"acc {r['train'].get('acc', float('nan')):.4f}  |  val {val}  |  {r['train_seconds']:.1f}s "
+                  f"+ {r.get('eval_seconds', 0):.1f}s eval", highlight=False)
+
+
+@app.command()
+def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
+          jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
+                                             help="Runs at a time (default: one per CPU core)"),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop"),
+          retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again"),
+          overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
+    """Every run of an experiment file; finished runs are skipped, interrupted ones resume."""
+    from runner.config import load_experiment
+    from runner.layout import SweepLayout
+    from runner.registry import RunRegistry
+    from runner.sweep import plan_sweep, run_sweep
+
+    experiment = load_experiment(file, overrides or [])
+    layout = SweepLayout.for_experiment(experiment.name)
+    if dry_run:
+        registry = RunRegistry(layout.registry, create=False) if layout.registry.exists() else None
+        print_plan(plan_sweep(experiment, registry, retry_failed), estimate=True)
+        return
+    view = SweepView()
+    try:
+        with Live(view.table(), console=out, refresh_per_second=2, transient=not out.is_terminal) as live:
+            view.live = live
+            rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event=view.on_event)
+    finally:
+        for line in view.log:
+            out.print(line, highlight=False)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "failed", "interrupted", "queued")}
+    out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; table: {layout.root / 'results.md'}")
+    for r in rows:
+        if r["status"] == "failed":
+            err.print(f"failed {r['id']}: {r['error']}", highlight=False, soft_wrap=True)
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+def print_plan(planned, estimate: bool = False) -> None:
+    from runner.sweep import estimate_minutes
+
+    t = Table("run id", "model", "dataset", "size", "epochs", "status", "action", *(["est. min"] if estimate else []))
+    for p in planned:
+        c = p.spec.config
+        est = [estimate_minutes(c) if p.to_do else ""] if estimate else []
+        t.add_row(p.spec.run_id, c["model"], c["dataset"], str(c["image_size"]), str(c["epochs"]), p.status,
+                  p.action, *[f"{e:.1f}" if isinstance(e, float) else str(e) for e in est])
+    out.print(t)
+
+
+class SweepView:
+    """The live overview: one row per run with its status and progress."""
+
+    def __init__(self):
+        self.status, self.detail, self.names = {}, {}, {}
+        self.live, self.log = None, []
+
+    def on_event(self, kind, **d):
+        if kind == "plan":
+            for p in d["planned"]:
+                self.names[p.spec.run_id] = p.spec.display_name
+                self.status[p.spec.run_id] = {"skip": "done", "hold": "failed (held)"}.get(p.action, "queued")
+        elif kind == "started":
+            self.status[d["planned"].spec.run_id] = "running"
+        elif kind == "progress":
+            p = d["progress"]
+            if p.get("epoch"):
+                acc = f", last val acc {p['val_acc']:.2%}" if p.get("val_acc") is not None else ""
+                step = f" step {p['step']}/{p['steps']}" if p.get("step") and p.get("steps") else ""
+                self.detail[d["run_id"]] = f"epoch {p['epoch']}{step}{acc}"
+        elif kind == "finished":
+            run_id = d["planned"].spec.run_id
+            self.status[run_id] = d["status"]
+            if d["status"] == "done":
+                r = d["result"]
+                self.detail[run_id] = f"val acc {r['final'].get('acc', 0):.2%} in {r['train_seconds']:.0f}s"
+            else:
+                self.detail[run_id] = d["error"].splitlines()[0][:100]
+            self.log.append(f"{d['status']}: {run_id} — {self.detail[run_id]}")
+        if self.live:
+            self.live.update(self.table())
+
+    def table(self):
+        t = Table("run", "name", "status", "progress")
+        for run_id, status in self.status.items():
+            t.add_row(run_id, self.names.get(run_id, ""), status, self.detail.get(run_id, ""))
+        return t
+
+
+# ---- report / board / predict ------------------------------------------------------------------
+
+def default_output_dir(output_dir: Optional[Path]) -> Path:
+    from runner.layout import output_root
+
+    if output_dir:
+        return output_dir
+    sweeps = sorted((p.parent for p in output_root().glob("*/runs.sqlite")), key=lambda p: p.stat().st_mtime)
+    if not sweeps:
+        raise RunnerError(f"no sweep found under {output_root()}; give OUTPUT_DIR or run `runner sweep` first")
+    return sweeps[-1]
+
+
+@app.command()
+def report(output_dir: Optional[Path] = typer.Argument(None, help="outputs/<name> (default: the newest sweep)"),
+           fmt: str = typer.Option("md", "--format", help="md, csv or json")):
+    """The comparison table of a sweep."""
+    from runner.report import report_for
+
+    if fmt not in ("md", "csv", "json"):
+        raise RunnerError(f"--format {fmt!r}: use md, csv or json")
+    print(report_for(default_output_dir(output_dir), fmt))
+
+
+@app.command()
+def board(output_dir: Optional[Path] = typer.Argument(None, help="outputs/<name> (default: the newest sweep)"),
+          port: int = typer.Option(8040, "--port"),
+          compare: Optional[List[Path]] = typer.Option(None, "--compare", help="Another sweep to show beside it")):
+    """Start VisualDL over a sweep's logs and print the URL; Ctrl-C stops it."""
+    from runner.board import start_board, stop_board
+
+    dirs = [default_output_dir(output_dir), *(compare or [])]
+    proc, url = start_board(dirs, port)
+    out.print(f"VisualDL: {url}  (logs: {', '.join(str(d / 'vdl') for d in dirs)}; Ctrl-C to stop)")
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_board(proc)
+        out.print("VisualDL stopped")
+
+
+@app.command()
+def predict(checkpoint: Path = typer.Argument(..., help="outputs/<name>/checkpoints/<run-id> or a .pdparams file"),
+            images: List[Path] = typer.Argument(..., help="Image files")):
+    """Class probabilities for new images."""
+    from runner.predict import predict as run_predict
+
+    failed = False
+    for r in run_predict(checkpoint, images):
+        if "error" in r:
+            failed = True
+            err.print(f"{r['image']}: error: {r['error']}", highlight=False)
+            continue
+        probs = "  ".join(f"{k}: {v:.4f}" for k, v in r["probabilities"].items())
+        note = f"  ({r['note']})" if r["note"] else ""
+        out.print(f"{r['image']}: {r['class']}   {probs}{note}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    main()

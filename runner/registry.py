@@ -1,0 +1,115 @@
+"""The run registry of a sweep: outputs/<name>/runs.sqlite (sqlite3, WAL).
+
+One row per run: id, config JSON, status (queued | running | done | failed | interrupted),
+metrics JSON, error text, timestamps. Every change is one short transaction, so a process
+killed at any moment (even kill -9) leaves the last committed state, never a torn one.
+Only the sweep process writes here; its workers report through files.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from runner.errors import RunnerError
+
+SCHEMA_VERSION = 1
+STATUSES = ("queued", "running", "done", "failed", "interrupted")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    config      TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'interrupted')),
+    metrics     TEXT,
+    error       TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    created_at  REAL NOT NULL,
+    started_at  REAL,
+    finished_at REAL,
+    position    INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+def now() -> float:
+    return round(time.time(), 3)
+
+
+class RunRegistry:
+    def __init__(self, path: Path, create: bool = True):
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise RunnerError(f"no run registry at {self.path}: run a sweep there first")
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._check_version(create)
+        except sqlite3.DatabaseError as err:
+            raise RunnerError(f"{self.path} is not a readable run registry ({err}); it was left untouched. "
+                              "Move it aside to start the sweep afresh") from None
+
+    def _check_version(self, create: bool) -> None:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" in tables:
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise RunnerError(f"{self.path} was written by a newer runner (registry version {version}, "
+                                  f"this runner reads {SCHEMA_VERSION}); upgrade runner — the file was left untouched")
+            return
+        if tables - {"meta", "runs"}:
+            raise RunnerError(f"{self.path} is an sqlite file but not a run registry; it was left untouched")
+        if create:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    def rows(self, status: str | None = None) -> list[dict]:
+        query = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY position, created_at"
+        return [self._as_dict(r) for r in self.db.execute(query, (status,) if status else ())]
+
+    def get(self, run_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return self._as_dict(row) if row else None
+
+    @staticmethod
+    def _as_dict(row) -> dict:
+        out = dict(row)
+        out["config"] = json.loads(out["config"])
+        out["metrics"] = json.loads(out["metrics"]) if out["metrics"] else None
+        return out
+
+    # ---- writing: each a single transaction ---------------------------------------------------
+
+    def add(self, run_id: str, name: str, config: dict, position: int) -> None:
+        self.db.execute("INSERT OR IGNORE INTO runs (id, name, config, status, created_at, position) "
+                        "VALUES (?, ?, ?, 'queued', ?, ?)", (run_id, name, json.dumps(config), now(), position))
+        self.db.execute("UPDATE runs SET position = ? WHERE id = ?", (position, run_id))
+
+    def mark_running(self, run_id: str) -> None:
+        self.db.execute("UPDATE runs SET status='running', started_at=?, error=NULL, attempts=attempts+1 "
+                        "WHERE id=?", (now(), run_id))
+
+    def mark_done(self, run_id: str, metrics: dict) -> None:
+        self.db.execute("UPDATE runs SET status='done', metrics=?, error=NULL, finished_at=? WHERE id=?",
+                        (json.dumps(metrics), now(), run_id))
+
+    def mark_failed(self, run_id: str, error: str) -> None:
+        self.db.execute("UPDATE runs SET status='failed', error=?, finished_at=? WHERE id=?", (error, now(), run_id))
+
+    def mark_interrupted(self, run_id: str, why: str = "interrupted") -> None:
+        self.db.execute("UPDATE runs SET status='interrupted', error=? WHERE id=? AND status='running'", (why, run_id))

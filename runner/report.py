@@ -1,0 +1,232 @@
+"""The comparison table of a sweep (markdown, csv, json) and its plots.
+
+One row per finished run, best final validation accuracy first, with a 95% Wilson interval and an
+exact McNemar test against the best run on the same validation images. Runs that differ only in
+their seed are also summarised together: mean ± std and a 95% t-interval of the mean.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from runner import metrics
+from runner.layout import SweepLayout
+from runner.registry import RunRegistry
+from runner.train import load_predictions, read_result
+
+# The course's figures: iChallenge-PM validation accuracy after 5 epochs at 224x224, batch 10.
+COURSE_REFERENCE = {"lenet": 0.5275, "alexnet": 0.94, "vgg16": 0.94, "googlenet": 0.95, "resnet50": 0.95}
+ALPHA = 0.05
+
+
+def collect(layout: SweepLayout, registry: RunRegistry) -> list[dict]:
+    """Finished runs with their results and per-image correctness, best final accuracy first."""
+    rows = []
+    for row in registry.rows("done"):
+        run = layout.run(row["id"])
+        result = read_result(run)
+        if not result:
+            continue
+        predictions = load_predictions(run)
+        correct = None
+        if "final" in predictions and "labels" in predictions:
+            correct = predictions["final"].argmax(1) == predictions["labels"]
+        rows.append({"result": result, "correct": correct})
+    rows.sort(key=lambda r: -(r["result"]["final"].get("acc") or 0.0))
+    add_statistics(rows)
+    return rows
+
+
+def add_statistics(rows: list[dict]) -> None:
+    """Wilson interval per run; McNemar of each run against the best run on the same images."""
+    for row in rows:
+        correct = row["correct"]
+        row["ci"] = metrics.wilson_interval(int(correct.sum()), len(correct)) if correct is not None else (math.nan,) * 2
+        row["mcnemar"] = None
+    for row in rows:
+        c = row["result"]["config"]
+        peers = [r for r in rows if same_val_set(r["result"]["config"], c) and r["correct"] is not None]
+        if not peers or row["correct"] is None:
+            continue
+        best = peers[0]
+        if best is row:
+            row["mcnemar"] = "best"
+            continue
+        if len(best["correct"]) != len(row["correct"]):
+            continue
+        _, _, p = metrics.mcnemar(best["correct"], row["correct"])
+        row["mcnemar"] = p
+
+
+def same_val_set(a: dict, b: dict) -> bool:
+    return all(a[k] == b[k] for k in ("dataset", "validation", "val_limit"))
+
+
+def seed_groups(rows: list[dict]) -> list[dict]:
+    """Runs alike but for the seed, summarised: n, mean ± std and 95% interval of each metric."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        key = json.dumps({k: v for k, v in row["result"]["config"].items() if k not in ("seed", "label")}, sort_keys=True)
+        groups.setdefault(key, []).append(row)
+    out = []
+    for members in groups.values():
+        first = members[0]["result"]
+        summary = {"model": first["config"]["model"], "dataset": first["config"]["dataset"],
+                   "image_size": first["config"]["image_size"], "seeds": len(members)}
+        for name in ("acc", "auc"):
+            values = [m["result"]["final"].get(name) for m in members]
+            summary[name] = metrics.mean_std_interval([v for v in values if v is not None])
+        summary["reference"] = reference_for(first["config"])
+        out.append(summary)
+    out.sort(key=lambda s: -(s["acc"][0] if not math.isnan(s["acc"][0]) else -1))
+    return out
+
+
+def reference_for(config: dict) -> float | None:
+    return COURSE_REFERENCE.get(config["model"]) if config["dataset"] == "ichallenge-pm" else None
+
+
+# ---- the table ---------------------------------------------------------------------------------
+
+def table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
+    multi = any(len(r["result"]["class_names"]) > 5 for r in rows)
+    header = ["run", "model", "dataset", "size", "epochs", "params (M)", "GFLOPs", "final acc", "95% CI",
+              "best acc (epoch)"]
+    header += ["AUC", "sensitivity", "specificity", "F1"] if binary else []
+    header += ["top-5"] if multi else []
+    header += ["train s", "img/s", "course", "differs from best (McNemar p)"]
+    body = []
+    for r in rows:
+        res, c = r["result"], r["result"]["config"]
+        final, best = res["final"], res["best"]
+        line = [res["run_id"], c["model"], c["dataset"], c["image_size"], res["epochs_run"],
+                round(res["parameters"] / 1e6, 2), round(res["flops"] / 1e9, 2) if res.get("flops") else None,
+                pct(final.get("acc")), f"{pct(r['ci'][0])}–{pct(r['ci'][1])}",
+                f"{pct(best.get('acc'))} ({res['best_epoch']})"]
+        if binary:
+            line += [num(final.get("auc")), pct(final.get("sensitivity")), pct(final.get("specificity")),
+                     num(final.get("f1"))]
+        if multi:
+            line += [pct(final.get("top5"))]
+        line += [round(res["train_seconds"], 1), res["images_per_second"], pct(reference_for(c)), differs(r["mcnemar"])]
+        body.append(line)
+    return header, body
+
+
+def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
+    header = ["model", "dataset", "size", "seeds", "final acc mean ± std", "95% interval", "AUC mean ± std", "course"]
+    body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
+             f"{pct(g['acc'][2])}–{pct(g['acc'][3])}" if not math.isnan(g["acc"][2]) else "—",
+             mean_std(g["auc"], percent=False), pct(g["reference"])] for g in groups]
+    return header, body
+
+
+def differs(p) -> str:
+    if p is None or p == "best":
+        return "— (best)" if p == "best" else "—"
+    return f"{'yes' if p < ALPHA else 'no'}, p={p:.3g}"
+
+
+def pct(x) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
+
+
+def num(x) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+
+def mean_std(stats, percent: bool = True) -> str:
+    mean, std = stats[0], stats[1]
+    if math.isnan(mean):
+        return "—"
+    scale = 100 if percent else 1
+    unit = "%" if percent else ""
+    if math.isnan(std):
+        return f"{scale * mean:.2f}{unit}"
+    return f"{scale * mean:.2f} ± {scale * std:.2f}{unit}"
+
+
+def render(rows: list[dict], fmt: str = "md") -> str:
+    header, body = table(rows)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(header)
+        writer.writerows(body)
+        return buf.getvalue()
+    if fmt == "json":
+        return json.dumps([dict(zip(header, line)) for line in body], indent=1)
+    text = markdown(header, body)
+    groups = seed_groups(rows)
+    if any(g["seeds"] > 1 for g in groups):
+        text += "\n\nOver seeds:\n\n" + markdown(*group_table(groups))
+    return text
+
+
+def markdown(header, body) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("—" if v is None else str(v) for v in line) + " |" for line in body]
+    return "\n".join(lines)
+
+
+# ---- files written after every finished run ------------------------------------------------------
+
+def write_outputs(layout: SweepLayout, registry: RunRegistry) -> list[Path]:
+    rows = collect(layout, registry)
+    written = []
+    for fmt, name in (("md", "results.md"), ("csv", "results.csv")):
+        path = layout.root / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(render(rows, fmt) + "\n")
+        tmp.replace(path)
+        written.append(path)
+    if rows:
+        written += write_plots(layout, rows)
+    return written
+
+
+def write_plots(layout: SweepLayout, rows: list[dict]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves, fig_curves = layout.root / "val_acc_per_epoch.png", plt.figure(figsize=(8, 5))
+    ax = fig_curves.gca()
+    for r in rows:
+        history = r["result"]["history"]
+        ax.plot([h["epoch"] for h in history], [100 * h["val"]["acc"] for h in history], marker="o",
+                label=r["result"]["name"])
+    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig_curves.tight_layout()
+    fig_curves.savefig(curves, dpi=110)
+
+    cost, fig_cost = layout.root / "acc_vs_train_time.png", plt.figure(figsize=(8, 5))
+    ax = fig_cost.gca()
+    for r in rows:
+        res = r["result"]
+        ax.scatter(res["train_seconds"] / 60, 100 * res["final"]["acc"])
+        ax.annotate(res["config"]["model"], (res["train_seconds"] / 60, 100 * res["final"]["acc"]), fontsize=7)
+    ax.set(xlabel="training time (min)", ylabel="final validation accuracy (%)", title="Accuracy against cost")
+    ax.grid(alpha=0.3)
+    fig_cost.tight_layout()
+    fig_cost.savefig(cost, dpi=110)
+    plt.close("all")
+    return [curves, cost]
+
+
+def report_for(output_dir: Path, fmt: str = "md") -> str:
+    layout = SweepLayout(Path(output_dir))
+    registry = RunRegistry(layout.registry, create=False)
+    try:
+        return render(collect(layout, registry), fmt)
+    finally:
+        registry.close()

@@ -1,0 +1,305 @@
+"""Sweeps: every run of an experiment file, one worker process per run, up to N at a time.
+
+A sweep holds an exclusive lock on its output folder, so a second sweep there refuses instead of
+writing the same runs twice. It skips runs that are done, resumes interrupted ones from their last
+checkpoint, re-runs failed ones only when asked, and rewrites the comparison table after every
+finished run. A run that fails never stops the others.
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from runner.checkpoints import write_json_atomic
+from runner.config import Experiment, RunSpec
+from runner.cpu import usable_cores
+from runner.errors import RunnerError
+from runner.layout import SweepLayout
+from runner.registry import RunRegistry
+from runner.report import write_outputs
+from runner.train import read_result
+from runner.worker import EXIT_INTERRUPTED
+
+Event = Callable[..., None]  # on_event(kind, **details)
+RESULT_FIELDS = ("final", "best", "best_epoch", "epochs_run", "stopped_early", "train_seconds", "eval_seconds",
+                 "images_per_second", "parameters", "flops", "train_images", "val_images")
+
+
+@dataclass
+class PlannedRun:
+    spec: RunSpec
+    status: str  # in the registry before this sweep: new, queued, running, done, failed, interrupted
+    action: str  # run, resume, skip (done), hold (failed, without --retry-failed)
+
+    @property
+    def to_do(self) -> bool:
+        return self.action in ("run", "resume")
+
+
+def plan_sweep(experiment: Experiment, registry: RunRegistry | None, retry_failed: bool = False) -> list[PlannedRun]:
+    layout = SweepLayout.for_experiment(experiment.name)
+    planned = []
+    for spec in experiment.runs:
+        row = registry.get(spec.run_id) if registry else None
+        status = row["status"] if row else "new"
+        if status == "done" or read_result(layout.run(spec.run_id)):
+            action = "skip"
+        elif status == "failed" and not retry_failed:
+            action = "hold"
+        elif any(layout.run(spec.run_id).checkpoints.glob("epoch-*")):
+            action = "resume"
+        else:
+            action = "run"
+        planned.append(PlannedRun(spec, status, action))
+    return planned
+
+
+class SweepLock:
+    """An exclusive flock on outputs/<name>/.sweep.lock; the kernel drops it if the process dies."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise RunnerError(f"another sweep is already running in {self.path.parent} (pid {holder}); "
+                              "wait for it to finish or stop it, then run again — finished runs are kept") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+def default_jobs() -> int:
+    # paddle computes in one thread per process on CPU: one run per core uses the machine.
+    return usable_cores()
+
+
+@contextmanager
+def open_sweep(experiment: Experiment):
+    """Lock the sweep's folder, open its registry with every run of the file in it, recover from
+    any crash; on the way out, rewrite the tables."""
+    layout = SweepLayout.for_experiment(experiment.name)
+    try:
+        layout.root.mkdir(parents=True, exist_ok=True)
+        probe = layout.root / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise RunnerError(f"cannot write to the output folder {layout.root} ({err.strerror}); "
+                          "set RUNNER_OUTPUT_ROOT to a writable folder") from None
+    with SweepLock(layout.lock):
+        registry = RunRegistry(layout.registry)
+        try:
+            for position, spec in enumerate(experiment.runs):
+                registry.add(spec.run_id, spec.display_name, spec.config, position)
+            recover(registry, layout)
+            yield layout, registry
+        finally:
+            write_outputs(layout, registry)
+            registry.close()
+
+
+def run_sweep(experiment: Experiment, jobs: int | None = None, retry_failed: bool = False, data_root=None,
+              on_event: Event | None = None) -> list[dict]:
+    """Run what the plan says, each run in a worker process; return the registry rows at the end."""
+    on_event = on_event or (lambda kind, **details: None)
+    with open_sweep(experiment) as (layout, registry):
+        planned = plan_sweep(experiment, registry, retry_failed)
+        on_event("plan", planned=planned)
+        preflight_data([p.spec for p in planned if p.to_do], data_root)
+        Scheduler(layout, registry, jobs or default_jobs(), data_root, on_event).run([p for p in planned if p.to_do])
+        return registry.rows()
+
+
+def train_one(experiment: Experiment, spec: RunSpec, data_root=None, report=None) -> dict:
+    """`runner train`: one run in this process, recorded in the same registry as a sweep's."""
+    from runner.train import train_run
+
+    with open_sweep(experiment) as (layout, registry):
+        preflight_data([spec], data_root)
+        registry.mark_running(spec.run_id)
+        try:
+            result = train_run(spec, layout.run(spec.run_id), data_root, layout.cache, report)
+        except KeyboardInterrupt:
+            registry.mark_interrupted(spec.run_id, "interrupted (Ctrl-C); run again to resume")
+            raise
+        except RunnerError as err:
+            registry.mark_failed(spec.run_id, str(err))
+            raise
+        registry.mark_done(spec.run_id, result_metrics(result))
+        return result
+
+
+def recover(registry: RunRegistry, layout: SweepLayout) -> None:
+    """After a crash: a run whose worker finished is done; one left 'running' was interrupted."""
+    for row in registry.rows():
+        if row["status"] == "done":
+            continue
+        result = read_result(layout.run(row["id"]))
+        if result:
+            registry.mark_done(row["id"], result_metrics(result))
+        elif row["status"] == "running":
+            registry.mark_interrupted(row["id"], "the sweep stopped while this run was training")
+
+
+def preflight_data(specs: list[RunSpec], data_root) -> None:
+    """Refuse before anything trains if a dataset's files or labels are missing or inconsistent."""
+    from runner.data import open_dataset
+    from runner.data.source import DataSource
+
+    for dataset in dict.fromkeys(s.config["dataset"] for s in specs):
+        source = open_dataset(dataset, data_root)
+        if type(source).files is DataSource.files:
+            continue  # not a dataset of image files (Cifar10 reads one archive)
+        problems = [p for split in source.split_names for p in source.files(split)[2]]
+        source.refuse_if(problems)
+
+
+def result_metrics(result: dict) -> dict:
+    return {k: result.get(k) for k in RESULT_FIELDS}
+
+
+def _die_with_parent():
+    # If the sweep is killed (even kill -9) its workers stop too, so a restarted sweep never
+    # finds an orphan still writing the run it is about to resume.
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Scheduler:
+    def __init__(self, layout: SweepLayout, registry: RunRegistry, jobs: int, data_root, on_event: Event):
+        self.layout, self.registry, self.jobs = layout, registry, max(1, jobs)
+        self.data_root, self.on_event = data_root, on_event
+        self.running: dict[str, tuple[subprocess.Popen, PlannedRun]] = {}
+
+    def run(self, todo: list[PlannedRun]) -> None:
+        pending = list(todo)
+        try:
+            while pending or self.running:
+                while pending and len(self.running) < self.jobs:
+                    self.start(pending.pop(0))
+                time.sleep(0.2)
+                for run_id, (proc, planned) in list(self.running.items()):
+                    code = proc.poll()
+                    if code is None:
+                        self.on_event("progress", run_id=run_id, progress=self.progress(run_id))
+                    else:
+                        del self.running[run_id]
+                        self.finish(planned, code)
+        except KeyboardInterrupt:
+            self.stop_all()
+            raise
+
+    def start(self, planned: PlannedRun) -> None:
+        spec, run = planned.spec, self.layout.run(planned.spec.run_id)
+        run.folder.mkdir(parents=True, exist_ok=True)
+        run.progress.unlink(missing_ok=True)
+        job = run.folder / "job.json"
+        write_json_atomic(job, {"experiment": spec.experiment, "config": spec.config,
+                                "sweep_root": str(self.layout.root), "cache_dir": str(self.layout.cache),
+                                "data_root": str(self.data_root) if self.data_root else None})
+        self.registry.mark_running(spec.run_id)
+        with open(run.log, "a") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "runner.worker", str(job)], stdout=log,
+                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        self.running[spec.run_id] = (proc, planned)
+        self.on_event("started", planned=planned)
+
+    def progress(self, run_id: str) -> dict:
+        try:
+            return json.loads(self.layout.run(run_id).progress.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def finish(self, planned: PlannedRun, code: int) -> None:
+        run_id, run = planned.spec.run_id, self.layout.run(planned.spec.run_id)
+        result = read_result(run) if code == 0 else None
+        if result:
+            self.registry.mark_done(run_id, result_metrics(result))
+            write_outputs(self.layout, self.registry)
+            self.on_event("finished", planned=planned, status="done", result=result)
+            return
+        error = read_error(run, code)
+        if code == EXIT_INTERRUPTED or code == -signal.SIGINT:
+            self.registry.mark_interrupted(run_id, error)
+            self.on_event("finished", planned=planned, status="interrupted", error=error)
+        else:
+            self.registry.mark_failed(run_id, error)
+            self.on_event("finished", planned=planned, status="failed", error=error)
+
+    def stop_all(self) -> None:
+        """Ctrl-C: let every worker stop (they got the same SIGINT), then record them as interrupted."""
+        for run_id, (proc, planned) in self.running.items():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            self.registry.mark_interrupted(run_id, "interrupted (Ctrl-C); run the sweep again to resume")
+        self.running.clear()
+
+
+def read_error(run, code: int) -> str:
+    try:
+        text = (run.folder / "error.txt").read_text().strip()
+        if text:
+            return text
+    except OSError:
+        pass
+    if code < 0:
+        return f"worker killed by signal {signal.Signals(-code).name} (out of memory?); see {run.log}"
+    return f"worker exited with code {code} without a result; see {run.log}"
+
+
+# ---- cost estimate for the plan ------------------------------------------------------------------
+
+KNOWN_SIZES = {"ichallenge-pm": (400, 400), "cifar10": (50000, 10000)}
+# Sustained throughput of one training process, in GFLOP/s (2 x multiply-accumulates), measured
+# with bench/speed.py on a 2-core AMD EPYC with MKL_DEBUG_CPU_TYPE=5; a rough guide elsewhere.
+GFLOPS_PER_PROCESS = 40.0
+
+
+def estimate_minutes(config: dict, _cache: dict = {}) -> float | None:
+    """Rough wall minutes of one run: forward+backward (3 x forward) on the training images, one
+    forward on the validation images, every epoch."""
+    from runner.models import build_network, count_flops
+
+    key = (config["model"], config["image_size"])
+    if key not in _cache:
+        try:
+            _cache[key] = count_flops(build_network(config["model"], 2, config["image_size"]), config["image_size"])
+        except Exception:
+            _cache[key] = None
+    macs = _cache[key]
+    if not macs:
+        return None
+    n_train, n_val = KNOWN_SIZES.get(config["dataset"], (1000, 200))
+    n_train = min(n_train, config["train_limit"] or n_train)
+    n_val = min(n_val, config["val_limit"] or n_val)
+    flop = 2 * macs * (3 * n_train + n_val) * config["epochs"]
+    return flop / (GFLOPS_PER_PROCESS * 1e9) / 60
