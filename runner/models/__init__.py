@@ -11,6 +11,7 @@ import paddle
 
 # Importing a family module registers its networks.
 from runner.models import alexnet, googlenet, lenet, paddle_vision, resnet, vgg  # noqa: F401
+from runner.models.layers import InputTooSmall, run_dummy
 from runner.models.registry import COURSE, PADDLE_VISION, ModelEntry, get_model, list_models, register_model
 from runner.errors import RunnerError
 
@@ -25,9 +26,12 @@ def build_network(name: str, num_classes: int, image_size: int = 224, pretrained
     if pretrained and not getattr(entry.builder, "accepts_pretrained", False):
         raise RunnerError(f"model {name!r} has no pretrained weights to download; "
                           "set `weights = \"path/to/file.pdparams\"` to start from a local file")
+    build = lambda size: entry.builder(num_classes=num_classes, image_size=size,  # noqa: E731
+                                       **({"pretrained": True} if pretrained else {}), **kwargs)
     try:
-        network = entry.builder(num_classes=num_classes, image_size=image_size,
-                                **({"pretrained": True} if pretrained else {}), **kwargs)
+        network = build(image_size)
+    except InputTooSmall as err:  # a course network measuring its flatten size
+        raise size_error(name, image_size, 3, err, smallest_size(build, image_size)) from None
     except TypeError as err:
         raise RunnerError(f"model {name!r} does not take these arguments: {err}") from None
     except (OSError, RuntimeError) as err:  # paddle's weight download, offline or unreachable
@@ -95,39 +99,33 @@ def count_flops(network: paddle.nn.Layer, image_size: int, in_channels: int = 3)
 
 def check_input_size(network: paddle.nn.Layer, name: str, image_size: int, in_channels: int = 3) -> None:
     """Run one dummy image through `network`; if it fails, say which layer and what size would work."""
-    failing_layer = _dry_run(network, image_size, in_channels)
-    if failing_layer is None:
-        return
-    layer_name, err = failing_layer
-    smallest = next((s for s in range(image_size + 1, 513) if _dry_run(network, s, in_channels) is None), None)
-    fix = (f"use image_size >= {smallest}" if smallest else
-           f"it needs another input shape than {in_channels}x{image_size}x{image_size}")
-    if smallest and smallest > image_size and get_model(name).default_image_size != smallest:
-        fix += f" (it was designed for {get_model(name).default_image_size})"
-    raise RunnerError(f"model {name!r} cannot take {in_channels}x{image_size}x{image_size} input: "
-                      f"layer {layer_name} fails ({err}); {fix}")
-
-
-def _dry_run(network, image_size, in_channels):
-    """None if a forward pass works, else (name of the innermost layer that failed, short error)."""
-    entered: list[str] = []
-    hooks = [layer.register_forward_pre_hook(lambda layer, inputs, n=n: entered.append(n))
-             for n, layer in network.named_sublayers()]
     was_training = network.training
     network.eval()
     try:
-        with paddle.no_grad():
-            network(paddle.zeros([1, in_channels, image_size, image_size]))
-        return None
-    except Exception as err:  # paddle raises ValueError or its own errors for bad shapes
-        message = str(err).strip().splitlines()
-        short = next((line.strip() for line in message if "Error" in line or "shape" in line.lower()),
-                     message[0] if message else type(err).__name__)
-        return (entered[-1] if entered else type(network).__name__), short[:200]
+        run_dummy(network, in_channels, image_size)
+    except InputTooSmall as err:
+        smallest = smallest_size(lambda s: run_dummy(network, in_channels, s), image_size)
+        raise size_error(name, image_size, in_channels, err, smallest) from None
     finally:
-        for h in hooks:
-            h.remove()
         network.train(was_training)
+
+
+def smallest_size(attempt, image_size: int, limit: int = 512) -> int | None:
+    """The smallest size above `image_size` for which `attempt(size)` does not raise InputTooSmall."""
+    for size in range(image_size + 1, limit + 1):
+        try:
+            attempt(size)
+            return size
+        except InputTooSmall:
+            continue
+    return None
+
+
+def size_error(name: str, image_size: int, in_channels: int, err: InputTooSmall, smallest: int | None):
+    designed = get_model(name).default_image_size
+    fix = (f"use image_size >= {smallest}" if smallest else
+           f"it needs another input than {in_channels}x{image_size}x{image_size} (it was designed for {designed})")
+    return RunnerError(f"model {name!r} cannot take {in_channels}x{image_size}x{image_size} input: {err}; {fix}")
 
 
 def build_model(network: paddle.nn.Layer, image_size: int, in_channels: int = 3) -> paddle.Model:

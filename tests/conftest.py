@@ -1,0 +1,56 @@
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA_ROOT = Path(os.environ.get("RUNNER_DATA_ROOT", REPO.parent / "shared" / "data")).resolve()
+PM = DATA_ROOT / "ichallenge-pm"
+
+
+def pytest_configure(config):
+    os.environ["RUNNER_DATA_ROOT"] = str(DATA_ROOT)
+
+
+@pytest.fixture
+def outputs(tmp_path, monkeypatch):
+    """A private output root, so tests never touch ./outputs."""
+    root = tmp_path / "outputs"
+    monkeypatch.setenv("RUNNER_OUTPUT_ROOT", str(root))
+    return root
+
+
+def write_toml(folder: Path, text: str, name: str = "exp.toml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+TINY = """
+name = "{name}"
+[defaults]
+dataset = "ichallenge-pm"
+image_size = 32
+epochs = {epochs}
+batch_size = 16
+train_limit = 48
+val_limit = 32
+optimizer = {{ name = "adam", learning_rate = 0.001 }}
+"""
+
+
+def tiny_experiment(folder: Path, runs: str, name: str = "tiny", epochs: int = 2, extra: str = "") -> Path:
+    return write_toml(folder, TINY.format(name=name, epochs=epochs) + extra + textwrap.dedent(runs), f"{name}.toml")
+
+
+def cli(*args, env=None, timeout=600, check=False, **kwargs) -> subprocess.CompletedProcess:
+    """Run `runner ...` as a user would, in a fresh process."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "runner", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"runner {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
