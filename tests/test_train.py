@@ -1,0 +1,143 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import paddle
+import pytest
+
+from conftest import DATA_ROOT, cli, tiny_experiment, write_toml
+from runner.config import load_experiment
+from runner.layout import SweepLayout
+from runner.train import data_loader, prepare_run, train_run
+
+LENET_64 = """
+name = "lenet64"
+[defaults]
+dataset = "ichallenge-pm"
+image_size = 64
+epochs = 2
+batch_size = 16
+train_limit = 64
+val_limit = 64
+optimizer = { name = "adam", learning_rate = 0.001 }
+[[runs]]
+model = "lenet"
+"""
+
+
+def run_once(tmp_path, text=LENET_64, overrides=()):
+    experiment = load_experiment(write_toml(tmp_path, text), overrides)
+    spec = experiment.runs[0]
+    layout = SweepLayout.for_experiment(experiment.name).run(spec.run_id)
+    return spec, layout, train_run(spec, layout, DATA_ROOT, tmp_path / "cache")
+
+
+def test_lenet_run_writes_logs_result_and_checkpoints(tmp_path, outputs):
+    spec, layout, result = run_once(tmp_path)
+    from visualdl import LogReader
+
+    vdl_files = list(layout.vdl.glob("vdlrecords.*.log"))
+    assert len(vdl_files) == 1
+    reader = LogReader(file_path=str(vdl_files[0]))
+    tags = set(reader.get_tags()["scalar"])
+    assert {"train/loss_step", "loss/train", "acc/train", "loss/val", "acc/val", "auc/val", "lr"} <= tags
+    assert len(reader.get_data("scalar", "acc/val")) == 2
+    assert len(reader.get_data("scalar", "train/loss_step")) == 2 * 4  # 64 images / batch 16, 2 epochs
+
+    on_disk = json.loads(layout.result.read_text())
+    assert on_disk["epochs_run"] == 2 and on_disk["parameters"] > 0 and on_disk["flops"] > 0
+    assert set(on_disk["final"]) >= {"acc", "auc", "sensitivity", "specificity", "f1", "loss"}
+    assert on_disk["versions"]["paddle"] == paddle.__version__
+
+    # the recorded final metrics are what a separate Model.evaluate of the last checkpoint says
+    splits, network, model, _ = prepare_run(spec, DATA_ROOT, tmp_path / "cache")
+    model.load(str(layout.checkpoints / "epoch-0002" / "model"))
+    evaluated = model.evaluate(data_loader(splits.val, 32, False, 0), verbose=0)
+    assert evaluated["acc"] == pytest.approx(on_disk["final"]["acc"])
+    assert evaluated["auc"] == pytest.approx(on_disk["final"]["auc"])
+    assert float(np.asarray(evaluated["loss"]).reshape(-1)[0]) == pytest.approx(on_disk["final"]["loss"], rel=1e-5)
+    # and the best checkpoint restores too
+    model.load(str(layout.checkpoints / "best" / "model"))
+    best = model.evaluate(data_loader(splits.val, 32, False, 0), verbose=0)
+    assert best["acc"] == pytest.approx(on_disk["best"]["acc"])
+
+
+def test_same_seed_gives_identical_metrics(tmp_path, outputs, monkeypatch):
+    _, _, first = run_once(tmp_path)
+    monkeypatch.setenv("RUNNER_OUTPUT_ROOT", str(tmp_path / "again"))
+    _, _, second = run_once(tmp_path)
+    assert first["history"] and [h["val"] for h in first["history"]] == [h["val"] for h in second["history"]]
+    assert [h["train"] for h in first["history"]] == [h["train"] for h in second["history"]]
+
+
+def test_killed_run_resumes_to_the_same_metrics(tmp_path, outputs, monkeypatch):
+    text = LENET_64.replace("epochs = 2", "epochs = 3").replace('"lenet"', '"alexnet"').replace(
+        "[[runs]]", "augment = true\n[[runs]]")
+    path = write_toml(tmp_path, text)
+    # reference: never interrupted
+    monkeypatch.setenv("RUNNER_OUTPUT_ROOT", str(tmp_path / "reference"))
+    cli("train", path, check=True, env={"RUNNER_OUTPUT_ROOT": str(tmp_path / "reference")})
+    # killed with SIGKILL as soon as epoch 1's checkpoint exists, then resumed
+    env = {**os.environ, "RUNNER_OUTPUT_ROOT": str(outputs)}
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "train", str(path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    checkpoint = outputs / "lenet64" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not list(checkpoint.glob("*/epoch-0001")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(checkpoint.glob("*/epoch-0001")) and not list(checkpoint.glob("*/epoch-0003"))
+    resumed = cli("train", path, check=True, env={"RUNNER_OUTPUT_ROOT": str(outputs)})
+    assert "resuming after epoch 1" in resumed.stdout or "resuming after epoch 2" in resumed.stdout
+
+    reference = json.loads(next((tmp_path / "reference").rglob("result.json")).read_text())
+    result = json.loads(next(outputs.rglob("result.json")).read_text())
+    assert [h["val"] for h in result["history"]] == [h["val"] for h in reference["history"]]
+    assert result["final"] == reference["final"]
+
+
+def test_googlenet_trains_with_aux_losses_and_reports_main_head(tmp_path, outputs):
+    from runner.objectives import ClassificationLoss, ClassificationMetrics
+
+    experiment = load_experiment(write_toml(tmp_path, LENET_64.replace('"lenet"', '"googlenet"')),
+                                 ["image_size=32", "train_limit=8", "val_limit=8", "batch_size=8"])
+    splits, network, model, metric = prepare_run(experiment.runs[0], DATA_ROOT)
+    x = paddle.to_tensor(np.stack([splits.train[i][0] for i in range(8)]))
+    y = paddle.to_tensor(np.stack([splits.train[i][1] for i in range(8)]))
+    network.train()
+    logits, aux1, aux2 = network(x)
+    loss_fn = ClassificationLoss(aux_weight=0.3)
+    main_only = paddle.nn.functional.cross_entropy(logits, y)
+    with_aux = loss_fn(logits, aux1, aux2, y)
+    expected = main_only + 0.3 * (paddle.nn.functional.cross_entropy(aux1, y) + paddle.nn.functional.cross_entropy(aux2, y))
+    assert float(with_aux) == pytest.approx(float(expected), rel=1e-6)
+    assert float(with_aux) > float(main_only)
+    # one real optimisation step through paddle.Model
+    before = network.aux1.fc2.weight.numpy().copy()
+    model.train_batch([x], [y])
+    assert not np.allclose(before, network.aux1.fc2.weight.numpy())  # the aux head was trained
+    # evaluation sees only the main head: accuracy equals the main logits' accuracy
+    network.eval()
+    metric.reset()
+    model.eval_batch([x], [y])
+    with paddle.no_grad():
+        main_acc = float((network(x).argmax(1).numpy() == y.numpy().reshape(-1)).mean())
+    assert metric.accumulate()[0] == pytest.approx(main_acc)
+
+
+def test_diverging_run_fails_with_epoch_and_step(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "alexnet"\n'
+                                     'optimizer = { name = "momentum", learning_rate = 1e6, momentum = 0.9 }\n')
+    proc = cli("train", path)
+    assert proc.returncode == 1
+    assert "loss is nan at epoch 1, step" in proc.stderr or "loss is inf at epoch 1, step" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    from runner.registry import RunRegistry
+
+    rows = RunRegistry(outputs / "tiny" / "runs.sqlite").rows()
+    assert rows[0]["status"] == "failed" and "at epoch 1, step" in rows[0]["error"]
