@@ -23,8 +23,9 @@ app = typer.Typer(help="Benchmark image-classification architectures side by sid
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Inspect datasets on disk.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Piped output (logs, CI) gets wide tables rather than rich's 80-column default with cut-off cells.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 220)
 
 SetOption = typer.Option(None, "--set", help="Override a setting for every run, e.g. --set epochs=1 "
                                              "--set optimizer.learning_rate=0.01")

@@ -1,0 +1,144 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import cli, tiny_experiment
+from runner.registry import RunRegistry
+from runner.sweep import SweepLock
+
+THREE_RUNS = """
+[[runs]]
+model = "lenet"
+[[runs]]
+model = "lenet"
+seed = 1
+[[runs]]
+model = "alexnet"
+"""
+
+
+def registry_rows(outputs, name="tiny"):
+    registry = RunRegistry(outputs / name / "runs.sqlite", create=False)
+    try:
+        return {r["id"]: r for r in registry.rows()}
+    finally:
+        registry.close()
+
+
+def final_metrics(outputs, name="tiny"):
+    return {run_id: row["metrics"]["final"] for run_id, row in registry_rows(outputs, name).items()}
+
+
+def table_without_timings(outputs, name="tiny"):
+    with open(outputs / name / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: v for k, v in row.items() if k not in ("train s", "img/s")} for row in rows]
+
+
+def test_sweep_table_skip_and_parallel_equivalence(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, THREE_RUNS)
+    first = cli("sweep", path, "--jobs", "1", check=True)
+    assert "3 done" in first.stdout
+    rows = registry_rows(outputs)
+    assert len(rows) == 3 and all(r["status"] == "done" and r["attempts"] == 1 for r in rows.values())
+    table = (outputs / "tiny" / "results.md").read_text()
+    assert sum(line.startswith("| lenet-") or line.startswith("| alexnet-") for line in table.splitlines()) == 3
+    assert (outputs / "tiny" / "val_acc_per_epoch.png").stat().st_size > 1000
+    assert len(list((outputs / "tiny" / "vdl").iterdir())) == 3
+
+    # a second invocation trains nothing
+    started = time.monotonic()
+    again = cli("sweep", path, check=True)
+    assert time.monotonic() - started < 30
+    assert all(r["attempts"] == 1 for r in registry_rows(outputs).values())
+    assert "3 done" in again.stdout
+
+    # two at a time gives the same numbers as one at a time
+    jobs1 = final_metrics(outputs)
+    cli("sweep", path, "--jobs", "2", check=True, env={"RUNNER_OUTPUT_ROOT": str(tmp_path / "parallel")})
+    assert final_metrics(tmp_path / "parallel") == jobs1
+
+    for fmt in ("md", "csv", "json"):
+        report = cli("report", outputs / "tiny", "--format", fmt, check=True)
+        assert "alexnet" in report.stdout
+    assert len(json.loads(cli("report", outputs / "tiny", "--format", "json").stdout)) == 3
+
+
+def test_sweep_killed_mid_run_resumes_without_retraining_finished_runs(tmp_path, outputs):
+    # the second run (alexnet at 64x64) is slow enough to be caught mid-training
+    runs = '[[runs]]\nmodel = "lenet"\n[[runs]]\nmodel = "alexnet"\nimage_size = 64\n[[runs]]\nmodel = "lenet"\nseed = 1\n'
+    path = tiny_experiment(tmp_path, runs, epochs=4)
+    cli("sweep", path, "--jobs", "1", check=True, env={"RUNNER_OUTPUT_ROOT": str(tmp_path / "reference")})
+
+    env = {**os.environ, "RUNNER_OUTPUT_ROOT": str(outputs)}
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "sweep", str(path), "--jobs", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = outputs / "tiny" / "checkpoints"
+    deadline = time.monotonic() + 300
+    # wait until the second run has a finished epoch, then kill the whole sweep at once
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len([d for d in checkpoints.glob("*") if list(d.glob("epoch-*"))]) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)  # its worker dies with it (PR_SET_PDEATHSIG)
+    before = {k: v["status"] for k, v in registry_rows(outputs).items()}
+    assert list(before.values()).count("done") == 1, before
+    finished_id = next(k for k, v in before.items() if v == "done")
+    result_file = outputs / "tiny" / "runs" / finished_id / "result.json"
+    stamp = result_file.stat().st_mtime_ns
+
+    cli("sweep", path, "--jobs", "1", check=True)
+    after = registry_rows(outputs)
+    assert all(r["status"] == "done" for r in after.values())
+    assert after[finished_id]["attempts"] == 1 and result_file.stat().st_mtime_ns == stamp
+    assert table_without_timings(outputs) == table_without_timings(tmp_path / "reference")
+
+
+def test_unknown_model_is_rejected_before_anything_trains(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n[[runs]]\nmodel = "resnet5O"\n')
+    proc = cli("sweep", path)
+    assert proc.returncode == 1
+    assert "runs[1]" in proc.stderr and "resnet5O" in proc.stderr and "resnet50" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (outputs / "tiny").exists()
+
+
+def test_failing_run_is_recorded_and_the_others_finish(tmp_path, outputs):
+    runs = THREE_RUNS + '[[runs]]\nmodel = "alexnet"\nlabel = "diverges"\n' \
+                        'optimizer = { name = "momentum", learning_rate = 1e6, momentum = 0.9 }\n'
+    path = tiny_experiment(tmp_path, runs, epochs=1)
+    proc = cli("sweep", path, "--jobs", "2")
+    assert proc.returncode == 1
+    rows = registry_rows(outputs)
+    statuses = sorted(r["status"] for r in rows.values())
+    assert statuses == ["done", "done", "done", "failed"]
+    failed = next(r for r in rows.values() if r["status"] == "failed")
+    assert "loss is nan at epoch 1" in failed["error"] and "loss is nan" in proc.stderr
+    # failed runs are held, not retried, unless asked
+    again = cli("sweep", path)
+    assert registry_rows(outputs)[failed["id"]]["attempts"] == 1
+    cli("sweep", path, "--retry-failed")
+    assert registry_rows(outputs)[failed["id"]]["attempts"] == 2
+
+
+def test_second_sweep_on_the_same_folder_refuses(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n')
+    with SweepLock(outputs / "tiny" / ".sweep.lock"):
+        proc = cli("sweep", path)
+    assert proc.returncode == 1 and "another sweep is already running" in proc.stderr
+    assert not (outputs / "tiny" / "runs.sqlite").exists()
+
+
+def test_dry_run_prints_plan_and_trains_nothing(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, THREE_RUNS, extra="[grid]\nseed = [0, 1]\n")
+    proc = cli("sweep", path, "--dry-run", check=True)
+    assert proc.stdout.count("lenet-s") == 2 and proc.stdout.count("alexnet-s") == 2  # (lenet, seed 1) collapses
+    assert not (outputs / "tiny").exists()
