@@ -1,0 +1,65 @@
+import pytest
+
+from conftest import cli, write_toml
+from runner.config import load_experiment
+from runner.errors import ConfigError
+
+BASE = """
+name = "cfg"
+[defaults]
+epochs = 5
+optimizer = { name = "momentum", learning_rate = 0.001, momentum = 0.9 }
+[[runs]]
+model = "lenet"
+[[runs]]
+model = "alexnet"
+optimizer = { name = "adam", learning_rate = 0.001 }
+[grid]
+seed = [0, 1, 2]
+"""
+
+
+def test_runs_times_grid_with_overrides(tmp_path):
+    experiment = load_experiment(write_toml(tmp_path, BASE), ["epochs=1", "optimizer.learning_rate=0.01"])
+    assert len(experiment.runs) == 6
+    alexnet = [r for r in experiment.runs if r.config["model"] == "alexnet"]
+    assert {r.config["seed"] for r in alexnet} == {0, 1, 2}
+    # a run's table replaces the default's whole: Adam does not inherit Momentum's momentum
+    assert alexnet[0].config["optimizer"] == {"name": "adam", "learning_rate": 0.01}
+    assert all(r.config["epochs"] == 1 for r in experiment.runs)
+    assert len({r.run_id for r in experiment.runs}) == 6
+
+
+def test_run_id_is_stable_and_changes_only_with_the_config(tmp_path):
+    a = load_experiment(write_toml(tmp_path, BASE)).runs
+    b = load_experiment(write_toml(tmp_path, BASE.replace('model = "alexnet"', 'model = "alexnet"\nepochs = 6'))).runs
+    assert [r.run_id for r in a][:3] == [r.run_id for r in b][:3]  # lenet runs untouched
+    assert [r.run_id for r in a][3:] != [r.run_id for r in b][3:]
+
+
+@pytest.mark.parametrize("text, overrides, expected", [
+    (BASE.replace("epochs = 5", "epochs = 5\noptimzer = 1"), [], "unknown key defaults.optimzer; did you mean optimizer?"),
+    (BASE.replace("epochs = 5", 'epochs = "five"'), [], "defaults.epochs = 'five' is a string; expected integer"),
+    (BASE.replace('model = "lenet"', 'model = "lenett"'), [], "runs[0]: model: unknown model 'lenett'"),
+    (BASE.replace('model = "lenet"', 'model = "lenet"\ndataset = "ichallenge"'), [], "unknown dataset 'ichallenge'"),
+    (BASE.replace('name = "adam"', 'name = "rmsprop"'), [], "optimizer.name = 'rmsprop'; allowed: sgd, momentum, adam, adamw"),
+    (BASE, ["batch_size=0"], "batch_size = 0 must be at least 1"),
+    (BASE, ["scheduler.name=linear"], "scheduler.name = 'linear'; allowed: constant, step, cosine"),
+    (BASE, ["epochs"], "--set 'epochs': expected key=value"),
+    (BASE, ["optimiser.learning_rate=1"], "--set: unknown key optimiser; did you mean optimizer?"),
+    ('name = "x"\n[defaults]\nepochs = 1\n', [], "no [[runs]]"),
+    ('name = "x"\n[[runs]]\nmodel = "lenet"\nepochs = [1\n', [], "not valid TOML"),
+    (BASE, ["validation=holdout:2"], "expected \"official\" or \"holdout:F\""),
+])
+def test_bad_experiment_files(tmp_path, text, overrides, expected):
+    path = write_toml(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_experiment(path, overrides)
+    assert expected in str(err.value)
+
+
+def test_cli_reports_toml_line_and_file(tmp_path):
+    path = write_toml(tmp_path, 'name = "x"\n[[runs]]\nmodel = "lenet"\nepochs = = 3\n')
+    proc = cli("train", path)
+    assert proc.returncode == 1
+    assert str(path) in proc.stderr and "line 4" in proc.stderr and "Traceback" not in proc.stderr

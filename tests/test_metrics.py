@@ -1,0 +1,72 @@
+import math
+
+import numpy as np
+import pytest
+
+from runner import metrics
+
+
+def probs_for(scores):
+    scores = np.asarray(scores, float)
+    return np.stack([1 - scores, scores], axis=1)
+
+
+def test_auc_counts_ties_as_half():
+    # positives score 0.9, 0.5; negatives 0.5, 0.1: pairs (0.9>0.5, 0.9>0.1, 0.5=0.5, 0.5>0.1) = 3.5 / 4
+    assert metrics.roc_auc(np.array([0.9, 0.5, 0.5, 0.1]), np.array([1, 1, 0, 0])) == pytest.approx(0.875)
+    assert math.isnan(metrics.roc_auc(np.array([0.2, 0.3]), np.array([1, 1])))
+
+
+def test_binary_scores_by_hand():
+    labels = np.array([1, 1, 1, 0, 0])
+    probs = probs_for([0.9, 0.8, 0.2, 0.7, 0.1])  # TP 2, FN 1, FP 1, TN 1
+    out = metrics.summarize(probs, labels)
+    assert out["acc"] == pytest.approx(3 / 5)
+    assert out["sensitivity"] == pytest.approx(2 / 3)
+    assert out["specificity"] == pytest.approx(1 / 2)
+    assert out["f1"] == pytest.approx(2 * (2 / 3) * (2 / 3) / (4 / 3))
+    assert out["auc"] == pytest.approx(5 / 6)  # 5 of 6 positive/negative pairs ordered
+
+
+def test_top5_and_confusion():
+    probs = np.array([
+        [.91, .01, .01, .01, .01, .01, .01, .01, .01, .01],  # label 0 ranked first
+        [.05, .30, .05, .20, .05, .15, .05, .05, .05, .05],  # label 5 ranked third
+        [.30, .20, .01, .10, .09, .05, .08, .07, .05, .05],  # label 2 ranked last
+    ])
+    labels = np.array([0, 5, 2])
+    assert metrics.accuracy(probs, labels) == pytest.approx(1 / 3)
+    assert metrics.topk_accuracy(probs, labels, 5) == pytest.approx(2 / 3)
+    cm = metrics.confusion_matrix(np.array([0, 1, 1]), np.array([0, 1, 0]), 2)
+    assert cm.tolist() == [[1, 1], [0, 1]]
+
+
+def test_wilson_interval_by_hand():
+    # 376 of 400 correct (94%): Wilson 95% interval, computed by hand
+    low, high = metrics.wilson_interval(376, 400)
+    assert low == pytest.approx(0.91228, abs=1e-5) and high == pytest.approx(0.95935, abs=1e-5)
+    low, high = metrics.wilson_interval(0, 10)
+    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.27753, abs=1e-4)
+
+
+def test_mcnemar_exact_by_hand():
+    # A right and B wrong on 8 images, the opposite on 2: p = 2 * P(X <= 2 | n=10, 1/2) = 2 * 56/1024
+    a = np.array([1] * 8 + [0] * 2 + [1] * 5, bool)
+    b = np.array([0] * 8 + [1] * 2 + [1] * 5, bool)
+    only_a, only_b, p = metrics.mcnemar(a, b)
+    assert (only_a, only_b) == (8, 2)
+    assert p == pytest.approx(2 * 56 / 1024)
+    assert metrics.mcnemar(a, a)[2] == 1.0
+
+
+def test_mean_std_interval_by_hand():
+    mean, std, low, high = metrics.mean_std_interval([0.90, 0.92, 0.94])
+    assert mean == pytest.approx(0.92) and std == pytest.approx(0.02)
+    half = 4.303 * 0.02 / math.sqrt(3)
+    assert low == pytest.approx(0.92 - half) and high == pytest.approx(0.92 + half)
+
+
+def test_roc_curve_endpoints():
+    fpr, tpr = metrics.roc_curve(np.array([0.9, 0.6, 0.4, 0.1]), np.array([1, 0, 1, 0]))
+    assert fpr[0] == 0 and tpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1
+    assert np.trapezoid(tpr, fpr) == pytest.approx(metrics.roc_auc(np.array([0.9, 0.6, 0.4, 0.1]), np.array([1, 0, 1, 0])))
