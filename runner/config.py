@@ -41,6 +41,7 @@ RUN_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "train_limit": ((int,), 0),
     "val_limit": ((int,), 0),
     "num_workers": ((int,), 0),
+    "threads": ((int,), 1),
     "label": ((str,), ""),
 }
 TABLE_FIELDS = {
@@ -228,7 +229,7 @@ def check_values(config: dict, where: str, context: str) -> None:
         fail(f"model: {err}")
     if not is_known_dataset(config["dataset"]):
         fail(f"dataset: {unknown_dataset_message(config['dataset'])}")
-    for key in ("image_size", "epochs", "batch_size"):
+    for key in ("image_size", "epochs", "batch_size", "threads"):
         if config[key] < 1:
             fail(f"{key} = {config[key]} must be at least 1")
     for key in ("train_limit", "val_limit", "num_workers", "seed"):

@@ -19,6 +19,7 @@ import runner
 from runner.callbacks import DivergenceGuard, EpochSeeder, History, seed_everything
 from runner.checkpoints import Checkpoints, write_json_atomic
 from runner.config import RunSpec
+from runner.cpu import set_math_threads
 from runner.data import Augment, load_splits
 from runner.layout import RunLayout
 from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
@@ -71,6 +72,7 @@ def train_run(spec: RunSpec, layout: RunLayout, data_root=None, cache_dir=None, 
     report = report or (lambda event, **details: None)
     c = spec.config
     paddle.set_device("cpu")
+    set_math_threads(c["threads"])
     splits, network, model, metric = prepare_run(spec, data_root, cache_dir)
     params, flops = count_parameters(network), count_flops(network, c["image_size"])
 

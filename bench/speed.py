@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Speed of the runner against the course's own loop (../shared/bench/seed_recipe.py), measured in
+one invocation on this machine, on the same models, epochs and data.
+
+    python bench/speed.py                              # alexnet + resnet50, 5 epochs (about an hour)
+    python bench/speed.py --epochs 1 --train-limit 100 # a few minutes
+
+For each model it prints train and eval images/s, wall seconds, validation accuracy and achieved
+GFLOP/s (and its share of the machine's float32 matrix-product limit) for the yardstick and for the
+runner, then the ratios; then the wall time of the whole set run one after the other by the
+yardstick against `runner sweep` of the same runs, once with one process per core (threads = 1,
+the default) and once one run at a time with one math thread per core; then paddle.Model.fit's
+overhead against a bare loop over the same network, optimizer and batches.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+YARDSTICK = REPO.parent / "shared" / "bench" / "seed_recipe.py"
+# The yardstick's models and optimizers; the runner's names for the same networks.
+RUNS = {
+    "alexnet": ("alexnet", '{ name = "adam", learning_rate = 0.001 }'),
+    "resnet50": ("paddle.vision/resnet50", '{ name = "momentum", learning_rate = 0.001, momentum = 0.9 }'),
+    "vgg16": ("paddle.vision/vgg16", '{ name = "momentum", learning_rate = 0.001, momentum = 0.9 }'),
+}
+
+
+def matmul_limit_gflops() -> float:
+    """Float32 matrix-product GFLOP/s of one core (numpy, one thread) times the usable cores."""
+    code = textwrap.dedent("""
+        import time, numpy as np
+        a = np.random.rand(2048, 2048).astype(np.float32); b = a.copy(); a @ b
+        t = time.perf_counter(); n = 10
+        for _ in range(n): a @ b
+        print(2 * 2048 ** 3 * n / (time.perf_counter() - t) / 1e9)
+    """)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env.pop("OPENBLAS_CORETYPE", None)
+    env.pop("OPENBLAS_L2_SIZE", None)
+    per_core = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                    check=True).stdout)
+    return per_core * len(os.sched_getaffinity(0))
+
+
+def run_yardstick(model: str, args) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "MKL_DEBUG_CPU_TYPE"}  # the course runs it plain
+    cmd = [sys.executable, str(YARDSTICK), "--data", str(args.data / "ichallenge-pm"), "--model", model,
+           "--epochs", str(args.epochs), "--seed", "0"]
+    if args.train_limit:
+        cmd += ["--train-limit", str(args.train_limit)]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode:
+        raise SystemExit(f"yardstick failed:\n{proc.stderr[-2000:]}")
+    epochs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    train_s = sum(e["train_s"] for e in epochs)
+    eval_s = sum(e["epoch_s"] - e["train_s"] for e in epochs)
+    n_train = round(epochs[0]["train_img_s"] * epochs[0]["train_s"])
+    return {"wall_s": wall, "train_img_s": n_train * len(epochs) / train_s,
+            "eval_img_s": 400 * len(epochs) / eval_s, "val_acc": epochs[-1]["val_acc"], "train_s": train_s}
+
+
+def experiment_file(folder: Path, models: list[str], args, threads: int) -> Path:
+    runs = "".join(f'\n[[runs]]\nmodel = "{RUNS[m][0]}"\noptimizer = {RUNS[m][1]}\n' for m in models)
+    path = folder / "speed.toml"
+    path.write_text(textwrap.dedent(f"""
+        name = "speed"
+        [defaults]
+        dataset = "ichallenge-pm"
+        image_size = 224
+        epochs = {args.epochs}
+        batch_size = 10
+        seed = 0
+        train_limit = {args.train_limit}
+        threads = {threads}
+    """) + runs)
+    return path
+
+
+def run_runner_sweep(path: Path, out: Path, jobs: int, args) -> tuple[float, list[dict]]:
+    """Wall seconds of `runner sweep` (process start-up included) and the runs' result records."""
+    env = {**os.environ, "RUNNER_OUTPUT_ROOT": str(out), "RUNNER_DATA_ROOT": str(args.data)}
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "runner", "sweep", str(path), "--jobs", str(jobs)], env=env,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode:
+        raise SystemExit(f"runner sweep failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    results = [json.loads(p.read_text()) for p in sorted(out.glob("speed/runs/*/result.json"))]
+    return wall, results
+
+
+def bare_loop_overhead(model: str, args) -> dict:
+    """Model.fit against a hand-written loop over the same network, optimizer and batches."""
+    code = textwrap.dedent(f"""
+        import json, time, numpy as np, paddle
+        from runner.models import build_network, build_model
+        from runner.objectives import ClassificationLoss, ClassificationMetrics
+        from runner.data import load_splits
+        from runner.train import data_loader
+        splits = load_splits("ichallenge-pm", 224, {str(args.data)!r}, train_limit=200)
+        def fresh():
+            paddle.seed(0); np.random.seed(0)
+            net = build_network({RUNS[model][0]!r}, 2, 224)
+            return net, paddle.optimizer.Adam(0.001, parameters=net.parameters())
+        loss_fn = ClassificationLoss()
+        net, opt = fresh(); net.train()
+        t = time.perf_counter()
+        for x, y in data_loader(splits.train, 10, True, 0):
+            loss = loss_fn(net(x), y); loss.backward(); opt.step(); opt.clear_grad()
+        bare = time.perf_counter() - t
+        net, opt = fresh()
+        model = build_model(net, 224); model.prepare(opt, loss_fn, ClassificationMetrics(2))
+        t = time.perf_counter()
+        model.fit(data_loader(splits.train, 10, True, 0), epochs=1, verbose=0)
+        fit = time.perf_counter() - t
+        print(json.dumps({{"bare_s": bare, "fit_s": fit}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", "import runner\n" + code], capture_output=True, text=True,
+                          env={**os.environ, "RUNNER_DATA_ROOT": str(args.data)})
+    if proc.returncode:
+        raise SystemExit(f"overhead probe failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("RUNNER_DATA_ROOT", REPO.parent / "shared" / "data")))
+    ap.add_argument("--models", nargs="+", default=["alexnet", "resnet50"], choices=sorted(RUNS))
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--train-limit", type=int, default=0, help="use only N training images (a quick probe)")
+    args = ap.parse_args()
+    args.data = args.data.resolve()
+    sys.path.insert(0, str(REPO))
+    from runner.models import build_network, count_flops
+
+    limit = matmul_limit_gflops()
+    print(f"machine: {len(os.sched_getaffinity(0))} cores, float32 matrix-product limit {limit:.0f} GFLOP/s "
+          f"(numpy, one thread per core); epochs {args.epochs}, train images {args.train_limit or 400}, "
+          f"validation images 400", flush=True)
+    yard = {}
+    for m in args.models:
+        yard[m] = run_yardstick(m, args)
+        print(f"yardstick {m}: {json.dumps({k: round(v, 3) for k, v in yard[m].items()})}", flush=True)
+    cores = len(os.sched_getaffinity(0))
+    sweeps = {}  # (jobs, threads) -> (wall, results by model)
+    for jobs, threads in ((cores, 1), (1, cores)):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = experiment_file(Path(tmp), args.models, args, threads)
+            wall, results = run_runner_sweep(path, Path(tmp) / "out", jobs, args)
+        sweeps[(jobs, threads)] = (wall, {r["config"]["model"]: r for r in results})
+        print(f"runner sweep --jobs {jobs}, threads = {threads}: {wall:.0f} s", flush=True)
+
+    header = f"{'model':<9} {'who':<10} {'train img/s':>11} {'eval img/s':>10} {'wall s':>8} {'val acc':>8} {'GFLOP/s':>8} {'of limit':>8}"
+    print("\n" + header)
+    for m in args.models:
+        macs = count_flops(build_network(RUNS[m][0], 2, 224), 224)
+        rows = [("yardstick", yard[m])]
+        for (jobs, threads), (_, by_model) in sweeps.items():
+            r = by_model[RUNS[m][0]]
+            rows.append((f"runner j{jobs}t{threads}", {
+                "train_img_s": r["images_per_second"], "eval_img_s": 400 * r["epochs_run"] / r["eval_seconds"],
+                "wall_s": r["train_seconds"] + r["eval_seconds"], "val_acc": r["final"]["acc"]}))
+        for who, row in rows:
+            gflops = 2 * macs * (3 * row["train_img_s"]) / 1e9  # forward + backward = 3 forward passes
+            print(f"{m:<9} {who:<10} {row['train_img_s']:>11.2f} {row['eval_img_s']:>10.2f} {row['wall_s']:>8.1f} "
+                  f"{row['val_acc']:>8.4f} {gflops:>8.1f} {gflops / limit:>8.1%}")
+        for who, ours in rows[1:]:
+            print(f"{m:<9} {'x ' + who[7:]:<10} {ours['train_img_s'] / yard[m]['train_img_s']:>10.2f}x "
+                  f"{ours['eval_img_s'] / yard[m]['eval_img_s']:>9.2f}x {yard[m]['wall_s'] / ours['wall_s']:>7.2f}x")
+    seq = sum(y["wall_s"] for y in yard.values())
+    print(f"\nwhole set, yardstick one after the other: {seq:.0f} s")
+    for (jobs, threads), (wall, _) in sweeps.items():
+        print(f"whole set, runner sweep --jobs {jobs} with threads = {threads}: {wall:.0f} s -> {seq / wall:.2f}x")
+    for m in args.models:
+        o = bare_loop_overhead(m, args)
+        print(f"fit overhead {m}: bare loop {o['bare_s']:.1f} s, paddle.Model.fit {o['fit_s']:.1f} s "
+              f"-> {o['fit_s'] / o['bare_s'] - 1:+.1%}")
+
+
+if __name__ == "__main__":
+    main()
