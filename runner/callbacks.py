@@ -14,6 +14,7 @@ import paddle
 from paddle.callbacks import Callback
 
 from runner.errors import DivergedError
+from runner.faults import fault_point
 
 
 def seed_everything(seed: int) -> None:
@@ -71,6 +72,7 @@ class History(Callback):
         self.current = {"epoch": self.first_epoch + epoch + 1, "_t0": time.perf_counter()}
 
     def on_train_batch_end(self, step, logs=None):
+        fault_point("train-step")
         if self.on_step:
             self.on_step(self.current["epoch"], step + 1, self.steps, float(np.asarray(logs["loss"]).reshape(-1)[0]))
 
@@ -80,6 +82,7 @@ class History(Callback):
         self.current["train"] = clean_logs(logs)
 
     def on_eval_begin(self, logs=None):
+        fault_point("eval")
         self._eval_t0 = time.perf_counter()
 
     def on_eval_end(self, logs=None):

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from runner.errors import RunnerError
+from runner.faults import fault_point
 
 KEEP = 2
 
@@ -54,6 +55,7 @@ class Checkpoints:
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             model.save(str(tmp / "model"))
+            fault_point("checkpoint-write")
             write_json_atomic(tmp / "state.json", state)
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -53,8 +53,9 @@ def main() -> None:
         err.print(f"error: {e}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
+        code = 130
+    if code == 130:  # typer turns Ctrl-C into exit code 130
         err.print("interrupted; finished work is kept — run the same command again to resume")
-        sys.exit(130)
     sys.exit(code or 0)
 
 

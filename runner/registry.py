@@ -45,6 +45,8 @@ class RunRegistry:
         if not create and not self.path.exists():
             raise RunnerError(f"no run registry at {self.path}: run a sweep there first")
         try:
+            if self.path.exists():
+                self._refuse_foreign_file()
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -53,6 +55,16 @@ class RunRegistry:
         except sqlite3.DatabaseError as err:
             raise RunnerError(f"{self.path} is not a readable run registry ({err}); it was left untouched. "
                               "Move it aside to start the sweep afresh") from None
+
+    def _refuse_foreign_file(self) -> None:
+        """Look at an existing file read-only first: a registry we must refuse is never written to
+        (even opening it read-write would fold its journal into it)."""
+        probe = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            self.db = probe
+            self._check_version(create=False)
+        finally:
+            probe.close()
 
     def _check_version(self, create: bool) -> None:
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runner import metrics
+from runner import metrics, plots
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
 from runner.train import load_predictions, read_result
@@ -36,7 +36,7 @@ def collect(layout: SweepLayout, registry: RunRegistry) -> list[dict]:
         correct = None
         if "final" in predictions and "labels" in predictions:
             correct = predictions["final"].argmax(1) == predictions["labels"]
-        rows.append({"result": result, "correct": correct})
+        rows.append({"result": result, "correct": correct, "predictions": predictions})
     rows.sort(key=lambda r: -(r["result"]["final"].get("acc") or 0.0))
     add_statistics(rows)
     return rows
@@ -188,39 +188,69 @@ def write_outputs(layout: SweepLayout, registry: RunRegistry) -> list[Path]:
         written.append(path)
     if rows:
         written += write_plots(layout, rows)
+    written.append(write_html(layout, rows))
     return written
 
 
 def write_plots(layout: SweepLayout, rows: list[dict]) -> list[Path]:
-    import matplotlib
+    results = [r["result"] for r in rows]
+    written = []
+    for name, fig in (("val_acc_per_epoch.png", plots.curves_figure(results, "acc", "val", "Validation accuracy per epoch")),
+                      ("acc_vs_train_time.png", plots.cost_figure(results))):
+        (layout.root / name).write_bytes(plots.figure_to_png(fig))
+        written.append(layout.root / name)
+    return written
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    curves, fig_curves = layout.root / "val_acc_per_epoch.png", plt.figure(figsize=(8, 5))
-    ax = fig_curves.gca()
-    for r in rows:
-        history = r["result"]["history"]
-        ax.plot([h["epoch"] for h in history], [100 * h["val"]["acc"] for h in history], marker="o",
-                label=r["result"]["name"])
-    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy per epoch")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig_curves.tight_layout()
-    fig_curves.savefig(curves, dpi=110)
+def write_html(layout: SweepLayout, rows: list[dict]) -> Path:
+    """report.html: the tables, the plots and every run's curves in one file that needs no server."""
+    import base64
+    import html
 
-    cost, fig_cost = layout.root / "acc_vs_train_time.png", plt.figure(figsize=(8, 5))
-    ax = fig_cost.gca()
+    def img(fig) -> str:
+        return f'<img src="data:image/png;base64,{base64.b64encode(plots.figure_to_png(fig)).decode()}">'
+
+    def html_table(header, body) -> str:
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+        lines = "".join("<tr>" + "".join(f"<td>{html.escape('—' if v is None else str(v))}</td>" for v in line)
+                        + "</tr>" for line in body)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{lines}</tbody></table>"
+
+    results = [r["result"] for r in rows]
+    parts = [f"<h1>Sweep {html.escape(layout.root.name)}</h1>",
+             f"<p>{len(rows)} finished run(s). Final = last epoch; 95% CI = Wilson interval; McNemar = exact "
+             "test against the best run on the same validation images.</p>"]
+    if rows:
+        parts.append(html_table(*table(rows)))
+        groups = seed_groups(rows)
+        if any(g["seeds"] > 1 for g in groups):
+            parts += ["<h2>Over seeds</h2>", html_table(*group_table(groups))]
+        parts += ["<h2>Comparison</h2>", img(plots.curves_figure(results, "acc", "val", "Validation accuracy per epoch")),
+                  img(plots.curves_figure(results, "loss", "val", "Validation loss per epoch")),
+                  img(plots.cost_figure(results)), "<h2>Runs</h2>"]
     for r in rows:
         res = r["result"]
-        ax.scatter(res["train_seconds"] / 60, 100 * res["final"]["acc"])
-        ax.annotate(res["config"]["model"], (res["train_seconds"] / 60, 100 * res["final"]["acc"]), fontsize=7)
-    ax.set(xlabel="training time (min)", ylabel="final validation accuracy (%)", title="Accuracy against cost")
-    ax.grid(alpha=0.3)
-    fig_cost.tight_layout()
-    fig_cost.savefig(cost, dpi=110)
-    plt.close("all")
-    return [curves, cost]
+        parts.append(f"<h3>{html.escape(res['name'])} <small>({res['run_id']})</small></h3><div class='run'>")
+        parts.append(img(plots.curves_figure([res], "acc", "train", "train accuracy")))
+        parts.append(img(plots.curves_figure([res], "acc", "val", "validation accuracy")))
+        matrix = res.get("confusion_matrix", {}).get("final")
+        if matrix:
+            parts.append(img(plots.confusion_matrix_figure(np.array(matrix), res["class_names"], "Confusion matrix (final)")))
+        preds = r["predictions"]
+        if len(res["class_names"]) == 2 and "final" in preds and "labels" in preds:
+            fpr, tpr = metrics.roc_curve(preds["final"][:, 1], preds["labels"])
+            parts.append(img(plots.roc_figure(fpr, tpr, res["final"].get("auc", float("nan")), "ROC (final)")))
+        parts.append("</div>")
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
+             "td,th{border:1px solid #ccc;padding:3px 6px}th{background:#f0f0f0}img{max-width:48%;margin:4px}"
+             ".run img{max-width:24%}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>runner: {html.escape(layout.root.name)}</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+    path = layout.root / "report.html"
+    tmp = path.with_name(".report.html.tmp")
+    tmp.write_text(page)
+    tmp.replace(path)
+    return path
 
 
 def report_for(output_dir: Path, fmt: str = "md") -> str:

@@ -24,6 +24,7 @@ from runner.checkpoints import write_json_atomic
 from runner.config import Experiment, RunSpec
 from runner.cpu import usable_cores
 from runner.errors import RunnerError
+from runner.faults import fault_point
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
 from runner.report import write_outputs
@@ -226,7 +227,8 @@ class Scheduler:
         self.registry.mark_running(spec.run_id)
         with open(run.log, "a") as log:
             proc = subprocess.Popen([sys.executable, "-m", "runner.worker", str(job)], stdout=log,
-                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                                    env={**os.environ, "RUNNER_WORKER": "1"})
         self.running[spec.run_id] = (proc, planned)
         self.on_event("started", planned=planned)
 
@@ -240,6 +242,7 @@ class Scheduler:
         run_id, run = planned.spec.run_id, self.layout.run(planned.spec.run_id)
         result = read_result(run) if code == 0 else None
         if result:
+            fault_point("registry-update")
             self.registry.mark_done(run_id, result_metrics(result))
             write_outputs(self.layout, self.registry)
             self.on_event("finished", planned=planned, status="done", result=result)

@@ -22,6 +22,7 @@ from runner.config import RunSpec
 from runner.cpu import set_math_threads
 from runner.data import Augment, load_splits
 from runner.layout import RunLayout
+from runner.metrics import confusion_matrix
 from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
 from runner.objectives import ClassificationLoss, ClassificationMetrics, build_optimizer
 from runner.vdl import RunLog, input_grid
@@ -69,7 +70,13 @@ def prepare_run(spec: RunSpec, data_root=None, cache_dir=None):
 
 
 def train_run(spec: RunSpec, layout: RunLayout, data_root=None, cache_dir=None, report: Report | None = None) -> dict:
-    report = report or (lambda event, **details: None)
+    # Fresh names for parameters and optimizer state (conv2d_0.w_0_moment1_0, ...) however many
+    # networks this process built before: a checkpoint's optimizer state is keyed by them.
+    with paddle.utils.unique_name.guard():
+        return _train_run(spec, layout, data_root, cache_dir, report or (lambda event, **details: None))
+
+
+def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: Report) -> dict:
     c = spec.config
     paddle.set_device("cpu")
     set_math_threads(c["threads"])
@@ -110,6 +117,7 @@ def train_run(spec: RunSpec, layout: RunLayout, data_root=None, cache_dir=None, 
             best = record
             predictions["best"] = probs
             checkpoints.save_best(model, {"best": best})
+            log.best_epoch(record["epoch"], probs, labels, splits.class_names)
         save_predictions(layout, predictions)
         checkpoints.save(model, record["epoch"], {"history": history, "best": best,
                                                   "stopped_early": record["stopped_early"]})
@@ -133,7 +141,7 @@ def train_run(spec: RunSpec, layout: RunLayout, data_root=None, cache_dir=None, 
     else:
         log.close()
 
-    result = build_result(spec, history, best, params, flops, splits)
+    result = build_result(spec, history, best, params, flops, splits, predictions)
     write_json_atomic(layout.result, result)
     report("done", result=result)
     return result
@@ -158,7 +166,8 @@ def load_predictions(layout: RunLayout) -> dict:
         return {}
 
 
-def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: int, flops, splits) -> dict:
+def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: int, flops, splits,
+                 predictions: dict) -> dict:
     final = history[-1] if history else None
     train_seconds = sum(r["train_seconds"] for r in history)
     trained_images = len(splits.train) * len(history)
@@ -181,6 +190,9 @@ def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: 
         "train_seconds": round(train_seconds, 3),
         "eval_seconds": round(sum(r.get("eval_seconds", 0.0) for r in history), 3),
         "images_per_second": round(trained_images / train_seconds, 3) if train_seconds else None,
+        "confusion_matrix": {which: confusion_matrix(predictions[which].argmax(1), predictions["labels"],
+                                                     splits.num_classes).tolist()
+                             for which in ("final", "best") if which in predictions and "labels" in predictions},
         "history": history,
         "versions": {"runner": runner.__version__, "paddle": paddle.__version__, "python": platform.python_version()},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

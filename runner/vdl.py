@@ -35,6 +35,19 @@ class RunLog:
                 if isinstance(v, (int, float, str)) and v != ""}
         self.writer.add_hparams(flat, HPARAM_METRICS)
 
+    def best_epoch(self, epoch: int, probs: np.ndarray, labels: np.ndarray, class_names: list[str]) -> None:
+        """Confusion matrix and (binary tasks) ROC curve of the best epoch so far, drawn by us:
+        VisualDL 2.5.3's own PR/ROC writers break under numpy 2."""
+        from runner import metrics, plots
+
+        matrix = metrics.confusion_matrix(probs.argmax(1), labels, len(class_names))
+        self.image("best/confusion_matrix", plots.figure_to_array(
+            plots.confusion_matrix_figure(matrix, class_names, f"Confusion matrix, epoch {epoch}")), epoch)
+        if len(class_names) == 2:
+            fpr, tpr = metrics.roc_curve(probs[:, 1], labels)
+            self.image("best/roc", plots.figure_to_array(
+                plots.roc_figure(fpr, tpr, metrics.roc_auc(probs[:, 1], labels), f"ROC, epoch {epoch}")), epoch)
+
     def image(self, tag: str, image: np.ndarray, step: int = 0) -> None:
         self.writer.add_image(tag, image, step)
 

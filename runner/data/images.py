@@ -36,7 +36,7 @@ def decode(path: Path) -> tuple[np.ndarray | None, str | None]:
         return None, f"{path}: cannot be read ({err.strerror})"
     if not raw:
         return None, f"{path}: zero-byte file"
-    if path.suffix.lower() in {".jpg", ".jpeg"} and not raw.rstrip(b"\0").endswith(b"\xff\xd9"):
+    if raw.startswith(b"\xff\xd8") and not raw.rstrip(b"\0").endswith(b"\xff\xd9"):
         # OpenCV decodes a truncated JPEG without complaint, filling the rest with grey.
         return None, f"{path}: truncated JPEG (no end-of-image marker)"
     image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)

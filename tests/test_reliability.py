@@ -1,0 +1,199 @@
+"""Bad inputs and crashes: each case asserts what the user sees and that nothing finished is lost.
+The catalogue with the message of each case is docs/reliability.md."""
+import csv
+import errno
+import hashlib
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import paddle
+import pytest
+
+from conftest import DATA_ROOT, PM, cli, tiny_experiment, write_toml
+from runner.config import load_experiment
+from runner.errors import RunnerError
+from runner.layout import SweepLayout
+from runner.registry import RunRegistry
+from runner.train import train_run
+
+ONE_RUN = '[[runs]]\nmodel = "lenet"\n'
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_image_size_too_small_for_the_model(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\nimage_size = 16\n')
+    proc = cli("train", path)
+    assert proc.returncode == 1
+    assert "'lenet' cannot take 3x16x16 input: layer conv3" in proc.stderr and "image_size >= 28" in proc.stderr
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, outputs):
+    experiment = load_experiment(tiny_experiment(tmp_path, ONE_RUN, epochs=3))
+    spec = experiment.runs[0]
+    run = SweepLayout.for_experiment(experiment.name).run(spec.run_id)
+    reference = train_run(spec, run, DATA_ROOT)
+    # as if killed after epoch 3's checkpoint was half written
+    run.result.unlink()
+    newest = run.checkpoints / "epoch-0003" / "model.pdparams"
+    newest.write_bytes(newest.read_bytes()[:100])
+    notes = []
+    resumed = train_run(spec, run, DATA_ROOT, report=lambda event, **d: notes.append(d) if event == "note" else None)
+    assert any("epoch-0003 is unreadable" in n["message"] for n in notes)
+    assert resumed["final"] == reference["final"] and len(resumed["history"]) == 3
+
+
+def test_all_checkpoints_unreadable_restarts_and_says_so(tmp_path, outputs):
+    experiment = load_experiment(tiny_experiment(tmp_path, ONE_RUN, epochs=2))
+    spec = experiment.runs[0]
+    run = SweepLayout.for_experiment(experiment.name).run(spec.run_id)
+    reference = train_run(spec, run, DATA_ROOT)
+    run.result.unlink()
+    for params in run.checkpoints.glob("epoch-*/model.pdparams"):
+        params.write_bytes(b"")
+    notes = []
+    again = train_run(spec, run, DATA_ROOT, report=lambda event, **d: notes.append(d["message"]) if event == "note" else None)
+    assert any("restarting the run from scratch" in n for n in notes)
+    assert again["final"] == reference["final"]
+
+
+def test_disk_full_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, outputs, monkeypatch):
+    experiment = load_experiment(tiny_experiment(tmp_path, ONE_RUN, epochs=3))
+    spec = experiment.runs[0]
+    run = SweepLayout.for_experiment(experiment.name).run(spec.run_id)
+    real_save, calls = paddle.Model.save, []
+
+    def save(self, path, training=True):
+        calls.append(path)
+        if len(calls) > 2:  # epoch 1: best + epoch-0001 succeed; epoch 2's first write hits a full disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, path, training)
+
+    monkeypatch.setattr(paddle.Model, "save", save)
+    with pytest.raises(RunnerError) as err:
+        train_run(spec, run, DATA_ROOT)
+    assert "could not write checkpoint" in str(err.value) and "No space left on device" in str(err.value)
+    assert "previous checkpoint is kept" in str(err.value)
+    assert not list(run.checkpoints.glob(".tmp-*"))
+    monkeypatch.setattr(paddle.Model, "save", real_save)
+    result = train_run(spec, run, DATA_ROOT)  # space freed: it resumes after epoch 1
+    assert result["epochs_run"] == 3
+
+
+def test_registry_from_a_newer_runner_is_refused_and_untouched(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, ONE_RUN, epochs=1)
+    cli("sweep", path, check=True)
+    db = outputs / "tiny" / "runs.sqlite"
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.close()
+    before = digest(db)
+    proc = cli("sweep", path)
+    assert proc.returncode == 1 and "written by a newer runner" in proc.stderr and "Traceback" not in proc.stderr
+    assert digest(db) == before
+
+
+def test_corrupted_registry_is_refused_and_untouched(tmp_path, outputs):
+    (outputs / "tiny").mkdir(parents=True)
+    db = outputs / "tiny" / "runs.sqlite"
+    db.write_bytes(b"this is not a database" * 100)
+    proc = cli("sweep", tiny_experiment(tmp_path, ONE_RUN, epochs=1))
+    assert proc.returncode == 1 and "is not a readable run registry" in proc.stderr
+    assert db.read_bytes() == b"this is not a database" * 100
+
+
+def test_output_folder_not_writable(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = cli("sweep", tiny_experiment(tmp_path, ONE_RUN), env={"RUNNER_OUTPUT_ROOT": str(blocker / "outputs")})
+    assert proc.returncode == 1 and "cannot write to the output folder" in proc.stderr
+    assert "RUNNER_OUTPUT_ROOT" in proc.stderr
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "alexnet"\nimage_size = 64\n', epochs=4)
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "train", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "RUNNER_OUTPUT_ROOT": str(outputs)})
+    deadline = time.monotonic() + 300
+    while not list(outputs.glob("tiny/checkpoints/*/epoch-0001")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    rows = RunRegistry(outputs / "tiny" / "runs.sqlite").rows()
+    assert rows[0]["status"] == "interrupted"
+    again = cli("train", path, check=True)
+    assert "resuming after epoch" in again.stdout
+    assert RunRegistry(outputs / "tiny" / "runs.sqlite").rows()[0]["status"] == "done"
+
+
+def test_predict_on_bad_and_odd_images(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, ONE_RUN, epochs=1)
+    cli("sweep", path, check=True)
+    checkpoint = next((outputs / "tiny" / "checkpoints").iterdir())
+    gray = tmp_path / "gray.png"
+    cv2.imwrite(str(gray), np.full((50, 70), 128, np.uint8))
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    fundus = PM / "PALM-Validation400" / "V0001.jpg"  # 224x224, the run used 32x32
+    proc = cli("predict", checkpoint, fundus, gray, text, tmp_path / "missing.jpg")
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert any(str(fundus) in line and "resized from 224x224 to 32x32" in line and "PM:" in line for line in lines)
+    assert any(str(gray) in line and "resized from 70x50" in line for line in lines)
+    assert f"{text}: error:" in proc.stderr and "not a readable image" in proc.stderr
+    assert "missing.jpg: no such file" in proc.stderr and "Traceback" not in proc.stderr
+    bad = cli("predict", tmp_path / "nowhere", fundus)
+    assert bad.returncode == 1 and "no checkpoint at" in bad.stderr
+
+
+def test_fault_injection_sigkill_at_five_moments(tmp_path, outputs):
+    """A sweep of 4 tiny runs killed with SIGKILL in training, evaluation, checkpoint writing, registry
+    updates and at a random time; each restart carries on and the end is the uninterrupted sweep."""
+    runs = "".join(f'[[runs]]\nmodel = "lenet"\nseed = {s}\n' for s in range(3)) + '[[runs]]\nmodel = "alexnet"\n'
+    path = tiny_experiment(tmp_path, runs, epochs=2)
+    cli("sweep", path, "--jobs", "1", check=True, env={"RUNNER_OUTPUT_ROOT": str(tmp_path / "reference")})
+
+    env = {**os.environ, "RUNNER_OUTPUT_ROOT": str(outputs)}
+    finished_stamps = {}
+
+    def note_finished():
+        for result in outputs.glob("tiny/runs/*/result.json"):
+            stamp = finished_stamps.setdefault(result, result.stat().st_mtime_ns)
+            assert result.stat().st_mtime_ns == stamp, f"{result} was written again after its run finished"
+
+    for fault in ("train-step:3", "eval:2", "checkpoint-write:3", "registry-update:1"):
+        proc = subprocess.run([sys.executable, "-m", "runner", "sweep", str(path), "--jobs", "1"],
+                              env={**env, "RUNNER_FAULT": fault}, capture_output=True, timeout=300)
+        assert proc.returncode == -signal.SIGKILL, (fault, proc.stderr[-500:])
+        time.sleep(0.3)
+        note_finished()
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "sweep", str(path), "--jobs", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(random.Random(7).uniform(2.0, 6.0))
+    proc.kill()
+    proc.wait()
+    time.sleep(0.3)
+    note_finished()
+
+    cli("sweep", path, "--jobs", "1", check=True, env={"RUNNER_OUTPUT_ROOT": str(outputs)})
+    note_finished()
+    rows = RunRegistry(outputs / "tiny" / "runs.sqlite").rows()
+    assert len(rows) == 4 and all(r["status"] == "done" for r in rows)
+
+    def table(root):
+        with open(root / "tiny" / "results.csv") as f:
+            return [{k: v for k, v in row.items() if k not in ("train s", "img/s")} for row in csv.DictReader(f)]
+
+    assert table(outputs) == table(tmp_path / "reference")
