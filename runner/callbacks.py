@@ -58,15 +58,12 @@ class History(Callback):
     """Per-epoch record of train/val metrics and timings; calls `on_epoch_done(record, model)`
     once the epoch's evaluation has finished, and `on_step(epoch, step, steps, loss)` per batch."""
 
-    def __init__(self, records: list[dict], metric, first_epoch: int = 0, on_epoch_done=None, on_step=None):
+    def __init__(self, records: list[dict], metric, steps: int, first_epoch: int = 0, on_epoch_done=None,
+                 on_step=None):
         super().__init__()
-        self.records, self.metric, self.first_epoch = records, metric, first_epoch
+        self.records, self.metric, self.steps, self.first_epoch = records, metric, steps, first_epoch
         self.on_epoch_done, self.on_step = on_epoch_done, on_step
         self.current: dict = {}
-        self.steps = None
-
-    def on_train_begin(self, logs=None):
-        self.steps = (logs or {}).get("steps")
 
     def on_epoch_begin(self, epoch, logs=None):
         self.current = {"epoch": self.first_epoch + epoch + 1, "_t0": time.perf_counter()}

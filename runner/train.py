@@ -131,7 +131,7 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
             es = c["early_stopping"]
             callbacks.append(ResumableEarlyStopping(history, es.get("monitor", "acc"), es.get("patience", 3),
                                                     es.get("min_delta", 0.0)))
-        callbacks.append(History(history, metric, first_epoch, on_epoch_done, on_step))
+        callbacks.append(History(history, metric, steps_per_epoch, first_epoch, on_epoch_done, on_step))
         try:
             model.fit(data_loader(splits.train, c["batch_size"], True, c["num_workers"]),
                       data_loader(splits.val, eval_batch_size(c), False, c["num_workers"]),
