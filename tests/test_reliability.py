@@ -5,7 +5,6 @@ import errno
 import hashlib
 import os
 import random
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -17,7 +16,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import DATA_ROOT, PM, cli, tiny_experiment, write_toml
+from conftest import DATA_ROOT, PM, cli, tiny_experiment
 from runner.config import load_experiment
 from runner.errors import RunnerError
 from runner.layout import SweepLayout
@@ -25,6 +24,17 @@ from runner.registry import RunRegistry
 from runner.train import train_run
 
 ONE_RUN = '[[runs]]\nmodel = "lenet"\n'
+
+
+def tiny_run(tmp_path, epochs):
+    """The spec and output layout of a one-run LeNet experiment, for tests that call train_run."""
+    experiment = load_experiment(tiny_experiment(tmp_path, ONE_RUN, epochs=epochs))
+    spec = experiment.runs[0]
+    return spec, SweepLayout.for_experiment(experiment.name).run(spec.run_id)
+
+
+def note_collector(notes: list):
+    return lambda event, **details: notes.append(details["message"]) if event == "note" else None
 
 
 def digest(path):
@@ -39,38 +49,32 @@ def test_image_size_too_small_for_the_model(tmp_path, outputs):
 
 
 def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, outputs):
-    experiment = load_experiment(tiny_experiment(tmp_path, ONE_RUN, epochs=3))
-    spec = experiment.runs[0]
-    run = SweepLayout.for_experiment(experiment.name).run(spec.run_id)
+    spec, run = tiny_run(tmp_path, epochs=3)
     reference = train_run(spec, run, DATA_ROOT)
     # as if killed after epoch 3's checkpoint was half written
     run.result.unlink()
     newest = run.checkpoints / "epoch-0003" / "model.pdparams"
     newest.write_bytes(newest.read_bytes()[:100])
     notes = []
-    resumed = train_run(spec, run, DATA_ROOT, report=lambda event, **d: notes.append(d) if event == "note" else None)
-    assert any("epoch-0003 is unreadable" in n["message"] for n in notes)
+    resumed = train_run(spec, run, DATA_ROOT, report=note_collector(notes))
+    assert any("epoch-0003 is unreadable" in n for n in notes)
     assert resumed["final"] == reference["final"] and len(resumed["history"]) == 3
 
 
 def test_all_checkpoints_unreadable_restarts_and_says_so(tmp_path, outputs):
-    experiment = load_experiment(tiny_experiment(tmp_path, ONE_RUN, epochs=2))
-    spec = experiment.runs[0]
-    run = SweepLayout.for_experiment(experiment.name).run(spec.run_id)
+    spec, run = tiny_run(tmp_path, epochs=2)
     reference = train_run(spec, run, DATA_ROOT)
     run.result.unlink()
     for params in run.checkpoints.glob("epoch-*/model.pdparams"):
         params.write_bytes(b"")
     notes = []
-    again = train_run(spec, run, DATA_ROOT, report=lambda event, **d: notes.append(d["message"]) if event == "note" else None)
+    again = train_run(spec, run, DATA_ROOT, report=note_collector(notes))
     assert any("restarting the run from scratch" in n for n in notes)
     assert again["final"] == reference["final"]
 
 
 def test_disk_full_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, outputs, monkeypatch):
-    experiment = load_experiment(tiny_experiment(tmp_path, ONE_RUN, epochs=3))
-    spec = experiment.runs[0]
-    run = SweepLayout.for_experiment(experiment.name).run(spec.run_id)
+    spec, run = tiny_run(tmp_path, epochs=3)
     real_save, calls = paddle.Model.save, []
 
     def save(self, path, training=True):

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from conftest import cli, tiny_experiment
 from runner.registry import RunRegistry
@@ -123,7 +122,7 @@ def test_failing_run_is_recorded_and_the_others_finish(tmp_path, outputs):
     failed = next(r for r in rows.values() if r["status"] == "failed")
     assert "loss is nan at epoch 1" in failed["error"] and "loss is nan" in proc.stderr
     # failed runs are held, not retried, unless asked
-    again = cli("sweep", path)
+    cli("sweep", path)
     assert registry_rows(outputs)[failed["id"]]["attempts"] == 1
     cli("sweep", path, "--retry-failed")
     assert registry_rows(outputs)[failed["id"]]["attempts"] == 2

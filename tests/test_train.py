@@ -102,7 +102,7 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, outputs, monkeypatch):
 
 
 def test_googlenet_trains_with_aux_losses_and_reports_main_head(tmp_path, outputs):
-    from runner.objectives import ClassificationLoss, ClassificationMetrics
+    from runner.objectives import ClassificationLoss
 
     experiment = load_experiment(write_toml(tmp_path, LENET_64.replace('"lenet"', '"googlenet"')),
                                  ["image_size=32", "train_limit=8", "val_limit=8", "batch_size=8"])

@@ -44,10 +44,6 @@ class Splits:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    @property
-    def binary(self) -> bool:
-        return self.num_classes == 2
-
 
 def check_dataset(name: str, data_root=None) -> DataReport:
     return open_dataset(name, data_root).check()

@@ -44,10 +44,6 @@ class DataSource:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    @property
-    def binary(self) -> bool:
-        return self.num_classes == 2
-
     def files(self, split: str) -> tuple[list[Path], list[int], list[str]]:
         """(image paths, labels, problems) of a split; problems name the file and what is wrong."""
         raise NotImplementedError
