@@ -51,3 +51,22 @@ def test_board_serves_every_run_and_stops_on_ctrl_c(tmp_path, outputs):
 def test_board_without_logs_says_so(tmp_path, outputs):
     proc = cli("board", tmp_path / "nothing")
     assert proc.returncode == 1 and "no VisualDL logs" in proc.stderr
+
+
+def test_board_compare_shows_two_sweeps_together(tmp_path, outputs):
+    first = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n', name="first", epochs=1)
+    second = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\nlabel = "lenet, second sweep"\n', name="second",
+                             epochs=1)
+    cli("sweep", first, check=True)
+    cli("sweep", second, check=True)
+    port = free_port()
+    board = subprocess.Popen([sys.executable, "-m", "runner", "board", str(outputs / "first"), "--port", str(port),
+                              "--compare", str(outputs / "second")], env=os.environ.copy(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "/app/scalar" in board.stdout.readline()
+        runs = get_json(f"http://127.0.0.1:{port}/app/api/runs")["data"]
+        assert sorted(runs) == sorted(["lenet adam lr=0.001 32px seed=0", "lenet, second sweep"])
+    finally:
+        board.send_signal(signal.SIGINT)
+        board.wait(timeout=30)
