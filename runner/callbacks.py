@@ -28,12 +28,14 @@ class EpochSeeder(Callback):
     augmentation and dropout then depend on the epoch alone, so a run resumed at epoch k
     draws exactly what an uninterrupted run draws."""
 
-    def __init__(self, seed: int, first_epoch: int = 0):
+    def __init__(self, seed: int, first_epoch: int = 0, samplers=()):
         super().__init__()
-        self.seed, self.first_epoch = seed, first_epoch
+        self.seed, self.first_epoch, self.samplers = seed, first_epoch, samplers
 
     def on_epoch_begin(self, epoch, logs=None):
         seed_everything(self.seed * 100003 + self.first_epoch + epoch)
+        for sampler in self.samplers:
+            sampler.set_epoch(self.first_epoch + epoch)
 
 
 class DivergenceGuard(Callback):
@@ -67,26 +69,49 @@ class History(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.current = {"epoch": self.first_epoch + epoch + 1, "_t0": time.perf_counter()}
+        self.loss_sums = {"train": [0.0, 0.0], "eval": [0.0, 0.0]}
+
+    def add_loss(self, mode: str, logs) -> float:
+        loss = float(np.asarray(logs["loss"]).reshape(-1)[0])
+        weight = float(logs.get("batch_size", 1))
+        self.loss_sums[mode][0] += loss * weight
+        self.loss_sums[mode][1] += weight
+        return loss
+
+    def mean_loss(self, mode: str) -> float:
+        """The epoch's mean loss over all its batches (paddle's logs hold only the last batch's),
+        averaged over every process when there are several."""
+        total, count = self.loss_sums[mode]
+        if paddle.distributed.get_world_size() > 1:
+            sums = paddle.to_tensor([total, count], dtype="float64")
+            paddle.distributed.all_reduce(sums)
+            total, count = sums.numpy().tolist()
+        return total / count if count else float("nan")
 
     def on_train_batch_end(self, step, logs=None):
         fault_point("train-step")
+        loss = self.add_loss("train", logs)
         if self.on_step:
-            self.on_step(self.current["epoch"], step + 1, self.steps, float(np.asarray(logs["loss"]).reshape(-1)[0]))
+            self.on_step(self.current["epoch"], step + 1, self.steps, loss)
 
     def on_epoch_end(self, epoch, logs=None):
         self.current["train_seconds"] = time.perf_counter() - self.current.pop("_t0")
         self.current["lr"] = float(self.model._optimizer.get_lr())
-        self.current["train"] = clean_logs(logs)
+        self.current["train"] = {**clean_logs(logs), "loss": self.mean_loss("train")}
 
     def on_eval_begin(self, logs=None):
         fault_point("eval")
         self._eval_t0 = time.perf_counter()
 
+    def on_eval_batch_end(self, step, logs=None):
+        if self.current:
+            self.add_loss("eval", logs)
+
     def on_eval_end(self, logs=None):
         if not self.current or "train" not in self.current:
             return  # an evaluate() outside fit
         self.current["eval_seconds"] = time.perf_counter() - self._eval_t0
-        self.current["val"] = clean_logs(logs)
+        self.current["val"] = {**clean_logs(logs), "loss": self.mean_loss("eval")}
         self.records.append(self.current)
         if self.on_epoch_done:
             self.on_epoch_done(self.current, self.metric.last_probs, self.metric.last_labels)

@@ -107,12 +107,14 @@ def data_check(dataset: str = typer.Argument(..., help="ichallenge-pm, cifar10 o
 @app.command()
 def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           run: Optional[str] = typer.Option(None, "--run", help="Run id, label or model name (default: the first run)"),
+          nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="Data-parallel processes "
+                                              "(paddle.distributed.launch; gloo on CPU, NCCL on GPUs)"),
           overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
     """Train one run of an experiment file in this process (resumes if it was interrupted)."""
     from runner.config import load_experiment
     from runner.sweep import train_one
 
-    experiment = load_experiment(file, overrides or [])
+    experiment = load_experiment(file, [*(overrides or []), *([f"nproc={nproc}"] if nproc else [])])
     spec = experiment.find(run)
     result = train_one(experiment, spec, data_root, report=print_training_event)
     out.print(f"[green]done[/] {spec.run_id}: final val acc {result['final'].get('acc', float('nan')):.2%}, "
@@ -142,6 +144,8 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
                                              help="Runs at a time (default: one per CPU core)"),
           dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop"),
           retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again"),
+          devices: Optional[str] = typer.Option(None, "--devices", help="GPUs to use, e.g. 0,1,2,3: one run per "
+                                                                       "GPU at a time"),
           overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
     """Every run of an experiment file; finished runs are skipped, interrupted ones resume."""
     from runner.config import load_experiment
@@ -159,7 +163,8 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
     try:
         with Live(view.table(), console=out, refresh_per_second=2, transient=not out.is_terminal) as live:
             view.live = live
-            rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event=view.on_event)
+            rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event=view.on_event,
+                             devices=parse_devices(devices))
     finally:
         for line in view.log:
             out.print(line, highlight=False)
@@ -170,6 +175,15 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
             err.print(f"failed {r['id']}: {r['error']}", highlight=False, soft_wrap=True)
     if counts["failed"]:
         raise typer.Exit(1)
+
+
+def parse_devices(text: Optional[str]) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(d) for d in text.split(",") if d.strip()]
+    except ValueError:
+        raise RunnerError(f"--devices {text!r}: give GPU numbers separated by commas, e.g. --devices 0,1") from None
 
 
 def print_plan(planned, estimate: bool = False) -> None:

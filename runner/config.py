@@ -42,6 +42,9 @@ RUN_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "val_limit": ((int,), 0),
     "num_workers": ((int,), 0),
     "threads": ((int,), 1),
+    "device": ((str,), "cpu"),
+    "nproc": ((int,), 1),
+    "amp": ((bool,), False),
     "label": ((str,), ""),
 }
 TABLE_FIELDS = {
@@ -57,8 +60,10 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULERS = ("constant", "step", "cosine")
 MONITORS = ("acc", "loss", "auc")
 TOP_LEVEL = {"name": (str,), "description": (str,), "defaults": (dict,), "runs": (list,), "grid": (dict,)}
-# Keys that only label a run; they do not change what is trained, so not its identity either.
-LABEL_ONLY = ("label",)
+# Keys added after runs were first recorded: left out of a run's id while they keep their default.
+ADDED_LATER = {"device": "cpu", "nproc": 1, "amp": False}
+# Keys that do not change what is trained (a label; which device of a kind), so not a run's identity.
+NOT_IDENTITY = ("label", "device")
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,11 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        identity = {k: v for k, v in self.config.items() if k not in LABEL_ONLY}
+        identity = {k: v for k, v in self.config.items() if k not in NOT_IDENTITY}
+        identity["device"] = self.config["device"].split(":")[0]  # cpu or gpu, not which gpu
+        for key, default in ADDED_LATER.items():  # so that ids from before they existed still match
+            if identity.get(key) == default:
+                identity.pop(key, None)
         digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
         return f"{slug(self.config['model'])}-s{self.config['seed']}-{digest}"
 
@@ -87,6 +96,11 @@ class RunSpec:
             return self.config["label"]
         c, opt = self.config, self.config["optimizer"]
         return f"{c['model']} {opt['name']} lr={opt['learning_rate']:g} {c['image_size']}px seed={c['seed']}"
+
+
+def with_defaults(config: dict) -> dict:
+    """A resolved config from an older runner, completed with the defaults of keys added since."""
+    return {**{k: copy.deepcopy(default) for k, (_, default) in RUN_FIELDS.items()}, **config}
 
 
 @dataclass
@@ -229,12 +243,19 @@ def check_values(config: dict, where: str, context: str) -> None:
         fail(f"model: {err}")
     if not is_known_dataset(config["dataset"]):
         fail(f"dataset: {unknown_dataset_message(config['dataset'])}")
-    for key in ("image_size", "epochs", "batch_size", "threads"):
+    for key in ("image_size", "epochs", "batch_size", "threads", "nproc"):
         if config[key] < 1:
             fail(f"{key} = {config[key]} must be at least 1")
     for key in ("train_limit", "val_limit", "num_workers", "seed"):
         if config[key] < 0:
             fail(f"{key} = {config[key]} must not be negative")
+    if not re.fullmatch(r"cpu|gpu(:\d+)?", config["device"]):
+        fail(f"device = {config['device']!r}; use \"cpu\", \"gpu\" or \"gpu:N\"")
+    if config["batch_size"] % config["nproc"]:
+        fail(f"batch_size = {config['batch_size']} is the global batch and must divide evenly over nproc = "
+             f"{config['nproc']} processes")
+    if config["amp"] and not config["device"].startswith("gpu"):
+        fail("amp = true needs device = \"gpu\" (paddle enables mixed precision on GPUs only)")
     opt = config["optimizer"]
     if opt.get("name") not in OPTIMIZERS:
         fail(f"optimizer.name = {opt.get('name')!r}; allowed: {', '.join(OPTIMIZERS)}")

@@ -23,6 +23,7 @@ from typing import Callable
 from runner.checkpoints import write_json_atomic
 from runner.config import Experiment, RunSpec
 from runner.cpu import usable_cores
+from runner.distributed import launch_command
 from runner.errors import RunnerError
 from runner.faults import fault_point
 from runner.layout import SweepLayout
@@ -124,26 +125,31 @@ def open_sweep(experiment: Experiment):
 
 
 def run_sweep(experiment: Experiment, jobs: int | None = None, retry_failed: bool = False, data_root=None,
-              on_event: Event | None = None) -> list[dict]:
+              on_event: Event | None = None, devices: list[int] | None = None) -> list[dict]:
     """Run what the plan says, each run in a worker process; return the registry rows at the end."""
     on_event = on_event or (lambda kind, **details: None)
     with open_sweep(experiment) as (layout, registry):
         planned = plan_sweep(experiment, registry, retry_failed)
         on_event("plan", planned=planned)
         preflight_data([p.spec for p in planned if p.to_do], data_root)
-        Scheduler(layout, registry, jobs or default_jobs(), data_root, on_event).run([p for p in planned if p.to_do])
+        Scheduler(layout, registry, jobs or default_jobs(), data_root, on_event, devices).run(
+            [p for p in planned if p.to_do])
         return registry.rows()
 
 
 def train_one(experiment: Experiment, spec: RunSpec, data_root=None, report=None) -> dict:
-    """`runner train`: one run in this process, recorded in the same registry as a sweep's."""
+    """`runner train`: one run in this process (or, with nproc > 1, in processes started by
+    paddle.distributed.launch), recorded in the same registry as a sweep's."""
     from runner.train import train_run
 
     with open_sweep(experiment) as (layout, registry):
         preflight_data([spec], data_root)
         registry.mark_running(spec.run_id)
         try:
-            result = train_run(spec, layout.run(spec.run_id), data_root, layout.cache, report)
+            if spec.config["nproc"] > 1:
+                result = launch_and_wait(layout, spec, data_root, report)
+            else:
+                result = train_run(spec, layout.run(spec.run_id), data_root, layout.cache, report)
         except KeyboardInterrupt:
             registry.mark_interrupted(spec.run_id, "interrupted (Ctrl-C); run again to resume")
             raise
@@ -152,6 +158,40 @@ def train_one(experiment: Experiment, spec: RunSpec, data_root=None, report=None
             raise
         registry.mark_done(spec.run_id, result_metrics(result))
         return result
+
+
+def write_job(layout: SweepLayout, spec: RunSpec, data_root, config: dict | None = None) -> Path:
+    """runs/<id>/job.json: what a worker process needs to run `spec`."""
+    run = layout.run(spec.run_id)
+    run.folder.mkdir(parents=True, exist_ok=True)
+    job = run.folder / "job.json"
+    write_json_atomic(job, {"experiment": spec.experiment, "config": config or spec.config,
+                            "sweep_root": str(layout.root), "cache_dir": str(layout.cache),
+                            "data_root": str(data_root) if data_root else None})
+    return job
+
+
+def worker_command(layout: SweepLayout, spec: RunSpec, job: Path, device: str) -> list[str]:
+    if spec.config["nproc"] > 1:
+        return launch_command(job, spec.config["nproc"], layout.run(spec.run_id).folder / "launch", device)
+    return [sys.executable, "-m", "runner.worker", str(job)]
+
+
+def launch_and_wait(layout: SweepLayout, spec: RunSpec, data_root, report) -> dict:
+    """Run `spec` on nproc processes through paddle.distributed.launch and return its result."""
+    run = layout.run(spec.run_id)
+    job = write_job(layout, spec, data_root)
+    (run.folder / "error.txt").unlink(missing_ok=True)
+    if report:
+        report("note", message=f"launching {spec.config['nproc']} processes with paddle.distributed.launch; "
+                               f"their logs are in {run.folder / 'launch'}")
+    with open(run.log, "a") as log:
+        code = subprocess.call(worker_command(layout, spec, job, spec.config["device"]), stdout=log,
+                               stderr=subprocess.STDOUT, env={**os.environ, "RUNNER_WORKER": "1"})
+    result = read_result(run)
+    if code != 0 or not result:
+        raise RunnerError(read_error(run, code))
+    return result
 
 
 def recover(registry: RunRegistry, layout: SweepLayout) -> None:
@@ -193,10 +233,13 @@ def _die_with_parent():
 
 
 class Scheduler:
-    def __init__(self, layout: SweepLayout, registry: RunRegistry, jobs: int, data_root, on_event: Event):
-        self.layout, self.registry, self.jobs = layout, registry, max(1, jobs)
-        self.data_root, self.on_event = data_root, on_event
-        self.running: dict[str, tuple[subprocess.Popen, PlannedRun]] = {}
+    def __init__(self, layout: SweepLayout, registry: RunRegistry, jobs: int, data_root, on_event: Event,
+                 devices: list[int] | None = None):
+        self.layout, self.registry, self.data_root, self.on_event = layout, registry, data_root, on_event
+        self.devices = devices or []
+        # one run per GPU with --devices; otherwise --jobs at a time
+        self.jobs = len(self.devices) if self.devices else max(1, jobs)
+        self.running: dict[str, tuple[subprocess.Popen, PlannedRun, str]] = {}
 
     def run(self, todo: list[PlannedRun]) -> None:
         pending = list(todo)
@@ -205,7 +248,7 @@ class Scheduler:
                 while pending and len(self.running) < self.jobs:
                     self.start(pending.pop(0))
                 time.sleep(0.2)
-                for run_id, (proc, planned) in list(self.running.items()):
+                for run_id, (proc, planned, _) in list(self.running.items()):
                     code = proc.poll()
                     if code is None:
                         self.on_event("progress", run_id=run_id, progress=self.progress(run_id))
@@ -220,16 +263,18 @@ class Scheduler:
         spec, run = planned.spec, self.layout.run(planned.spec.run_id)
         run.folder.mkdir(parents=True, exist_ok=True)
         run.progress.unlink(missing_ok=True)
-        job = run.folder / "job.json"
-        write_json_atomic(job, {"experiment": spec.experiment, "config": spec.config,
-                                "sweep_root": str(self.layout.root), "cache_dir": str(self.layout.cache),
-                                "data_root": str(self.data_root) if self.data_root else None})
+        config, device = spec.config, spec.config["device"]
+        if self.devices:  # --devices: this run gets a GPU no other running run has
+            busy = {d for _, _, d in self.running.values()}
+            device = next(f"gpu:{d}" for d in self.devices if f"gpu:{d}" not in busy)
+            config = {**config, "device": device}
+        job = write_job(self.layout, spec, self.data_root, config)
         self.registry.mark_running(spec.run_id)
         with open(run.log, "a") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "runner.worker", str(job)], stdout=log,
+            proc = subprocess.Popen(worker_command(self.layout, spec, job, device), stdout=log,
                                     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
                                     env={**os.environ, "RUNNER_WORKER": "1"})
-        self.running[spec.run_id] = (proc, planned)
+        self.running[spec.run_id] = (proc, planned, device)
         self.on_event("started", planned=planned)
 
     def progress(self, run_id: str) -> dict:
@@ -257,7 +302,7 @@ class Scheduler:
 
     def stop_all(self) -> None:
         """Ctrl-C: let every worker stop (they got the same SIGINT), then record them as interrupted."""
-        for run_id, (proc, planned) in self.running.items():
+        for run_id, (proc, planned, _) in self.running.items():
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -20,6 +20,8 @@ from runner.callbacks import DivergenceGuard, EpochSeeder, History, seed_everyth
 from runner.checkpoints import Checkpoints, write_json_atomic
 from runner.config import RunSpec
 from runner.cpu import set_math_threads
+from runner.distributed import ShardedBatchSampler, gathered_order, rank_and_world
+from runner.errors import RunnerError
 from runner.data import Augment, load_splits
 from runner.layout import RunLayout
 from runner.metrics import confusion_matrix
@@ -45,10 +47,11 @@ class ResumableEarlyStopping(paddle.callbacks.EarlyStopping):
         self.model.stop_training = False
 
 
-def data_loader(dataset, batch_size: int, shuffle: bool, num_workers: int):
-    # Our own loader rather than fit's default: fit shuffles with a RandomState seeded by the epoch
-    # number alone, so every seed would see the same data order.
-    sampler = paddle.io.BatchSampler(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=False)
+def data_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int = 0, rank: int = 0,
+                world: int = 1):
+    """Our own loader rather than fit's default: fit shuffles with a RandomState seeded by the epoch
+    number alone, so every seed would see the same data order. `batch_size` is the global batch."""
+    sampler = ShardedBatchSampler(len(dataset), batch_size, shuffle, seed, rank, world)
     return paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers)
 
 
@@ -65,7 +68,8 @@ def prepare_run(spec: RunSpec, data_root=None, cache_dir=None):
     model = build_model(network, c["image_size"])
     optimizer = build_optimizer(c["optimizer"], c["epochs"], c["scheduler"], network.parameters())
     metric = ClassificationMetrics(splits.num_classes)
-    model.prepare(optimizer, ClassificationLoss(c["aux_loss_weight"], c["label_smoothing"]), metric)
+    model.prepare(optimizer, ClassificationLoss(c["aux_loss_weight"], c["label_smoothing"]), metric,
+                  amp_configs="O1" if c["amp"] else None)
     return splits, network, model, metric
 
 
@@ -76,9 +80,23 @@ def train_run(spec: RunSpec, layout: RunLayout, data_root=None, cache_dir=None, 
         return _train_run(spec, layout, data_root, cache_dir, report or (lambda event, **details: None))
 
 
+def use_device(device: str) -> None:
+    if device.startswith("gpu") and not paddle.device.is_compiled_with_cuda():
+        raise RunnerError(f"device = {device!r}, but this paddlepaddle has no GPU support; install "
+                          "paddlepaddle-gpu or set device = \"cpu\"")
+    paddle.set_device(device)
+
+
 def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: Report) -> dict:
     c = spec.config
-    paddle.set_device("cpu")
+    rank, world = rank_and_world()
+    if world != c["nproc"]:
+        raise RunnerError(f"nproc = {c['nproc']} but {world} process(es) are running: start the run with "
+                          f"`runner train FILE --nproc {c['nproc']}` or `runner sweep`, which launch them")
+    main = rank == 0  # with several processes only the first writes logs, checkpoints and results
+    if not main:
+        report = lambda event, **details: None  # noqa: E731
+    use_device(c["device"])
     set_math_threads(c["threads"])
     splits, network, model, metric = prepare_run(spec, data_root, cache_dir)
     params, flops = count_parameters(network), count_flops(network, c["image_size"])
@@ -88,16 +106,17 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
     state, notes = checkpoints.restore(model)
     for note in notes:
         report("note", message=note + (" — restarting the run from scratch" if state is None else ""))
-    layout.checkpoints.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(layout.checkpoints / "run.json", {"run_id": spec.run_id, "config": c,
-                                                        "class_names": splits.class_names})
+    if main:
+        layout.checkpoints.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(layout.checkpoints / "run.json", {"run_id": spec.run_id, "config": c,
+                                                            "class_names": splits.class_names})
     history: list[dict] = state["history"] if state else []
     best: dict | None = state["best"] if state else None
     stopped_early = bool(state and state.get("stopped_early"))
     report("start", run_id=spec.run_id, name=spec.display_name, parameters=params, flops=flops,
            train_images=len(splits.train), val_images=len(splits.val), resumed_at=len(history))
 
-    log = RunLog(layout.vdl, spec.display_name)
+    log = RunLog(layout.vdl, spec.display_name) if main else NullLog()
     if not history:
         log.hparams(c)
         log.image("inputs/train", input_grid(splits.train))
@@ -108,9 +127,16 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
         log.step_loss((epoch - 1) * steps_per_epoch + step, loss)
         report("step", epoch=epoch, step=step, steps=steps, loss=loss)
 
+    val_order = gathered_order(len(splits.val), eval_batch_size(c), world) if world > 1 else None
+
     def on_epoch_done(record, probs, labels):
         nonlocal best
         record["stopped_early"] = bool(model.stop_training)
+        if val_order is not None:  # all-gathered predictions come rank by rank: back to dataset order
+            probs, labels = reorder(probs, val_order), reorder(labels, val_order)
+        if not main:
+            best = record if best is None or record["val"]["acc"] > best["val"]["acc"] else best
+            return
         log.epoch(record)
         predictions.update(final=probs, labels=labels)
         if best is None or record["val"]["acc"] > best["val"]["acc"]:
@@ -125,7 +151,9 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
 
     first_epoch = len(history)
     if first_epoch < c["epochs"] and not stopped_early:
-        callbacks = [EpochSeeder(c["seed"], first_epoch), DivergenceGuard(first_epoch),
+        train_loader = data_loader(splits.train, c["batch_size"], True, c["num_workers"], c["seed"], rank, world)
+        val_loader = data_loader(splits.val, eval_batch_size(c), False, c["num_workers"], 0, rank, world)
+        callbacks = [EpochSeeder(c["seed"], first_epoch, [train_loader.batch_sampler]), DivergenceGuard(first_epoch),
                      paddle.callbacks.LRScheduler(by_step=False, by_epoch=True)]
         if c["early_stopping"]:
             es = c["early_stopping"]
@@ -133,23 +161,54 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
                                                     es.get("min_delta", 0.0)))
         callbacks.append(History(history, metric, steps_per_epoch, first_epoch, on_epoch_done, on_step))
         try:
-            model.fit(data_loader(splits.train, c["batch_size"], True, c["num_workers"]),
-                      data_loader(splits.val, eval_batch_size(c), False, c["num_workers"]),
-                      epochs=c["epochs"] - first_epoch, eval_freq=1, verbose=0, callbacks=callbacks)
+            model.fit(train_loader, val_loader, epochs=c["epochs"] - first_epoch, eval_freq=1, verbose=0,
+                      callbacks=callbacks)
         finally:
             log.close()
     else:
         log.close()
 
     result = build_result(spec, history, best, params, flops, splits, predictions)
-    write_json_atomic(layout.result, result)
+    result["parallel"] = {"processes": world, "device": c["device"], "global_batch_size": c["batch_size"],
+                          "batch_per_process": c["batch_size"] // world,
+                          "learning_rate": c["optimizer"]["learning_rate"]}
+    record_rank_share(layout, rank, world, len(splits.train), c)
+    if main:
+        write_json_atomic(layout.result, result)
     report("done", result=result)
     return result
 
 
+def record_rank_share(layout: RunLayout, rank: int, world: int, n_train: int, config: dict) -> None:
+    """With several processes each writes how many training images it computed: proof they all took part."""
+    if world == 1:
+        return
+    sampler = ShardedBatchSampler(n_train, config["batch_size"], True, config["seed"], rank, world)
+    per_epoch = sum(len(batch) for batch in sampler)
+    folder = layout.folder / "ranks"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / f"rank-{rank}.json", {"rank": rank, "world": world,
+                                                     "train_images_per_epoch": per_epoch})
+
+
+def reorder(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    out = np.empty_like(values)
+    out[order] = values
+    return out
+
+
+class NullLog:
+    """What processes other than the first log: nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
 def eval_batch_size(config: dict) -> int:
-    # Evaluation keeps no gradients, so bigger batches cost little memory and run faster.
-    return max(config["batch_size"], 32)
+    # Evaluation keeps no gradients, so bigger batches cost little memory and run faster; with
+    # several processes it must split evenly over them.
+    size = max(config["batch_size"], 32)
+    return -(-size // config["nproc"]) * config["nproc"]
 
 
 def save_predictions(layout: RunLayout, predictions: dict) -> None:

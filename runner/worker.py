@@ -20,12 +20,12 @@ EXIT_FAILED, EXIT_INTERRUPTED = 3, 4
 def main(job_file: str) -> int:
     job = json.loads(Path(job_file).read_text())
     from runner.checkpoints import write_json_atomic
-    from runner.config import RunSpec
+    from runner.config import RunSpec, with_defaults
     from runner.errors import RunnerError
     from runner.layout import SweepLayout
     from runner.train import train_run
 
-    spec = RunSpec(job["experiment"], job["config"])
+    spec = RunSpec(job["experiment"], with_defaults(job["config"]))
     layout = SweepLayout(Path(job["sweep_root"])).run(spec.run_id)
     error_file = layout.folder / "error.txt"
     error_file.unlink(missing_ok=True)

@@ -1,0 +1,48 @@
+"""Data parallelism on CPU: two processes through paddle.distributed.launch (gloo) against one."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import cli, tiny_experiment
+from runner.distributed import ShardedBatchSampler, gathered_order
+
+LENET = '[[runs]]\nmodel = "lenet"\noptimizer = { name = "adam", learning_rate = 0.003 }\n'
+
+
+def test_sharded_batches_partition_each_global_batch():
+    one = list(ShardedBatchSampler(64, 16, True, seed=3))
+    shards = [list(ShardedBatchSampler(64, 16, True, seed=3, rank=r, world=2)) for r in range(2)]
+    for k, batch in enumerate(one):
+        assert sorted(shards[0][k] + shards[1][k]) == sorted(batch) and len(shards[0][k]) == 8
+    padded = [list(ShardedBatchSampler(7, 4, False, rank=r, world=2)) for r in range(2)]
+    assert len(padded[0]) == len(padded[1])  # equal shares, so no rank waits forever
+    assert gathered_order(7, 4, 2).tolist() == [0, 2, 1, 3, 4, 6, 5]
+
+
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, LENET, epochs=2)
+    single = cli("train", path, check=True)
+    double = cli("train", path, "--nproc", "2", env={"RUNNER_OUTPUT_ROOT": str(tmp_path / "two")})
+    assert double.returncode == 0, double.stdout[-3000:] + double.stderr[-3000:]
+    one = json.loads(next(outputs.rglob("result.json")).read_text())
+    two_file = next((tmp_path / "two").rglob("result.json"))
+    two = json.loads(two_file.read_text())
+    assert two["parallel"]["processes"] == 2 and two["parallel"]["batch_per_process"] == 8
+    assert two["parallel"]["global_batch_size"] == 16
+    # both processes took part: each computed half of every epoch's images
+    shares = [json.loads(p.read_text()) for p in sorted((two_file.parent / "ranks").glob("rank-*.json"))]
+    assert [s["rank"] for s in shares] == [0, 1] and all(s["train_images_per_epoch"] == 24 for s in shares)
+    # same global batches, same data, LeNet has no batch norm: equal up to floating-point sums
+    for a, b in zip(one["history"], two["history"]):
+        assert a["val"]["acc"] == b["val"]["acc"]
+        assert a["val"]["loss"] == pytest.approx(b["val"]["loss"], rel=1e-4)
+        assert a["train"]["loss"] == pytest.approx(b["train"]["loss"], rel=1e-4)
+    assert "nproc" not in single.stderr
+
+
+def test_gpu_without_cuda_is_a_clear_error(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, LENET + 'device = "gpu"\n', epochs=1)
+    proc = cli("train", path)
+    assert proc.returncode == 1
+    assert "no GPU support" in proc.stderr and "Traceback" not in proc.stderr
