@@ -68,7 +68,9 @@ class History(Callback):
         self.current: dict = {}
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.current = {"epoch": self.first_epoch + epoch + 1, "_t0": time.perf_counter()}
+        # the rate this epoch trains with (paddle's LRScheduler callback steps it at the epoch's end)
+        self.current = {"epoch": self.first_epoch + epoch + 1, "_t0": time.perf_counter(),
+                        "lr": float(self.model._optimizer.get_lr())}
         self.loss_sums = {"train": [0.0, 0.0], "eval": [0.0, 0.0]}
 
     def add_loss(self, mode: str, logs) -> float:
@@ -96,7 +98,6 @@ class History(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.current["train_seconds"] = time.perf_counter() - self.current.pop("_t0")
-        self.current["lr"] = float(self.model._optimizer.get_lr())
         self.current["train"] = {**clean_logs(logs), "loss": self.mean_loss("train")}
 
     def on_eval_begin(self, logs=None):

@@ -9,7 +9,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import DATA_ROOT, cli, tiny_experiment, write_toml
+from conftest import DATA_ROOT, TINY, cli, tiny_experiment, write_toml
 from runner.config import load_experiment
 from runner.layout import SweepLayout
 from runner.train import data_loader, prepare_run, train_run
@@ -142,3 +142,16 @@ def test_diverging_run_fails_with_epoch_and_step(tmp_path, outputs):
 
     rows = RunRegistry(outputs / "tiny" / "runs.sqlite").rows()
     assert rows[0]["status"] == "failed" and "at epoch 1, step" in rows[0]["error"]
+
+
+@pytest.mark.parametrize("scheduler, expected", [
+    ('{ name = "step", step_size = 1, gamma = 0.5 }', [0.01, 0.005, 0.0025]),
+    ('{ name = "cosine" }', [0.01, 0.0075, 0.0025]),
+    ('{ name = "constant", warmup_epochs = 2 }', [0.001, 0.0055, 0.01]),
+])
+def test_learning_rate_schedules_step_once_per_epoch(tmp_path, outputs, scheduler, expected):
+    text = TINY.format(name="lr", epochs=3).replace("learning_rate = 0.001", "learning_rate = 0.01")
+    experiment = load_experiment(write_toml(tmp_path, text + f'scheduler = {scheduler}\n[[runs]]\nmodel = "lenet"\n'))
+    spec = experiment.runs[0]
+    result = train_run(spec, SweepLayout.for_experiment("lr").run(spec.run_id), DATA_ROOT)
+    assert [h["lr"] for h in result["history"]] == pytest.approx(expected)
