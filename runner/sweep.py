@@ -301,7 +301,11 @@ class Scheduler:
             self.on_event("finished", planned=planned, status="failed", error=error)
 
     def stop_all(self) -> None:
-        """Ctrl-C: let every worker stop (they got the same SIGINT), then record them as interrupted."""
+        """Ctrl-C: let every worker stop, then record them as interrupted. From a terminal the workers
+        got the same SIGINT; a `kill -INT` of the sweep alone is passed on to them."""
+        for proc, _, _ in self.running.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
         for run_id, (proc, planned, _) in self.running.items():
             try:
                 proc.wait(timeout=30)
