@@ -14,32 +14,20 @@ import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import course_experiment  # noqa: E402
 OPTIMIZERS = {"alexnet": '{ name = "adam", learning_rate = 0.001 }',
               "paddle.vision/resnet50": '{ name = "momentum", learning_rate = 0.001, momentum = 0.9 }'}
 
 
 def run(model: str, variant: dict, args, folder: Path) -> dict:
     name = f"par{abs(hash((model, tuple(variant.items())))) % 10 ** 8}"
-    path = folder / f"{name}.toml"
-    path.write_text(textwrap.dedent(f"""
-        name = "{name}"
-        [defaults]
-        dataset = "ichallenge-pm"
-        image_size = 224
-        epochs = {args.epochs}
-        batch_size = 10
-        train_limit = {args.train_limit}
-        val_limit = 100
-        threads = {variant.get("threads", 1)}
-        [[runs]]
-        model = "{model}"
-        optimizer = {OPTIMIZERS[model]}
-    """))
+    path = course_experiment(folder / f"{name}.toml", name, [(model, OPTIMIZERS[model])], args.epochs,
+                             args.train_limit, variant.get("threads", 1), val_limit=100)
     env = {**os.environ, "RUNNER_OUTPUT_ROOT": str(folder / "out"), "RUNNER_DATA_ROOT": str(args.data)}
     started = time.perf_counter()
     cmd = [sys.executable, "-m", "runner", "train", str(path), "--nproc", str(variant.get("nproc", 1))]

@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import course_experiment  # noqa: E402
+
 REPO = HERE.parent
 YARDSTICK = REPO.parent / "shared" / "bench" / "seed_recipe.py"
 # The yardstick's models and optimizers; the runner's names for the same networks.
@@ -72,20 +75,8 @@ def run_yardstick(model: str, args) -> dict:
 
 
 def experiment_file(folder: Path, models: list[str], args, threads: int) -> Path:
-    runs = "".join(f'\n[[runs]]\nmodel = "{RUNS[m][0]}"\noptimizer = {RUNS[m][1]}\n' for m in models)
-    path = folder / "speed.toml"
-    path.write_text(textwrap.dedent(f"""
-        name = "speed"
-        [defaults]
-        dataset = "ichallenge-pm"
-        image_size = 224
-        epochs = {args.epochs}
-        batch_size = 10
-        seed = 0
-        train_limit = {args.train_limit}
-        threads = {threads}
-    """) + runs)
-    return path
+    return course_experiment(folder / "speed.toml", "speed", [RUNS[m] for m in models], args.epochs,
+                             args.train_limit, threads)
 
 
 def run_runner_sweep(path: Path, out: Path, jobs: int, args) -> tuple[float, list[dict]]:
