@@ -32,17 +32,19 @@ def main(job_file: str) -> int:
     last_write = 0.0
 
     def report(event, **details):
+        """One line per note, start and epoch in train.log; progress.json for the sweep's overview,
+        at most twice a second."""
         nonlocal last_write
+        record = details.pop("record", None)
         if event in ("note", "start", "epoch"):
-            print(event, json.dumps({k: v for k, v in details.items() if k != "record"} | (
-                {"epoch": details["record"]["epoch"], "val": details["record"]["val"]} if "record" in details else {}),
-                default=str), flush=True)
-        if event in ("step", "epoch", "start") and time.monotonic() - last_write > 0.5 or event == "epoch":
+            line = details | ({"epoch": record["epoch"], "val": record["val"]} if record else {})
+            print(event, json.dumps(line, default=str), flush=True)
+        if event == "epoch" or (event in ("step", "start") and time.monotonic() - last_write > 0.5):
             last_write = time.monotonic()
             progress = {"event": event, "time": time.time()}
             progress.update({k: v for k, v in details.items() if k in ("epoch", "step", "steps", "loss", "epochs")})
-            if event == "epoch":
-                progress.update(epoch=details["record"]["epoch"], val_acc=details["record"]["val"].get("acc"))
+            if record:
+                progress.update(epoch=record["epoch"], val_acc=record["val"].get("acc"))
             write_json_atomic(layout.progress, progress)
 
     try:
