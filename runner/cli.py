@@ -112,6 +112,7 @@ def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
     """Train one run of an experiment file in this process (resumes if it was interrupted)."""
     from runner.config import load_experiment
+    from runner.layout import SweepLayout
     from runner.sweep import train_one
 
     experiment = load_experiment(file, [*(overrides or []), *([f"nproc={nproc}"] if nproc else [])])
@@ -119,7 +120,7 @@ def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
     result = train_one(experiment, spec, data_root, report=print_training_event)
     out.print(f"[green]done[/] {spec.run_id}: final val acc {result['final'].get('acc', float('nan')):.2%}, "
               f"best {result['best'].get('acc', float('nan')):.2%} at epoch {result['best_epoch']}; "
-              f"outputs in {Path('outputs') / experiment.name}")
+              f"outputs in {SweepLayout.for_experiment(experiment.name).root}")
 
 
 def print_training_event(event: str, **d) -> None:
