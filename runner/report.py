@@ -98,7 +98,7 @@ def reference_for(config: dict) -> float | None:
 def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
     multi = any(len(r["result"]["class_names"]) > 5 for r in rows)
-    header = ["run", "model", "dataset", "size", "epochs", "params (M)", "GFLOPs", "final acc", "95% CI",
+    header = ["run", "model", "dataset", "size", "epochs", "params (M)", "GMACs", "final acc", "95% CI",
               "best acc (epoch)"]
     header += ["AUC", "sensitivity", "specificity", "F1"] if binary else []
     header += ["top-5"] if multi else []
