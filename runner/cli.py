@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -30,6 +31,14 @@ SetOption = typer.Option(None, "--set", help="Override a setting for every run, 
                                              "--set optimizer.learning_rate=0.01")
 DataRootOption = typer.Option(None, "--data-root", help="Folder holding the datasets "
                                                         "(default: $RUNNER_DATA_ROOT, else ./data)")
+
+
+def stop_cleanly_on_signals() -> None:
+    """Ctrl-C and `kill` both stop a run or sweep cleanly (runs marked interrupted, resumable), also
+    when it was started in the background, where the shell leaves SIGINT ignored. Called after paddle
+    is imported, since paddle installs handlers of its own."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def main() -> None:
@@ -117,6 +126,7 @@ def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
 
     experiment = load_experiment(file, [*(overrides or []), *([f"nproc={nproc}"] if nproc else [])])
     spec = experiment.find(run)
+    stop_cleanly_on_signals()
     result = train_one(experiment, spec, data_root, report=print_training_event)
     out.print(f"[green]done[/] {spec.run_id}: final val acc {result['final'].get('acc', float('nan')):.2%}, "
               f"best {result['best'].get('acc', float('nan')):.2%} at epoch {result['best_epoch']}; "
@@ -161,6 +171,7 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
         print_plan(plan_sweep(experiment, registry, retry_failed), estimate=True)
         return
     view = SweepView()
+    stop_cleanly_on_signals()
     try:
         with Live(view.table(), console=out, refresh_per_second=2, transient=not out.is_terminal) as live:
             view.live = live

@@ -201,3 +201,21 @@ def test_fault_injection_sigkill_at_five_moments(tmp_path, outputs):
             return [{k: v for k, v in row.items() if k not in ("train s", "img/s")} for row in csv.DictReader(f)]
 
     assert table(outputs) == table(tmp_path / "reference")
+
+
+def test_kill_term_of_a_sweep_started_in_the_background_stops_it_cleanly(tmp_path, outputs):
+    """A shell starts background jobs with SIGINT ignored; `kill` (SIGTERM) must still stop the sweep
+    with its runs marked interrupted, not leave them 'running'."""
+    path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "alexnet"\nimage_size = 64\n', epochs=4)
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "sweep", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "RUNNER_OUTPUT_ROOT": str(outputs)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.monotonic() + 300
+    while not list(outputs.glob("tiny/checkpoints/*/epoch-0001")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in stderr
+    assert RunRegistry(outputs / "tiny" / "runs.sqlite").rows()[0]["status"] == "interrupted"
+    cli("sweep", path, check=True)
+    assert RunRegistry(outputs / "tiny" / "runs.sqlite").rows()[0]["status"] == "done"
