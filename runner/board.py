@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from runner.errors import RunnerError
+from runner.processes import die_with_parent
 
 
 def free_port() -> int:
@@ -41,21 +42,25 @@ def start_board(output_dirs: list[Path], port: int = 8040, host: str = "127.0.0.
     exe = shutil.which("visualdl")
     cmd = [exe] if exe else [sys.executable, "-m", "visualdl"]
     cmd += ["--logdir", *map(str, dirs), "--host", host, "--port", str(port), "-L", "en"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The server dies with us even if we are killed outright.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
     url = f"http://{host}:{port}/app/scalar"
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace").strip().splitlines()
-            raise RunnerError(f"VisualDL exited at start: {err[-1] if err else 'no message'}")
-        try:
-            with urllib.request.urlopen(f"http://{host}:{port}/app/api/runs", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.terminate()
-    raise RunnerError(f"VisualDL did not answer on port {port} within {timeout:.0f} s")
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+                raise RunnerError(f"VisualDL exited at start: {err[-1] if err else 'no message'}")
+            try:
+                with urllib.request.urlopen(f"http://{host}:{port}/app/api/runs", timeout=2) as r:
+                    if r.status == 200:
+                        return proc, url
+            except OSError:
+                time.sleep(0.3)
+        raise RunnerError(f"VisualDL did not answer on port {port} within {timeout:.0f} s")
+    except BaseException:  # also Ctrl-C while waiting: never leave the server behind
+        stop_board(proc)
+        raise
 
 
 def stop_board(proc: subprocess.Popen) -> None:

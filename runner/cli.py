@@ -281,6 +281,7 @@ def board(output_dir: Optional[Path] = typer.Argument(None, help="outputs/<name>
     from runner.board import start_board, stop_board
 
     dirs = [default_output_dir(output_dir), *(compare or [])]
+    stop_cleanly_on_signals()
     proc, url = start_board(dirs, port)
     out.print(f"VisualDL: {url}  (logs: {', '.join(str(d / 'vdl') for d in dirs)}; Ctrl-C to stop)")
     try:

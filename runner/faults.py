@@ -2,7 +2,7 @@
 
 `RUNNER_FAULT="<point>:<n>"` kills the sweep with SIGKILL the n-th time a process reaches <point>
 (train-step, eval, checkpoint-write, registry-update). A worker kills its sweep (and then dies
-with it, see sweep._die_with_parent); any other process kills itself. Unset, this does nothing.
+with it, see processes.die_with_parent); any other process kills itself. Unset, this does nothing.
 """
 import os
 import signal

@@ -7,7 +7,6 @@ finished run. A run that fails never stops the others.
 """
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import json
 import os
@@ -27,6 +26,7 @@ from runner.distributed import launch_command
 from runner.errors import RunnerError
 from runner.faults import fault_point
 from runner.layout import SweepLayout
+from runner.processes import die_with_parent
 from runner.registry import RunRegistry
 from runner.report import write_outputs
 from runner.train import read_result
@@ -223,15 +223,6 @@ def result_metrics(result: dict) -> dict:
     return {k: result.get(k) for k in RESULT_FIELDS}
 
 
-def _die_with_parent():
-    # If the sweep is killed (even kill -9) its workers stop too, so a restarted sweep never
-    # finds an orphan still writing the run it is about to resume.
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 class Scheduler:
     def __init__(self, layout: SweepLayout, registry: RunRegistry, jobs: int, data_root, on_event: Event,
                  devices: list[int] | None = None):
@@ -272,7 +263,7 @@ class Scheduler:
         self.registry.mark_running(spec.run_id)
         with open(run.log, "a") as log:
             proc = subprocess.Popen(worker_command(self.layout, spec, job, device), stdout=log,
-                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                                    stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
                                     env={**os.environ, "RUNNER_WORKER": "1"})
         self.running[spec.run_id] = (proc, planned, device)
         self.on_event("started", planned=planned)
