@@ -26,16 +26,11 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = np.asarray(scores)[order]
-    ranks = np.empty(len(scores))
-    i = 0
-    while i < len(scores):  # average rank over ties
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    # 1-based ranks, tied scores sharing the mean of their ranks (vectorised: paddle asks for the
+    # metric after every batch, so this runs on the hot path)
+    _, tie_group, counts = np.unique(np.asarray(scores), return_inverse=True, return_counts=True)
+    last_rank = np.cumsum(counts)
+    ranks = (last_rank - (counts - 1) / 2)[tie_group.reshape(-1)]
     u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2
     return float(u / (n_pos * n_neg))
 

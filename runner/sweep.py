@@ -16,6 +16,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -327,18 +328,21 @@ KNOWN_SIZES = {"ichallenge-pm": (400, 400), "cifar10": (50000, 10000)}
 GFLOPS_PER_PROCESS = 40.0
 
 
-def estimate_minutes(config: dict, _cache: dict = {}) -> float | None:
-    """Rough wall minutes of one run: forward+backward (3 x forward) on the training images, one
-    forward on the validation images, every epoch."""
+@lru_cache(maxsize=None)
+def forward_macs(model: str, image_size: int) -> int | None:
+    """Multiply-accumulates of one forward pass, computed once per (model, size) for the plan."""
     from runner.models import build_network, count_flops
 
-    key = (config["model"], config["image_size"])
-    if key not in _cache:
-        try:
-            _cache[key] = count_flops(build_network(config["model"], 2, config["image_size"]), config["image_size"])
-        except Exception:
-            _cache[key] = None
-    macs = _cache[key]
+    try:
+        return count_flops(build_network(model, 2, image_size), image_size)
+    except Exception:  # a model that cannot take this size: the run itself will say why
+        return None
+
+
+def estimate_minutes(config: dict) -> float | None:
+    """Rough wall minutes of one run: forward+backward (3 x forward) on the training images, one
+    forward on the validation images, every epoch."""
+    macs = forward_macs(config["model"], config["image_size"])
     if not macs:
         return None
     n_train, n_val = KNOWN_SIZES.get(config["dataset"], (1000, 200))
