@@ -19,8 +19,19 @@ class ClassificationLoss(nn.Layer):
 
     def forward(self, *outputs_and_label):
         *outputs, label = outputs_and_label
-        losses = [F.cross_entropy(o, label, label_smoothing=self.label_smoothing) for o in outputs]
+        losses = [self.cross_entropy(o, label) for o in outputs]
         return losses[0] + self.aux_weight * sum(losses[1:]) if len(losses) > 1 else losses[0]
+
+    def cross_entropy(self, logits, label):
+        if not self.label_smoothing:
+            return F.cross_entropy(logits, label)
+        # Written out because paddle 3.3's own label_smoothing has no kernel for integer labels.
+        # Target: 1 - eps on the true class plus eps spread evenly over all classes (as in PyTorch).
+        log_probs = F.log_softmax(logits, axis=-1)
+        true_class = -paddle.take_along_axis(log_probs, label.reshape([-1, 1]).astype("int64"), axis=-1)
+        uniform = -log_probs.mean(axis=-1, keepdim=True)
+        eps = self.label_smoothing
+        return ((1 - eps) * true_class + eps * uniform).mean()
 
 
 class ClassificationMetrics(paddle.metric.Metric):

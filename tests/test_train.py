@@ -131,6 +131,27 @@ def test_googlenet_trains_with_aux_losses_and_reports_main_head(tmp_path, output
     assert metric.accumulate()[0] == pytest.approx(main_acc)
 
 
+def test_label_smoothing_matches_hand_computed_loss_and_trains():
+    from runner.objectives import ClassificationLoss
+
+    # logits (2, 0) for class 0: p = (e^2, 1) / (e^2 + 1); eps = 0.1 over 2 classes puts 0.95 on the
+    # true class and 0.05 on the other
+    logits = paddle.to_tensor([[2.0, 0.0], [2.0, 0.0]])
+    labels = paddle.to_tensor([[0], [1]], dtype="int64")
+    log_p = np.log(np.exp([2.0, 0.0]) / (np.exp(2.0) + 1))
+    expected = np.mean([-(0.95 * log_p[0] + 0.05 * log_p[1]), -(0.95 * log_p[1] + 0.05 * log_p[0])])
+    assert float(ClassificationLoss(label_smoothing=0.1)(logits, labels)) == pytest.approx(expected, rel=1e-6)
+    assert float(ClassificationLoss()(logits, labels)) == pytest.approx(-np.mean(log_p), rel=1e-6)
+
+    # one step through paddle.Model with integer labels, as the runner feeds them
+    net = paddle.nn.Linear(4, 2)
+    model = paddle.Model(net)
+    model.prepare(paddle.optimizer.SGD(0.1, parameters=net.parameters()), ClassificationLoss(label_smoothing=0.1))
+    before = net.weight.numpy().copy()
+    model.train_batch([paddle.rand([3, 4])], [paddle.to_tensor([[0], [1], [1]], dtype="int64")])
+    assert not np.allclose(before, net.weight.numpy())
+
+
 def test_diverging_run_fails_with_epoch_and_step(tmp_path, outputs):
     path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "alexnet"\n'
                                      'optimizer = { name = "momentum", learning_rate = 1e6, momentum = 0.9 }\n')
