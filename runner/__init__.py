@@ -12,3 +12,5 @@ import warnings as _warnings
 _warnings.filterwarnings("ignore", message="No ccache found")
 # paddle.Model.train_batch re-wraps label tensors with to_tensor and warns about it on every batch.
 _warnings.filterwarnings("ignore", message="To copy construct from a tensor")
+# paddle.vision's BatchNorm layers announce their (documented) running-statistics policy every epoch.
+_warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
