@@ -152,7 +152,7 @@ def print_training_event(event: str, **d) -> None:
 @app.command()
 def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
-                                             help="Runs at a time (default: one per CPU core)"),
+                                             help="CPU cores to keep busy (default: all); a run takes threads x nproc of them"),
           dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop"),
           retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again"),
           devices: Optional[str] = typer.Option(None, "--devices", help="GPUs to use, e.g. 0,1,2,3: one run per "

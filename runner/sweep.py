@@ -96,8 +96,24 @@ class SweepLock:
 
 
 def default_jobs() -> int:
-    # paddle computes in one thread per process on CPU: one run per core uses the machine.
+    # paddle computes in one thread per process on CPU unless a run asks for more: a run per core
+    # (or fewer, wider runs) uses the machine.
     return usable_cores()
+
+
+def slots_needed(config: dict, on_gpus: bool) -> int:
+    """Cores a run keeps busy: its math threads in each of its processes; a GPU run counts one."""
+    return 1 if on_gpus else max(1, config.get("threads", 1)) * max(1, config.get("nproc", 1))
+
+
+def next_to_start(pending: list[PlannedRun], free_slots: int, idle: bool, on_gpus: bool) -> int | None:
+    """Index of the first pending run that fits in the free slots, so that short single-core runs
+    fill a core that a wide run cannot use yet; a run wider than the whole budget starts alone."""
+    for i, planned in enumerate(pending):
+        need = slots_needed(planned.spec.config, on_gpus)
+        if need <= free_slots or idle:
+            return i
+    return None
 
 
 @contextmanager
@@ -229,16 +245,22 @@ class Scheduler:
                  devices: list[int] | None = None):
         self.layout, self.registry, self.data_root, self.on_event = layout, registry, data_root, on_event
         self.devices = devices or []
-        # one run per GPU with --devices; otherwise --jobs at a time
-        self.jobs = len(self.devices) if self.devices else max(1, jobs)
+        # Slots: one per GPU with --devices; otherwise --jobs cores, each run taking threads x nproc
+        # of them, so that wide runs never oversubscribe the CPU.
+        self.slots = len(self.devices) if self.devices else max(1, jobs)
         self.running: dict[str, tuple[subprocess.Popen, PlannedRun, str]] = {}
+
+    def free_slots(self) -> int:
+        used = sum(slots_needed(planned.spec.config, bool(self.devices)) for _, planned, _ in self.running.values())
+        return self.slots - used
 
     def run(self, todo: list[PlannedRun]) -> None:
         pending = list(todo)
         try:
             while pending or self.running:
-                while pending and len(self.running) < self.jobs:
-                    self.start(pending.pop(0))
+                while pending and (i := next_to_start(pending, self.free_slots(), not self.running,
+                                                      bool(self.devices))) is not None:
+                    self.start(pending.pop(i))
                 time.sleep(0.2)
                 for run_id, (proc, planned, _) in list(self.running.items()):
                     code = proc.poll()
@@ -326,6 +348,8 @@ KNOWN_SIZES = {"ichallenge-pm": (400, 400), "cifar10": (50000, 10000)}
 # Sustained throughput of one training process, in GFLOP/s (2 x multiply-accumulates), measured
 # with bench/speed.py on a 2-core AMD EPYC with MKL_DEBUG_CPU_TYPE=5; a rough guide elsewhere.
 GFLOPS_PER_PROCESS = 40.0
+# What each further core of a run (threads or nproc) adds: 2 cores ran 1.5-1.8x one here.
+EXTRA_CORE_GAIN = 0.6
 
 
 @lru_cache(maxsize=None)
@@ -348,5 +372,9 @@ def estimate_minutes(config: dict) -> float | None:
     n_train, n_val = KNOWN_SIZES.get(config["dataset"], (1000, 200))
     n_train = min(n_train, config["train_limit"] or n_train)
     n_val = min(n_val, config["val_limit"] or n_val)
+    if config["validation"].startswith("holdout:"):  # the held-out share of the training images
+        held_out = round(n_train * float(config["validation"].split(":")[1]))
+        n_train, n_val = n_train - held_out, held_out
     flop = 2 * macs * (3 * n_train + n_val) * config["epochs"]
-    return flop / (GFLOPS_PER_PROCESS * 1e9) / 60
+    cores = slots_needed(config, on_gpus=False)
+    return flop / (GFLOPS_PER_PROCESS * 1e9 * (1 + EXTRA_CORE_GAIN * (cores - 1))) / 60

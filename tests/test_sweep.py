@@ -141,3 +141,38 @@ def test_dry_run_prints_plan_and_trains_nothing(tmp_path, outputs):
     proc = cli("sweep", path, "--dry-run", check=True)
     assert proc.stdout.count("lenet-s") == 2 and proc.stdout.count("alexnet-s") == 2  # (lenet, seed 1) collapses
     assert not (outputs / "tiny").exists()
+
+
+def test_scheduler_packs_runs_by_the_cores_they_use():
+    from types import SimpleNamespace
+
+    from runner.sweep import next_to_start
+
+    def run(threads=1, nproc=1):
+        return SimpleNamespace(spec=SimpleNamespace(config={"threads": threads, "nproc": nproc}))
+
+    wide, narrow = run(threads=2), run()
+    assert next_to_start([wide, narrow], free_slots=2, idle=True, on_gpus=False) == 0
+    assert next_to_start([wide, narrow], free_slots=1, idle=False, on_gpus=False) == 1  # backfills a free core
+    assert next_to_start([wide, run(nproc=2)], free_slots=1, idle=False, on_gpus=False) is None
+    assert next_to_start([run(threads=2, nproc=2)], free_slots=2, idle=True, on_gpus=False) == 0  # too wide: alone
+    assert next_to_start([wide], free_slots=1, idle=False, on_gpus=True) == 0  # a GPU run takes one GPU
+
+
+def test_sweep_never_runs_more_threads_than_cores(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, """
+        [[runs]]
+        model = "lenet"
+        threads = 2
+        [[runs]]
+        model = "lenet"
+        seed = 1
+        [[runs]]
+        model = "lenet"
+        seed = 2
+    """)
+    cli("sweep", path, "--jobs", "2", check=True)
+    rows = sorted(registry_rows(outputs).values(), key=lambda r: r["position"])
+    wide, first, second = [(r["started_at"], r["finished_at"]) for r in rows]
+    assert first[0] >= wide[1] and second[0] >= wide[1]  # the 2-thread run had both cores to itself
+    assert first[0] < second[1] and second[0] < first[1]  # the two 1-thread runs shared them
