@@ -5,10 +5,12 @@ import textwrap
 from pathlib import Path
 
 
-def course_experiment(path: Path, name: str, runs: list[tuple[str, str]], epochs: int, train_limit: int,
+def course_experiment(path: Path, name: str, runs: list[tuple], epochs: int, train_limit: int,
                       threads: int = 1, val_limit: int = 0) -> Path:
-    """iChallenge-PM at 224x224, batch 10, seed 0; `runs` are (model, optimizer table) pairs."""
-    body = "".join(f'\n[[runs]]\nmodel = "{model}"\noptimizer = {optimizer}\n' for model, optimizer in runs)
+    """iChallenge-PM at 224x224, batch 10, seed 0; `runs` are (model, optimizer table[, extra TOML
+    lines for that run]) tuples."""
+    body = "".join(f'\n[[runs]]\nmodel = "{model}"\noptimizer = {optimizer}\n{extra[0] + chr(10) if extra else ""}'
+                   for model, optimizer, *extra in runs)
     path.write_text(textwrap.dedent(f"""
         name = "{name}"
         [defaults]

@@ -8,9 +8,10 @@ one invocation on this machine, on the same models, epochs and data.
 For each model it prints train and eval images/s, wall seconds, validation accuracy and achieved
 GFLOP/s (and its share of the machine's float32 matrix-product limit) for the yardstick and for the
 runner, then the ratios; then the wall time of the whole set run one after the other by the
-yardstick against `runner sweep` of the same runs, once with one process per core (threads = 1,
-the default) and once one run at a time with one math thread per core; then paddle.Model.fit's
-overhead against a bare loop over the same network, optimizer and batches.
+yardstick against `runner sweep` of the same runs, for each way of using the cores (--sweeps: two
+runs side by side with threads = 1, the default; one run at a time with a math thread per core;
+one run at a time with, per model, the faster of threads and data-parallel processes); then
+paddle.Model.fit's overhead against a bare loop over the same network, optimizer and batches.
 """
 from __future__ import annotations
 
@@ -35,6 +36,15 @@ RUNS = {
     "alexnet": ("alexnet", '{ name = "adam", learning_rate = 0.001 }'),
     "resnet50": ("paddle.vision/resnet50", '{ name = "momentum", learning_rate = 0.001, momentum = 0.9 }'),
     "vgg16": ("paddle.vision/vgg16", '{ name = "momentum", learning_rate = 0.001, momentum = 0.9 }'),
+}
+# How the runner may use the cores, as TOML lines per model. A sweep packs runs by the cores they
+# take (threads x nproc), so "side-by-side" runs two at a time and the others one at a time.
+SWEEPS = {
+    "side-by-side": lambda model, cores: "threads = 1",
+    "threads": lambda model, cores: f"threads = {cores}",
+    # the faster of the two per model, from bench/parallel.py: AlexNet's 72 M parameters make
+    # gradient all-reduce through gloo cost what a second process saves; ResNet-50's 24 M do not
+    "fastest": lambda model, cores: f"threads = {cores}" if model == "alexnet" else f"threads = 1\nnproc = {cores}",
 }
 
 
@@ -74,9 +84,9 @@ def run_yardstick(model: str, args) -> dict:
             "eval_img_s": 400 * len(epochs) / eval_s, "val_acc": epochs[-1]["val_acc"], "train_s": train_s}
 
 
-def experiment_file(folder: Path, models: list[str], args, threads: int) -> Path:
-    return course_experiment(folder / "speed.toml", "speed", [RUNS[m] for m in models], args.epochs,
-                             args.train_limit, threads)
+def experiment_file(folder: Path, models: list[str], args, sweep: str, cores: int) -> Path:
+    runs = [(*RUNS[m], SWEEPS[sweep](m, cores)) for m in models]
+    return course_experiment(folder / "speed.toml", "speed", runs, args.epochs, args.train_limit)
 
 
 def run_runner_sweep(path: Path, out: Path, jobs: int, args) -> tuple[float, list[dict]]:
@@ -131,49 +141,58 @@ def main():
     ap.add_argument("--models", nargs="+", default=["alexnet", "resnet50"], choices=sorted(RUNS))
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--train-limit", type=int, default=0, help="use only N training images (a quick probe)")
+    ap.add_argument("--sweeps", nargs="+", default=list(SWEEPS), choices=list(SWEEPS),
+                    help="how the runner uses the cores: two runs side by side, one run with a math thread "
+                         "per core, or per model the faster of threads and data-parallel processes")
     args = ap.parse_args()
     args.data = args.data.resolve()
     sys.path.insert(0, str(REPO))
     from runner.models import build_network, count_flops
 
     limit = matmul_limit_gflops()
+    cores = len(os.sched_getaffinity(0))
     print(f"machine: {len(os.sched_getaffinity(0))} cores, float32 matrix-product limit {limit:.0f} GFLOP/s "
           f"(numpy, one thread per core); epochs {args.epochs}, train images {args.train_limit or 400}, "
           f"validation images 400", flush=True)
+    sweeps = {}  # name -> (wall, results by model)
+    for name in args.sweeps:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = experiment_file(Path(tmp), args.models, args, name, cores)
+            wall, results = run_runner_sweep(path, Path(tmp) / "out", cores, args)
+        sweeps[name] = (wall, {r["config"]["model"]: r for r in results})
+        print(f"runner sweep ({name}): {wall:.0f} s", flush=True)
+
+    # the yardstick last: a mistake in the runner's half shows before the long part
     yard = {}
     for m in args.models:
         yard[m] = run_yardstick(m, args)
         print(f"yardstick {m}: {json.dumps({k: round(v, 3) for k, v in yard[m].items()})}", flush=True)
-    cores = len(os.sched_getaffinity(0))
-    sweeps = {}  # (jobs, threads) -> (wall, results by model)
-    for jobs, threads in ((cores, 1), (1, cores)):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = experiment_file(Path(tmp), args.models, args, threads)
-            wall, results = run_runner_sweep(path, Path(tmp) / "out", jobs, args)
-        sweeps[(jobs, threads)] = (wall, {r["config"]["model"]: r for r in results})
-        print(f"runner sweep --jobs {jobs}, threads = {threads}: {wall:.0f} s", flush=True)
-
-    header = f"{'model':<9} {'who':<10} {'train img/s':>11} {'eval img/s':>10} {'wall s':>8} {'val acc':>8} {'GFLOP/s':>8} {'of limit':>8}"
+    raw = REPO / "outputs" / "bench" / f"speed-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "limit_gflops": limit,
+                               "yardstick": yard, "sweeps": sweeps}, indent=1))
+    print(f"raw measurements: {raw}")
+    header = f"{'model':<9} {'who':<19} {'train img/s':>11} {'eval img/s':>10} {'wall s':>8} {'val acc':>8} {'GFLOP/s':>8} {'of limit':>8}"
     print("\n" + header)
     for m in args.models:
         macs = count_flops(build_network(RUNS[m][0], 2, 224), 224)
         rows = [("yardstick", yard[m])]
-        for (jobs, threads), (_, by_model) in sweeps.items():
+        for name, (_, by_model) in sweeps.items():
             r = by_model[RUNS[m][0]]
-            rows.append((f"runner j{jobs}t{threads}", {
+            rows.append((f"runner {name}", {
                 "train_img_s": r["images_per_second"], "eval_img_s": 400 * r["epochs_run"] / r["eval_seconds"],
                 "wall_s": r["train_seconds"] + r["eval_seconds"], "val_acc": r["final"]["acc"]}))
         for who, row in rows:
             gflops = 2 * macs * (3 * row["train_img_s"]) / 1e9  # forward + backward = 3 forward passes
-            print(f"{m:<9} {who:<10} {row['train_img_s']:>11.2f} {row['eval_img_s']:>10.2f} {row['wall_s']:>8.1f} "
+            print(f"{m:<9} {who:<19} {row['train_img_s']:>11.2f} {row['eval_img_s']:>10.2f} {row['wall_s']:>8.1f} "
                   f"{row['val_acc']:>8.4f} {gflops:>8.1f} {gflops / limit:>8.1%}")
         for who, ours in rows[1:]:
-            print(f"{m:<9} {'x ' + who[7:]:<10} {ours['train_img_s'] / yard[m]['train_img_s']:>10.2f}x "
+            print(f"{m:<9} {'x ' + who[7:]:<19} {ours['train_img_s'] / yard[m]['train_img_s']:>10.2f}x "
                   f"{ours['eval_img_s'] / yard[m]['eval_img_s']:>9.2f}x {yard[m]['wall_s'] / ours['wall_s']:>7.2f}x")
     seq = sum(y["wall_s"] for y in yard.values())
     print(f"\nwhole set, yardstick one after the other: {seq:.0f} s")
-    for (jobs, threads), (wall, _) in sweeps.items():
-        print(f"whole set, runner sweep --jobs {jobs} with threads = {threads}: {wall:.0f} s -> {seq / wall:.2f}x")
+    for name, (wall, _) in sweeps.items():
+        print(f"whole set, runner sweep ({name}): {wall:.0f} s -> {seq / wall:.2f}x")
     for m in args.models:
         o = bare_loop_overhead(m, args)
         print(f"fit overhead {m}: bare loop {o['bare_s']:.1f} s, paddle.Model.fit {o['fit_s']:.1f} s "
