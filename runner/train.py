@@ -139,14 +139,15 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
             return
         log.epoch(record)
         predictions.update(final=probs, labels=labels)
-        if best is None or record["val"]["acc"] > best["val"]["acc"]:
+        is_best = best is None or record["val"]["acc"] > best["val"]["acc"]
+        if is_best:
             best = record
             predictions["best"] = probs
             checkpoints.save_best(model, {"best": best})
             log.best_epoch(record["epoch"], probs, labels, splits.class_names)
         save_predictions(layout, predictions)
         checkpoints.save(model, record["epoch"], {"history": history, "best": best,
-                                                  "stopped_early": record["stopped_early"]})
+                                                  "stopped_early": record["stopped_early"]}, weights_as_best=is_best)
         report("epoch", record=record, epochs=c["epochs"])
 
     first_epoch = len(history)

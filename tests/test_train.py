@@ -61,8 +61,15 @@ def test_lenet_run_writes_logs_result_and_checkpoints(tmp_path, outputs):
     assert evaluated["auc"] == pytest.approx(on_disk["final"]["auc"])
     assert evaluated["sensitivity"] == pytest.approx(on_disk["final"]["sensitivity"])
     # (paddle's evaluate reports the last batch's loss; the record holds the mean over all batches)
-    # and the best checkpoint restores too
-    model.load(str(layout.checkpoints / "best" / "model"))
+    # and the best checkpoint restores too; it holds weights only, shared with its epoch's folder
+    best_dir = layout.checkpoints / "best"
+    assert sorted(p.name for p in best_dir.iterdir()) == ["model.pdparams", "state.json"]
+    best_epoch = json.loads((best_dir / "state.json").read_text())["best"]["epoch"]
+    for epoch_dir in layout.checkpoints.glob("epoch-*"):
+        same_file = (epoch_dir / "model.pdparams").samefile(best_dir / "model.pdparams")
+        assert same_file == (epoch_dir.name == f"epoch-{best_epoch:04d}")
+        assert (epoch_dir / "model.pdopt").stat().st_size > 0
+    model.load(str(best_dir / "model"))
     best = model.evaluate(data_loader(splits.val, 32, False, 0), verbose=0)
     assert best["acc"] == pytest.approx(on_disk["best"]["acc"])
 
