@@ -66,6 +66,17 @@ ADDED_LATER = {"device": "cpu", "nproc": 1, "amp": False}
 NOT_IDENTITY = ("label", "device")
 
 
+def identity(config: dict, ignore: tuple[str, ...] = ()) -> dict:
+    """What makes a run's result what it is: its settings without display-only ones and `ignore`,
+    written the same way for runs recorded before keys of ADDED_LATER existed."""
+    out = {k: v for k, v in config.items() if k not in NOT_IDENTITY + ignore}
+    out["device"] = config.get("device", "cpu").split(":")[0]  # cpu or gpu, not which gpu
+    for key, default in ADDED_LATER.items():  # so that ids from before they existed still match
+        if out.get(key) == default:
+            out.pop(key, None)
+    return out
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One fully resolved run. Its id hashes everything that changes the result."""
@@ -81,12 +92,7 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        identity = {k: v for k, v in self.config.items() if k not in NOT_IDENTITY}
-        identity["device"] = self.config["device"].split(":")[0]  # cpu or gpu, not which gpu
-        for key, default in ADDED_LATER.items():  # so that ids from before they existed still match
-            if identity.get(key) == default:
-                identity.pop(key, None)
-        digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+        digest = hashlib.sha1(json.dumps(identity(self.config), sort_keys=True).encode()).hexdigest()[:8]
         return f"{slug(self.config['model'])}-s{self.config['seed']}-{digest}"
 
     @property

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from runner import metrics, plots
+from runner.config import identity
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
 from runner.train import load_predictions, read_result
@@ -71,7 +72,7 @@ def seed_groups(rows: list[dict]) -> list[dict]:
     """Runs alike but for the seed, summarised: n, mean ± std and 95% interval of each metric."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        key = json.dumps({k: v for k, v in row["result"]["config"].items() if k not in ("seed", "label")}, sort_keys=True)
+        key = json.dumps(identity(row["result"]["config"], ignore=("seed",)), sort_keys=True)
         groups.setdefault(key, []).append(row)
     out = []
     for members in groups.values():
@@ -124,7 +125,8 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
 def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
     header = ["model", "dataset", "size", "seeds", "final acc mean ± std", "95% interval", "AUC mean ± std", "course"]
     body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
-             f"{pct(g['acc'][2])}–{pct(g['acc'][3])}" if not math.isnan(g["acc"][2]) else "—",
+             # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
+             f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if not math.isnan(g["acc"][2]) else "—",
              mean_std(g["auc"], percent=False), pct(g["reference"])] for g in groups]
     return header, body
 
@@ -147,11 +149,10 @@ def mean_std(stats, percent: bool = True) -> str:
     mean, std = stats[0], stats[1]
     if math.isnan(mean):
         return "—"
-    scale = 100 if percent else 1
-    unit = "%" if percent else ""
+    scale, unit, digits = (100, "%", 2) if percent else (1, "", 3)
     if math.isnan(std):
-        return f"{scale * mean:.2f}{unit}"
-    return f"{scale * mean:.2f} ± {scale * std:.2f}{unit}"
+        return f"{scale * mean:.{digits}f}{unit}"
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}{unit}"
 
 
 def render(rows: list[dict], fmt: str = "md") -> str:

@@ -70,3 +70,25 @@ def test_roc_curve_endpoints():
     fpr, tpr = metrics.roc_curve(np.array([0.9, 0.6, 0.4, 0.1]), np.array([1, 0, 1, 0]))
     assert fpr[0] == 0 and tpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1
     assert np.trapezoid(tpr, fpr) == pytest.approx(metrics.roc_auc(np.array([0.9, 0.6, 0.4, 0.1]), np.array([1, 0, 1, 0])))
+
+
+def test_seed_groups_join_runs_recorded_before_and_after_new_settings():
+    from runner.report import group_table, seed_groups
+
+    old = {"model": "alexnet", "dataset": "ichallenge-pm", "image_size": 224, "epochs": 5, "seed": 0, "label": ""}
+    new = {**old, "seed": 1, "device": "cpu", "nproc": 1, "amp": False, "label": "alexnet again"}
+    other = {**new, "seed": 2, "image_size": 128}  # a different setting: its own group
+    rows = [{"result": {"config": c, "final": {"acc": acc, "auc": auc}}}
+            for c, acc, auc in ((old, 0.90, 0.95), (new, 0.80, 0.93), (other, 0.70, 0.90))]
+    groups = seed_groups(rows)
+    assert [(g["image_size"], g["seeds"]) for g in groups] == [(224, 2), (128, 1)]
+    mean, std, low, high = groups[0]["acc"]
+    assert mean == pytest.approx(0.85) and std == pytest.approx(math.sqrt(0.005))
+    half = 12.706 * math.sqrt(0.005) / math.sqrt(2)
+    assert low == pytest.approx(0.85 - half) and high == pytest.approx(0.85 + half)
+    header, body = group_table(groups)
+    row = dict(zip(header, body[0]))
+    assert row["final acc mean ± std"] == "85.00 ± 7.07%"
+    assert row["95% interval"] == "21.47%–100.00%"  # the t-interval (21.5 %, 148.5 %) shown within bounds
+    assert row["AUC mean ± std"] == "0.940 ± 0.014"
+    assert row["course"] == "94.00%"
