@@ -263,14 +263,15 @@ def default_output_dir(output_dir: Optional[Path]) -> Path:
 
 
 @app.command()
-def report(output_dir: Optional[Path] = typer.Argument(None, help="outputs/<name> (default: the newest sweep)"),
+def report(output_dirs: Optional[List[Path]] = typer.Argument(
+               None, help="outputs/<name> (default: the newest sweep); several sweeps make one table"),
            fmt: str = typer.Option("md", "--format", help="md, csv or json")):
-    """The comparison table of a sweep."""
+    """The comparison table of a sweep, or of several side by side."""
     from runner.report import report_for
 
     if fmt not in ("md", "csv", "json"):
         raise RunnerError(f"--format {fmt!r}: use md, csv or json")
-    print(report_for(default_output_dir(output_dir), fmt))
+    print(report_for([default_output_dir(d) for d in output_dirs] if output_dirs else [default_output_dir(None)], fmt))
 
 
 @app.command()

@@ -26,7 +26,14 @@ ALPHA = 0.05
 
 
 def collect(layout: SweepLayout, registry: RunRegistry) -> list[dict]:
-    """Finished runs with their results and per-image correctness, best final accuracy first."""
+    """Finished runs with their results, per-image correctness and statistics, best final accuracy first."""
+    rows = finished_runs(layout, registry)
+    add_statistics(rows)
+    return rows
+
+
+def finished_runs(layout: SweepLayout, registry: RunRegistry) -> list[dict]:
+    """A sweep's finished runs with their results and per-image correctness, best final accuracy first."""
     rows = []
     for row in registry.rows("done"):
         run = layout.run(row["id"])
@@ -39,7 +46,6 @@ def collect(layout: SweepLayout, registry: RunRegistry) -> list[dict]:
             correct = predictions["final"].argmax(1) == predictions["labels"]
         rows.append({"result": result, "correct": correct, "predictions": predictions})
     rows.sort(key=lambda r: -(r["result"]["final"].get("acc") or 0.0))
-    add_statistics(rows)
     return rows
 
 
@@ -65,7 +71,8 @@ def add_statistics(rows: list[dict]) -> None:
 
 
 def same_val_set(a: dict, b: dict) -> bool:
-    return all(a[k] == b[k] for k in ("dataset", "validation", "val_limit"))
+    return (a["dataset"], a.get("validation", "official"), a.get("val_limit", 0)) == \
+        (b["dataset"], b.get("validation", "official"), b.get("val_limit", 0))
 
 
 def seed_groups(rows: list[dict]) -> list[dict]:
@@ -256,10 +263,17 @@ def write_html(layout: SweepLayout, rows: list[dict]) -> Path:
     return path
 
 
-def report_for(output_dir: Path, fmt: str = "md") -> str:
-    layout = SweepLayout(Path(output_dir))
-    registry = RunRegistry(layout.registry, create=False)
-    try:
-        return render(collect(layout, registry), fmt)
-    finally:
-        registry.close()
+def report_for(output_dirs: list[Path], fmt: str = "md") -> str:
+    """One table over the finished runs of one or more sweeps; the paired test compares every run
+    with the best run on the same validation images, whichever sweep it came from."""
+    rows = []
+    for output_dir in output_dirs:
+        layout = SweepLayout(Path(output_dir))
+        registry = RunRegistry(layout.registry, create=False)
+        try:
+            rows += finished_runs(layout, registry)
+        finally:
+            registry.close()
+    rows.sort(key=lambda r: -(r["result"]["final"].get("acc") or 0.0))
+    add_statistics(rows)
+    return render(rows, fmt)

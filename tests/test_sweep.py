@@ -176,3 +176,16 @@ def test_sweep_never_runs_more_threads_than_cores(tmp_path, outputs):
     wide, first, second = [(r["started_at"], r["finished_at"]) for r in rows]
     assert first[0] >= wide[1] and second[0] >= wide[1]  # the 2-thread run had both cores to itself
     assert first[0] < second[1] and second[0] < first[1]  # the two 1-thread runs shared them
+
+
+def test_report_over_two_sweeps_tests_every_run_against_the_overall_best(tmp_path, outputs):
+    one = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n', name="first")
+    two = tiny_experiment(tmp_path, '[[runs]]\nmodel = "alexnet"\n[[runs]]\nmodel = "lenet"\nseed = 1\n', name="second")
+    cli("sweep", one, check=True)
+    cli("sweep", two, check=True)
+    rows = json.loads(cli("report", outputs / "first", outputs / "second", "--format", "json", check=True).stdout)
+    assert len(rows) == 3 and {r["dataset"] for r in rows} == {"ichallenge-pm"}
+    marks = [r["differs from best (McNemar p)"] for r in rows]
+    assert marks[0] == "— (best)" and all(m.startswith(("yes, p=", "no, p=")) for m in marks[1:])
+    alone = json.loads(cli("report", outputs / "first", "--format", "json", check=True).stdout)
+    assert len(alone) == 1 and alone[0]["differs from best (McNemar p)"] == "— (best)"
