@@ -157,7 +157,7 @@ def main():
 
     limit = matmul_limit_gflops()
     cores = len(os.sched_getaffinity(0))
-    print(f"machine: {len(os.sched_getaffinity(0))} cores, float32 matrix-product limit {limit:.0f} GFLOP/s "
+    print(f"machine: {cores} cores, float32 matrix-product limit {limit:.0f} GFLOP/s "
           f"(numpy, one thread per core); epochs {args.epochs}, train images {args.train_limit or 400}, "
           f"validation images 400", flush=True)
     sweeps = {}  # name -> (wall, results by model)
@@ -201,7 +201,7 @@ def main():
         print(f"whole set, runner sweep ({name}): {wall:.0f} s -> {seq / wall:.2f}x")
     for m in args.models:
         o = bare_loop_overhead(m, args)
-        print(f"fit overhead {m}: bare loop {o['bare_s']:.1f} s, paddle.Model.fit {o['fit_s']:.1f} s over 3 turns "
+        print(f"fit overhead {m}: bare loop {o['bare_s']:.1f} s, paddle.Model.fit {o['fit_s']:.1f} s over {len(o['ratios'])} turns "
               f"each of 100 images; median of the turns {o['median_ratio'] - 1:+.1%} "
               f"(turns: {', '.join(f'{r - 1:+.1%}' for r in o['ratios'])})")
 

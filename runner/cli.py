@@ -271,7 +271,7 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
 
     if fmt not in ("md", "csv", "json"):
         raise RunnerError(f"--format {fmt!r}: use md, csv or json")
-    print(report_for([default_output_dir(d) for d in output_dirs] if output_dirs else [default_output_dir(None)], fmt))
+    print(report_for(output_dirs or [default_output_dir(None)], fmt))
 
 
 @app.command()

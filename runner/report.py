@@ -27,13 +27,18 @@ ALPHA = 0.05
 
 def collect(layout: SweepLayout, registry: RunRegistry) -> list[dict]:
     """Finished runs with their results, per-image correctness and statistics, best final accuracy first."""
-    rows = finished_runs(layout, registry)
+    return ranked_with_statistics(finished_runs(layout, registry))
+
+
+def ranked_with_statistics(rows: list[dict]) -> list[dict]:
+    """Best final accuracy first, then the intervals and the paired test against the best."""
+    rows.sort(key=lambda r: -(r["result"]["final"].get("acc") or 0.0))
     add_statistics(rows)
     return rows
 
 
 def finished_runs(layout: SweepLayout, registry: RunRegistry) -> list[dict]:
-    """A sweep's finished runs with their results and per-image correctness, best final accuracy first."""
+    """A sweep's finished runs with their results and per-image correctness."""
     rows = []
     for row in registry.rows("done"):
         run = layout.run(row["id"])
@@ -45,7 +50,6 @@ def finished_runs(layout: SweepLayout, registry: RunRegistry) -> list[dict]:
         if "final" in predictions and "labels" in predictions:
             correct = predictions["final"].argmax(1) == predictions["labels"]
         rows.append({"result": result, "correct": correct, "predictions": predictions})
-    rows.sort(key=lambda r: -(r["result"]["final"].get("acc") or 0.0))
     return rows
 
 
@@ -274,6 +278,4 @@ def report_for(output_dirs: list[Path], fmt: str = "md") -> str:
             rows += finished_runs(layout, registry)
         finally:
             registry.close()
-    rows.sort(key=lambda r: -(r["result"]["final"].get("acc") or 0.0))
-    add_statistics(rows)
-    return render(rows, fmt)
+    return render(ranked_with_statistics(rows), fmt)
