@@ -45,6 +45,7 @@ RUN_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "device": ((str,), "cpu"),
     "nproc": ((int,), 1),
     "amp": ((bool,), False),
+    "eval_engine": ((str,), "inference"),
     "label": ((str,), ""),
 }
 TABLE_FIELDS = {
@@ -59,9 +60,10 @@ TABLE_FIELDS = {
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULERS = ("constant", "step", "cosine")
 MONITORS = ("acc", "loss", "auc")
+EVAL_ENGINES = ("inference", "dygraph")  # see runner/inference_eval.py
 TOP_LEVEL = {"name": (str,), "description": (str,), "defaults": (dict,), "runs": (list,), "grid": (dict,)}
 # Keys added after runs were first recorded: left out of a run's id while they keep their default.
-ADDED_LATER = {"device": "cpu", "nproc": 1, "amp": False}
+ADDED_LATER = {"device": "cpu", "nproc": 1, "amp": False, "eval_engine": "inference"}
 # Keys that do not change what is trained (a label; which device of a kind), so not a run's identity.
 NOT_IDENTITY = ("label", "device")
 
@@ -260,6 +262,8 @@ def check_values(config: dict, where: str, context: str) -> None:
     if config["batch_size"] % config["nproc"]:
         fail(f"batch_size = {config['batch_size']} is the global batch and must divide evenly over nproc = "
              f"{config['nproc']} processes")
+    if config["eval_engine"] not in EVAL_ENGINES:
+        fail(f"eval_engine = {config['eval_engine']!r}; allowed: {', '.join(EVAL_ENGINES)}")
     if config["amp"] and not config["device"].startswith("gpu"):
         fail("amp = true needs device = \"gpu\" (paddle enables mixed precision on GPUs only)")
     opt = config["optimizer"]

@@ -23,6 +23,7 @@ from runner.cpu import set_math_threads
 from runner.distributed import ShardedBatchSampler, gathered_order, rank_and_world
 from runner.errors import RunnerError
 from runner.data import Augment, load_splits
+from runner.inference_eval import InferenceEvaluation
 from runner.layout import RunLayout
 from runner.metrics import confusion_matrix
 from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
@@ -161,6 +162,10 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
             callbacks.append(ResumableEarlyStopping(history, es.get("monitor", "acc"), es.get("patience", 3),
                                                     es.get("min_delta", 0.0)))
         callbacks.append(History(history, metric, steps_per_epoch, first_epoch, on_epoch_done, on_step))
+        if c["eval_engine"] == "inference" and c["device"] == "cpu":
+            # after History, so that the export and predictor build count in eval_seconds
+            callbacks.append(InferenceEvaluation(c["image_size"], c["threads"],
+                                                 lambda message: report("note", message=message)))
         try:
             model.fit(train_loader, val_loader, epochs=c["epochs"] - first_epoch, eval_freq=1, verbose=0,
                       callbacks=callbacks)

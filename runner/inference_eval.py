@@ -1,0 +1,83 @@
+"""Evaluation through paddle's inference engine (oneDNN kernels) instead of the dynamic graph.
+
+On a CPU, dynamic-graph paddle runs its own im2col + MKL kernels; the inference engine runs oneDNN's,
+and fuses batch norm into the convolution before it. Measured on this 2-core AMD EPYC, batch 32:
+AlexNet evaluates 35 -> 75 images/s (2 threads), ResNet-50 6.9 -> 10.4 images/s (1 thread) and
+8.6 -> 18 (2 threads). The price is an export of the network and a predictor build at every
+evaluation (1-2 s), and logits that differ from the dynamic graph's in the last digits (AlexNet
+~2e-6; ResNet-50 ~1e-3, from the folded batch norm). Training never goes through the engine.
+
+paddle.Model.evaluate calls `network(x)` batch by batch; for the length of one evaluation the
+network's `forward` is pointed at the predictor, so fit, its metrics, callbacks and the gathering
+of outputs across processes all stay paddle's own.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import paddle
+from paddle.callbacks import Callback
+
+
+def build_predictor(network: paddle.nn.Layer, image_size: int, threads: int, folder: Path):
+    """A oneDNN predictor computing what `network` computes in eval mode, with its current weights."""
+    from paddle import inference
+
+    network.eval()
+    spec = [paddle.static.InputSpec([None, 3, image_size, image_size], "float32", "image")]
+    prefix = str(folder / "network")
+    paddle.jit.save(network, prefix, input_spec=spec)  # traces forward; `network` itself is left as it was
+    graph = prefix + ".json" if Path(prefix + ".json").exists() else prefix + ".pdmodel"
+    config = inference.Config(graph, prefix + ".pdiparams")
+    config.disable_gpu()
+    config.enable_onednn()
+    config.set_cpu_math_library_num_threads(threads)
+    config.disable_glog_info()
+    return inference.create_predictor(config)
+
+
+class PredictorForward:
+    """Stands in for a network's forward: numpy in, the predictor's outputs back as tensors."""
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+        self.input = predictor.get_input_handle(predictor.get_input_names()[0])
+        self.outputs = [predictor.get_output_handle(name) for name in predictor.get_output_names()]
+
+    def __call__(self, x):
+        self.input.reshape(list(x.shape))
+        self.input.copy_from_cpu(x.numpy())
+        self.predictor.run()
+        outs = [paddle.to_tensor(handle.copy_to_cpu()) for handle in self.outputs]
+        return outs[0] if len(outs) == 1 else outs
+
+
+class InferenceEvaluation(Callback):
+    """Runs each of fit's evaluations on the inference engine. If the network cannot be exported
+    (a layer the static graph does not support), it says so once and evaluates in the dynamic graph."""
+
+    def __init__(self, image_size: int, threads: int, on_fallback=None):
+        super().__init__()
+        self.image_size, self.threads = image_size, threads
+        self.on_fallback = on_fallback or (lambda message: None)
+        self.failed = False
+
+    def on_eval_begin(self, logs=None):
+        if self.failed:
+            return
+        network = self.model.network
+        try:
+            with tempfile.TemporaryDirectory(prefix="runner-eval-") as tmp:
+                predictor = build_predictor(network, self.image_size, self.threads, Path(tmp))
+        except Exception as err:  # noqa: BLE001 - any export failure has the same remedy
+            self.failed = True
+            self.on_fallback(f"evaluating in the dynamic graph: the network could not be exported to paddle's "
+                             f"inference engine ({type(err).__name__}: {str(err).strip().splitlines()[0][:200]}); "
+                             "set eval_engine = \"dygraph\" to skip the attempt")
+            return
+        # an instance attribute shadows the class's forward; Layer.__call__ looks it up per call
+        object.__setattr__(network, "forward", PredictorForward(predictor))
+
+    def on_eval_end(self, logs=None):
+        self.model.network.__dict__.pop("forward", None)
