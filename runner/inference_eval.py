@@ -19,6 +19,8 @@ from pathlib import Path
 import paddle
 from paddle.callbacks import Callback
 
+from runner.cpu import set_math_threads
+
 
 def build_predictor(network: paddle.nn.Layer, image_size: int, threads: int, folder: Path):
     """A oneDNN predictor computing what `network` computes in eval mode, with its current weights."""
@@ -81,3 +83,6 @@ class InferenceEvaluation(Callback):
 
     def on_eval_end(self, logs=None):
         self.model.network.__dict__.pop("forward", None)
+        # The predictor re-configures the math library's threads for itself; left so, training with
+        # threads = 2 ran 1.5x slower afterwards and summed in another order (other losses).
+        set_math_threads(self.threads)

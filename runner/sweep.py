@@ -350,6 +350,9 @@ KNOWN_SIZES = {"ichallenge-pm": (400, 400), "cifar10": (50000, 10000)}
 GFLOPS_PER_PROCESS = 40.0
 # What each further core of a run (threads or nproc) adds: 2 cores ran 1.5-1.8x one here.
 EXTRA_CORE_GAIN = 0.6
+# How much faster paddle's inference engine evaluates than the dynamic graph (bench/eval_engine.py:
+# 1.6-2.2x on trained course networks).
+INFERENCE_EVAL_GAIN = 1.8
 
 
 @lru_cache(maxsize=None)
@@ -375,6 +378,8 @@ def estimate_minutes(config: dict) -> float | None:
     if config["validation"].startswith("holdout:"):  # the held-out share of the training images
         held_out = round(n_train * float(config["validation"].split(":")[1]))
         n_train, n_val = n_train - held_out, held_out
+    if config.get("eval_engine", "inference") == "inference" and config.get("device", "cpu") == "cpu":
+        n_val /= INFERENCE_EVAL_GAIN
     flop = 2 * macs * (3 * n_train + n_val) * config["epochs"]
     cores = slots_needed(config, on_gpus=False)
     return flop / (GFLOPS_PER_PROCESS * 1e9 * (1 + EXTRA_CORE_GAIN * (cores - 1))) / 60

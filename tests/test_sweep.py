@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 
 from conftest import cli, tiny_experiment
 from runner.registry import RunRegistry
@@ -189,3 +190,21 @@ def test_report_over_two_sweeps_tests_every_run_against_the_overall_best(tmp_pat
     assert marks[0] == "— (best)" and all(m.startswith(("yes, p=", "no, p=")) for m in marks[1:])
     alone = json.loads(cli("report", outputs / "first", "--format", "json", check=True).stdout)
     assert len(alone) == 1 and alone[0]["differs from best (McNemar p)"] == "— (best)"
+
+
+def test_time_estimate_counts_training_evaluation_engine_and_cores():
+    from runner.config import with_defaults
+    from runner.sweep import (EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, INFERENCE_EVAL_GAIN, estimate_minutes,
+                              forward_macs)
+
+    base = with_defaults({"model": "lenet", "image_size": 64, "epochs": 2, "eval_engine": "dygraph"})
+    macs = forward_macs("lenet", 64)
+    # 400 training images forward + backward (3 forward passes), 400 validation images forward
+    expected = 2 * macs * (3 * 400 + 400) * 2 / (GFLOPS_PER_PROCESS * 1e9) / 60
+    assert estimate_minutes(base) == pytest.approx(expected)
+    engine = estimate_minutes({**base, "eval_engine": "inference"})
+    assert engine == pytest.approx(2 * macs * (3 * 400 + 400 / INFERENCE_EVAL_GAIN) * 2 / (GFLOPS_PER_PROCESS * 1e9) / 60)
+    assert estimate_minutes({**base, "threads": 2}) == pytest.approx(expected / (1 + EXTRA_CORE_GAIN))
+    # a 20 % holdout trains on 320 images and evaluates 80
+    holdout = estimate_minutes({**base, "validation": "holdout:0.2"})
+    assert holdout == pytest.approx(2 * macs * (3 * 320 + 80) * 2 / (GFLOPS_PER_PROCESS * 1e9) / 60)
