@@ -6,7 +6,8 @@ trained checkpoints and the full validation set: speed, and whether any predicti
 
 For each checkpoint (its best epoch) it prints images/s of both, the seconds the engine needs to
 export the network and build its predictor, the largest difference in a class probability, how
-many validation images change predicted class, and accuracy and AUC of both.
+many validation images change predicted class, and accuracy and AUC of both. `--bfloat16` lets the
+engine compute in bfloat16 (measured and not adopted: see the README's Performance section).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def probabilities(forward, images: np.ndarray, batch: int) -> tuple[np.ndarray, 
     return np.concatenate(out), len(images) / (time.perf_counter() - started)
 
 
-def compare(checkpoint: Path, data_root: Path, threads: int, batch: int) -> dict:
+def compare(checkpoint: Path, data_root: Path, threads: int, batch: int, bfloat16: bool = False) -> dict:
     run_file, prefix = locate(checkpoint)
     config = json.loads(run_file.read_text())["config"]
     splits = load_splits(config["dataset"], config["image_size"], data_root, validation=config["validation"])
@@ -56,7 +57,8 @@ def compare(checkpoint: Path, data_root: Path, threads: int, batch: int) -> dict
     dygraph, dygraph_rate = probabilities(network, images, batch)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        engine_forward = PredictorForward(build_predictor(network, config["image_size"], threads, Path(tmp)))
+        engine_forward = PredictorForward(build_predictor(network, config["image_size"], threads, Path(tmp),
+                                                          bfloat16))
     build_s = time.perf_counter() - started
     engine, engine_rate = probabilities(engine_forward, images, batch)
     return {"model": config["model"], "checkpoint": str(prefix), "images": len(images),
@@ -73,12 +75,14 @@ def main():
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("RUNNER_DATA_ROOT", REPO.parent / "shared" / "data")))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--bfloat16", action="store_true", help="let the engine compute in bfloat16 (oneDNN, "
+                    "CPUs with avx512_bf16 or AMX): faster, less exact")
     args = ap.parse_args()
     set_math_threads(args.threads)
     print(f"{'model':<24} {'images':>6} {'dygraph img/s':>13} {'engine img/s':>12} {'speed-up':>8} {'build s':>7} "
           f"{'max |dp|':>9} {'changed':>7} {'acc dygraph/engine':>19} {'AUC dygraph/engine':>19}")
     for checkpoint in args.checkpoints:
-        r = compare(checkpoint, args.data.resolve(), args.threads, args.batch)
+        r = compare(checkpoint, args.data.resolve(), args.threads, args.batch, args.bfloat16)
         auc = f"{r['auc'][0]:.4f}/{r['auc'][1]:.4f}" if r["auc"] else "-"
         print(f"{r['model']:<24} {r['images']:>6} {r['dygraph_img_s']:>13.1f} {r['engine_img_s']:>12.1f} "
               f"{r['engine_img_s'] / r['dygraph_img_s']:>7.2f}x {r['build_s']:>7.1f} {r['max_prob_diff']:>9.1e} "

@@ -22,7 +22,7 @@ from paddle.callbacks import Callback
 from runner.cpu import set_math_threads
 
 
-def build_predictor(network: paddle.nn.Layer, image_size: int, threads: int, folder: Path):
+def build_predictor(network: paddle.nn.Layer, image_size: int, threads: int, folder: Path, bfloat16: bool = False):
     """A oneDNN predictor computing what `network` computes in eval mode, with its current weights."""
     from paddle import inference
 
@@ -34,6 +34,8 @@ def build_predictor(network: paddle.nn.Layer, image_size: int, threads: int, fol
     config = inference.Config(graph, prefix + ".pdiparams")
     config.disable_gpu()
     config.enable_onednn()
+    if bfloat16:  # only bench/eval_engine.py asks for it, to measure the next lever (see README)
+        config.enable_onednn_bfloat16()
     config.set_cpu_math_library_num_threads(threads)
     config.disable_glog_info()
     return inference.create_predictor(config)
