@@ -76,8 +76,9 @@ class InferenceEvaluation(Callback):
                 predictor = build_predictor(network, self.image_size, self.threads, Path(tmp))
         except Exception as err:  # noqa: BLE001 - any export failure has the same remedy
             self.failed = True
+            first_line = (str(err).strip().splitlines() or [""])[0][:200]
             self.on_fallback(f"evaluating in the dynamic graph: the network could not be exported to paddle's "
-                             f"inference engine ({type(err).__name__}: {str(err).strip().splitlines()[0][:200]}); "
+                             f"inference engine ({type(err).__name__}: {first_line}); "
                              "set eval_engine = \"dygraph\" to skip the attempt")
             return
         # an instance attribute shadows the class's forward; Layer.__call__ looks it up per call
