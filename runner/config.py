@@ -106,6 +106,11 @@ class RunSpec:
         return f"{c['model']} {opt['name']} lr={opt['learning_rate']:g} {c['image_size']}px seed={c['seed']}"
 
 
+def evaluates_on_inference_engine(config: dict) -> bool:
+    """Whether a run's evaluations go through paddle's inference engine (CPU runs only)."""
+    return config.get("eval_engine", "inference") == "inference" and config.get("device", "cpu") == "cpu"
+
+
 def with_defaults(config: dict) -> dict:
     """A resolved config from an older runner, completed with the defaults of keys added since."""
     return {**{k: copy.deepcopy(default) for k, (_, default) in RUN_FIELDS.items()}, **config}

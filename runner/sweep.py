@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from runner.checkpoints import write_json_atomic
-from runner.config import Experiment, RunSpec
+from runner.config import Experiment, RunSpec, evaluates_on_inference_engine
 from runner.cpu import usable_cores
 from runner.distributed import launch_command
 from runner.errors import RunnerError
@@ -378,7 +378,7 @@ def estimate_minutes(config: dict) -> float | None:
     if config["validation"].startswith("holdout:"):  # the held-out share of the training images
         held_out = round(n_train * float(config["validation"].split(":")[1]))
         n_train, n_val = n_train - held_out, held_out
-    if config.get("eval_engine", "inference") == "inference" and config.get("device", "cpu") == "cpu":
+    if evaluates_on_inference_engine(config):
         n_val /= INFERENCE_EVAL_GAIN
     flop = 2 * macs * (3 * n_train + n_val) * config["epochs"]
     cores = slots_needed(config, on_gpus=False)

@@ -18,7 +18,7 @@ import paddle
 import runner
 from runner.callbacks import DivergenceGuard, EpochSeeder, History, seed_everything
 from runner.checkpoints import Checkpoints, write_json_atomic
-from runner.config import RunSpec
+from runner.config import RunSpec, evaluates_on_inference_engine
 from runner.cpu import set_math_threads
 from runner.distributed import ShardedBatchSampler, gathered_order, rank_and_world
 from runner.errors import RunnerError
@@ -162,7 +162,7 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
             callbacks.append(ResumableEarlyStopping(history, es.get("monitor", "acc"), es.get("patience", 3),
                                                     es.get("min_delta", 0.0)))
         callbacks.append(History(history, metric, steps_per_epoch, first_epoch, on_epoch_done, on_step))
-        if c["eval_engine"] == "inference" and c["device"] == "cpu":
+        if evaluates_on_inference_engine(c):
             # after History, so that the export and predictor build count in eval_seconds
             callbacks.append(InferenceEvaluation(c["image_size"], c["threads"],
                                                  lambda message: report("note", message=message)))
