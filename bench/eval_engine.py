@@ -12,7 +12,6 @@ engine compute in bfloat16 (measured and not adopted: see the README's Performan
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -30,8 +29,7 @@ from runner.cpu import set_math_threads  # noqa: E402
 from runner.data import load_splits  # noqa: E402
 from runner.inference_eval import PredictorForward, build_predictor  # noqa: E402
 from runner.metrics import accuracy, roc_auc  # noqa: E402
-from runner.models import build_network  # noqa: E402
-from runner.predict import locate  # noqa: E402
+from runner.predict import load_trained_network  # noqa: E402
 
 
 def probabilities(forward, images: np.ndarray, batch: int) -> tuple[np.ndarray, float]:
@@ -46,14 +44,10 @@ def probabilities(forward, images: np.ndarray, batch: int) -> tuple[np.ndarray, 
 
 
 def compare(checkpoint: Path, data_root: Path, threads: int, batch: int, bfloat16: bool = False) -> dict:
-    run_file, prefix = locate(checkpoint)
-    config = json.loads(run_file.read_text())["config"]
+    network, config, _ = load_trained_network(checkpoint)
     splits = load_splits(config["dataset"], config["image_size"], data_root, validation=config["validation"])
     images = np.stack([splits.val[i][0] for i in range(len(splits.val))])
     labels = np.array([int(np.asarray(splits.val[i][1]).reshape(-1)[0]) for i in range(len(splits.val))])
-    network = build_network(config["model"], splits.num_classes, config["image_size"], **config["model_args"])
-    network.set_state_dict(paddle.load(str(prefix) + ".pdparams"))
-    network.eval()
     dygraph, dygraph_rate = probabilities(network, images, batch)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +55,7 @@ def compare(checkpoint: Path, data_root: Path, threads: int, batch: int, bfloat1
                                                           bfloat16))
     build_s = time.perf_counter() - started
     engine, engine_rate = probabilities(engine_forward, images, batch)
-    return {"model": config["model"], "checkpoint": str(prefix), "images": len(images),
+    return {"model": config["model"], "checkpoint": str(checkpoint), "images": len(images),
             "dygraph_img_s": dygraph_rate, "engine_img_s": engine_rate, "build_s": build_s,
             "max_prob_diff": float(np.abs(engine - dygraph).max()),
             "changed_predictions": int((engine.argmax(1) != dygraph.argmax(1)).sum()),

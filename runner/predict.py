@@ -31,7 +31,8 @@ def locate(checkpoint: Path) -> tuple[Path, Path]:
     raise RunnerError(f"{prefix}.pdparams has no run.json beside it, so its network is unknown")
 
 
-def predict(checkpoint: Path, images: list[Path]) -> list[dict]:
+def load_trained_network(checkpoint: Path) -> tuple[paddle.nn.Layer, dict, list[str]]:
+    """The network saved in `checkpoint` (see `locate`), in eval mode, with its run's config and class names."""
     run_file, prefix = locate(checkpoint)
     run = json.loads(run_file.read_text())
     config, class_names = run["config"], run["class_names"]
@@ -41,6 +42,11 @@ def predict(checkpoint: Path, images: list[Path]) -> list[dict]:
     except Exception as err:
         raise RunnerError(f"cannot read checkpoint {prefix}.pdparams ({type(err).__name__}: {err})") from None
     network.eval()
+    return network, config, class_names
+
+
+def predict(checkpoint: Path, images: list[Path]) -> list[dict]:
+    network, config, class_names = load_trained_network(checkpoint)
     out = []
     for path in images:
         image, problem = decode(Path(path)) if Path(path).is_file() else (None, f"{path}: no such file")
