@@ -1,11 +1,11 @@
 """Evaluation through paddle's inference engine (oneDNN kernels) instead of the dynamic graph.
 
 On a CPU, dynamic-graph paddle runs its own im2col + MKL kernels; the inference engine runs oneDNN's,
-and fuses batch norm into the convolution before it. Measured on this 2-core AMD EPYC, batch 32:
-AlexNet evaluates 35 -> 75 images/s (2 threads), ResNet-50 6.9 -> 10.4 images/s (1 thread) and
-8.6 -> 18 (2 threads). The price is an export of the network and a predictor build at every
-evaluation (1-2 s), and logits that differ from the dynamic graph's in the last digits (AlexNet
-~2e-6; ResNet-50 ~1e-3, from the folded batch norm). Training never goes through the engine.
+and fuses batch norm into the convolution before it. On trained checkpoints of this 2-core AMD EPYC,
+one thread (bench/eval_engine.py): 1.6-2.2x faster evaluation (AlexNet 23.6 -> 41.4 images/s,
+ResNet-50 6.8 -> 10.7), class probabilities within 1e-5 and no prediction changed. The price is an
+export of the network and a predictor build at every evaluation (0.3-2.3 s). Training never goes
+through the engine.
 
 paddle.Model.evaluate calls `network(x)` batch by batch; for the length of one evaluation the
 network's `forward` is pointed at the predictor, so fit, its metrics, callbacks and the gathering
