@@ -258,20 +258,29 @@ class Scheduler:
         pending = list(todo)
         try:
             while pending or self.running:
-                while pending and (i := next_to_start(pending, self.free_slots(), not self.running,
-                                                      bool(self.devices))) is not None:
-                    self.start(pending.pop(i))
+                self.start_what_fits(pending)
                 time.sleep(0.2)
+                finished = False
                 for run_id, (proc, planned, _) in list(self.running.items()):
                     code = proc.poll()
                     if code is None:
                         self.on_event("progress", run_id=run_id, progress=self.progress(run_id))
                     else:
                         del self.running[run_id]
-                        self.finish(planned, code)
+                        finished = self.finish(planned, code) or finished
+                if finished and (pending or self.running):
+                    # the freed cores start the next runs first: the tables and report (1-2 s of
+                    # matplotlib) are rewritten while those load. After the last run, open_sweep does it.
+                    self.start_what_fits(pending)
+                    write_outputs(self.layout, self.registry)
         except KeyboardInterrupt:
             self.stop_all()
             raise
+
+    def start_what_fits(self, pending: list[PlannedRun]) -> None:
+        while pending and (i := next_to_start(pending, self.free_slots(), not self.running,
+                                              bool(self.devices))) is not None:
+            self.start(pending.pop(i))
 
     def start(self, planned: PlannedRun) -> None:
         spec, run = planned.spec, self.layout.run(planned.spec.run_id)
@@ -297,15 +306,15 @@ class Scheduler:
         except (OSError, ValueError):
             return {}
 
-    def finish(self, planned: PlannedRun, code: int) -> None:
+    def finish(self, planned: PlannedRun, code: int) -> bool:
+        """Record how a worker ended; True if its run is done."""
         run_id, run = planned.spec.run_id, self.layout.run(planned.spec.run_id)
         result = read_result(run) if code == 0 else None
         if result:
             fault_point("registry-update")
             self.registry.mark_done(run_id, result_metrics(result))
-            write_outputs(self.layout, self.registry)
             self.on_event("finished", planned=planned, status="done", result=result)
-            return
+            return True
         error = read_error(run, code)
         if code == EXIT_INTERRUPTED or code == -signal.SIGINT:
             self.registry.mark_interrupted(run_id, error)
@@ -313,6 +322,7 @@ class Scheduler:
         else:
             self.registry.mark_failed(run_id, error)
             self.on_event("finished", planned=planned, status="failed", error=error)
+        return False
 
     def stop_all(self) -> None:
         """Ctrl-C: let every worker stop, then record them as interrupted. From a terminal the workers
