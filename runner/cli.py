@@ -73,7 +73,7 @@ def main() -> None:
 def models(as_json: bool = typer.Option(False, "--json", help="One JSON object per model, as a list."),
            flops: bool = typer.Option(False, "--flops", help="Also count FLOPs at each model's default input "
                                                             "size (builds every network: about a minute).")):
-    """Every registered model: name, origin (course or paddle.vision), parameters."""
+    """Every registered model: name, origin (course, paddle.vision or runner), parameters."""
     from runner.models import describe_models
 
     rows = describe_models(with_flops=flops)

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import cli
 from runner.errors import RunnerError, UnknownModelError
-from runner.models import (COURSE, PADDLE_VISION, build_model, build_network, check_input_size, count_parameters,
+from runner.models import (COURSE, PADDLE_VISION, RUNNER, build_model, build_network, check_input_size, count_parameters,
                            get_model, list_models, load_weights)
 
 COURSE_NETWORKS = ["lenet", "alexnet", "vgg16", "googlenet", "resnet50", "resnet101", "resnet152"]
@@ -32,6 +32,25 @@ def test_networks_build_for_any_input_size(name, size):
         with paddle.no_grad():
             out = network(paddle.zeros([2, 3, size, size]))
         assert out.shape == [2, num_classes]
+
+
+@pytest.mark.parametrize("name, blocks, parameters", [("cifar_resnet20", 3, 0.27e6), ("cifar_resnet56", 9, 0.85e6)])
+def test_cifar_resnets_keep_32x32_and_have_the_papers_size(name, blocks, parameters):
+    assert name in list_models(RUNNER)
+    network = build_network(name, 10, 32)
+    # He et al. 2016, table 6: ResNet-20 0.27 M parameters, ResNet-56 0.85 M (with 10 classes)
+    assert abs(count_parameters(network) - parameters) / parameters < 0.02
+    convs = [layer for layer in network.sublayers() if isinstance(layer, paddle.nn.Conv2D)]
+    assert len([c for c in convs if c._kernel_size == [3, 3]]) == 6 * blocks + 1  # 6n + 1 convolutions + fc
+    sizes = []
+    hooks = [network.blocks[i].register_forward_post_hook(lambda layer, inputs, out: sizes.append(out.shape[2:]))
+             for i in (0, blocks, 2 * blocks)]  # the first block of each stage
+    network.eval()
+    with paddle.no_grad():
+        out = network(paddle.zeros([2, 3, 32, 32]))
+    for h in hooks:
+        h.remove()
+    assert out.shape == [2, 10] and sizes == [[32, 32], [16, 16], [8, 8]]
 
 
 def test_googlenet_aux_heads_only_in_training():

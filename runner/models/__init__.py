@@ -1,4 +1,4 @@
-"""The model zoo: course networks and paddle.vision constructors, found by name.
+"""The model zoo: course networks, paddle.vision constructors and the runner's own, found by name.
 
     from runner.models import build_network, list_models
     net = build_network("alexnet", num_classes=2, image_size=224)
@@ -15,13 +15,14 @@ from runner.models import alexnet  # noqa: F401
 from runner.models import vgg  # noqa: F401
 from runner.models import googlenet  # noqa: F401
 from runner.models import resnet  # noqa: F401
+from runner.models import cifar_resnet  # noqa: F401
 from runner.models import paddle_vision  # noqa: F401
 from runner.models.layers import InputTooSmall, run_dummy
-from runner.models.registry import COURSE, PADDLE_VISION, ModelEntry, get_model, list_models, register_model
+from runner.models.registry import COURSE, PADDLE_VISION, RUNNER, ModelEntry, get_model, list_models, register_model
 from runner.errors import RunnerError
 
 __all__ = ["describe_models", "build_network", "build_model", "check_input_size", "count_parameters", "count_flops",
-           "get_model", "list_models", "register_model", "ModelEntry", "COURSE", "PADDLE_VISION"]
+           "get_model", "list_models", "register_model", "ModelEntry", "COURSE", "PADDLE_VISION", "RUNNER"]
 
 
 def build_network(name: str, num_classes: int, image_size: int = 224, pretrained: bool = False,

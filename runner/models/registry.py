@@ -8,12 +8,13 @@ from runner.errors import UnknownModelError, close_matches
 
 COURSE = "course"
 PADDLE_VISION = "paddle.vision"
+RUNNER = "runner"  # networks the runner adds for its own recipes, e.g. ResNets made for 32x32 Cifar10
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    origin: str  # COURSE or PADDLE_VISION
+    origin: str  # COURSE, PADDLE_VISION or RUNNER
     builder: Callable
     summary: str = ""
     default_image_size: int = 224
