@@ -7,7 +7,7 @@ fraction of the parameters (ResNet-20: 0.27 M).
 """
 from paddle import nn
 
-from runner.models.layers import ConvBN
+from runner.models.layers import ConvBN, projection_shortcut
 from runner.models.registry import RUNNER, register_model
 
 
@@ -16,10 +16,7 @@ class BasicBlock(nn.Layer):
         super().__init__()
         self.conv0 = ConvBN(in_channels, out_channels, 3, stride=stride)
         self.conv1 = ConvBN(out_channels, out_channels, 3, act=False)
-        # a 1x1 projection where the shape changes (the paper's option B)
-        self.short = None
-        if stride != 1 or in_channels != out_channels:
-            self.short = ConvBN(in_channels, out_channels, 1, stride=stride, act=False)
+        self.short = projection_shortcut(in_channels, out_channels, stride)
 
     def forward(self, x):
         shortcut = x if self.short is None else self.short(x)

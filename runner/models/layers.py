@@ -73,3 +73,11 @@ class ConvBN(nn.Layer):
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
+
+
+def projection_shortcut(in_channels: int, out_channels: int, stride: int) -> ConvBN | None:
+    """A residual block's 1x1 projection where its output shape differs from its input's, None
+    (the identity) where it does not: the course's choice and He et al.'s option B."""
+    if stride == 1 and in_channels == out_channels:
+        return None
+    return ConvBN(in_channels, out_channels, 1, stride=stride, act=False)

@@ -4,7 +4,7 @@ import math
 import paddle
 from paddle import nn
 
-from runner.models.layers import ConvBN
+from runner.models.layers import ConvBN, projection_shortcut
 from runner.models.registry import register_model
 
 
@@ -17,10 +17,7 @@ class BottleneckBlock(nn.Layer):
         self.conv0 = ConvBN(in_channels, width, 1)
         self.conv1 = ConvBN(width, width, 3, stride=stride)
         self.conv2 = ConvBN(width, out_channels, 1, act=False)
-        # A projection shortcut only where the shape changes, as in the course.
-        self.short = None
-        if stride != 1 or in_channels != out_channels:
-            self.short = ConvBN(in_channels, out_channels, 1, stride=stride, act=False)
+        self.short = projection_shortcut(in_channels, out_channels, stride)
 
     def forward(self, x):
         y = self.conv2(self.conv1(self.conv0(x)))
