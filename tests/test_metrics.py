@@ -92,3 +92,13 @@ def test_seed_groups_join_runs_recorded_before_and_after_new_settings():
     assert row["95% interval"] == "21.47%–100.00%"  # the t-interval (21.5 %, 148.5 %) shown within bounds
     assert row["AUC mean ± std"] == "0.940 ± 0.014"
     assert row["course"] == "94.00%"
+
+
+def test_differs_from_best_never_prints_p_equal_to_zero():
+    from runner.report import differs
+
+    assert differs(0.0) == "yes, p<0.0001"  # what McNemar's p underflows to on 10 000 test images
+    assert differs(3e-5) == "yes, p<0.0001"
+    assert differs(0.0075) == "yes, p=0.0075"
+    assert differs(0.8) == "no, p=0.8"
+    assert differs("best") == "— (best)" and differs(None) == "—"
