@@ -48,12 +48,14 @@ def train_images_per_second(model: str, batch: int, steps: int = 6) -> float:
 
 
 def alexnet_convolutions(data_format: str) -> paddle.nn.Sequential:
+    """The course AlexNet's five convolutions (shapes read from runner's own network) in `data_format`."""
     paddle.seed(0)
+    course = build_network("alexnet", 2, 224)
     layers = []
-    for cin, cout, k, s, p, pool in [(3, 96, 11, 4, 5, True), (96, 256, 5, 1, 2, True), (256, 384, 3, 1, 1, False),
-                                     (384, 384, 3, 1, 1, False), (384, 256, 3, 1, 1, True)]:
-        layers += [paddle.nn.Conv2D(cin, cout, k, s, p, data_format=data_format), paddle.nn.ReLU()]
-        if pool:
+    for conv in (course.conv1, course.conv2, course.conv3, course.conv4, course.conv5):
+        layers += [paddle.nn.Conv2D(conv._in_channels, conv._out_channels, conv._kernel_size, conv._stride,
+                                    conv._padding, data_format=data_format), paddle.nn.ReLU()]
+        if conv in (course.conv1, course.conv2, course.conv5):  # where AlexNet.features pools
             layers.append(paddle.nn.MaxPool2D(2, 2, data_format=data_format))
     return paddle.nn.Sequential(*layers)
 

@@ -34,7 +34,7 @@ def build_predictor(network: paddle.nn.Layer, image_size: int, threads: int, fol
     config = inference.Config(graph, prefix + ".pdiparams")
     config.disable_gpu()
     config.enable_onednn()
-    if bfloat16:  # only bench/eval_engine.py asks for it, to measure the next lever (see README)
+    if bfloat16:  # only bench/eval_engine.py asks for it: measured and rejected, it moves results (README)
         config.enable_onednn_bfloat16()
     config.set_cpu_math_library_num_threads(threads)
     config.disable_glog_info()

@@ -41,7 +41,7 @@ def test_cifar_resnets_keep_32x32_and_have_the_papers_size(name, blocks, paramet
     # He et al. 2016, table 6: ResNet-20 0.27 M parameters, ResNet-56 0.85 M (with 10 classes)
     assert abs(count_parameters(network) - parameters) / parameters < 0.02
     convs = [layer for layer in network.sublayers() if isinstance(layer, paddle.nn.Conv2D)]
-    assert len([c for c in convs if c._kernel_size == [3, 3]]) == 6 * blocks + 1  # 6n + 1 convolutions + fc
+    assert len([c for c in convs if c._kernel_size == [3, 3]]) == 6 * blocks + 1  # stem + 6n in blocks; with the fc, 6n + 2 layers
     sizes = []
     hooks = [network.blocks[i].register_forward_post_hook(lambda layer, inputs, out: sizes.append(out.shape[2:]))
              for i in (0, blocks, 2 * blocks)]  # the first block of each stage
