@@ -8,6 +8,7 @@ Opt out with RUNNER_MKL_TUNE=0.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from functools import lru_cache
@@ -43,6 +44,27 @@ def set_math_threads(threads: int) -> None:
     import paddle.base.core as core
 
     core.set_num_threads(max(1, int(threads)))
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of returning it to the kernel.
+
+    Paddle allocates each step's activations and gradients afresh with malloc. By default glibc
+    serves large blocks with mmap and unmaps them when freed, so every step page-faults its tensors
+    in again: on this 2-core AMD EPYC, copying an 11 MB tensor took 6.8 ms, and 0.4 ms once freed
+    memory was reused. AlexNet's training step went 0.88 -> 0.75 s; ResNet-50's gained about 2%.
+    Results are unchanged: this decides where tensors live, not what they hold. The price: a
+    training process keeps its peak memory until it exits. Opt out with RUNNER_MALLOC_TUNE=0.
+    Returns whether the setting is in force (glibc only)."""
+    if os.environ.get("RUNNER_MALLOC_TUNE", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # musl and other C libraries have no mallopt
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    # heap only (no mmap), and never give the top of the heap back
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
 
 
 def usable_cores() -> int:

@@ -19,7 +19,8 @@ import runner
 from runner.callbacks import DivergenceGuard, EpochSeeder, History, seed_everything
 from runner.checkpoints import Checkpoints, write_json_atomic
 from runner.config import RunSpec, evaluates_on_inference_engine
-from runner.cpu import set_math_threads
+from runner.conv_bias import use_matmul_bias
+from runner.cpu import keep_freed_memory, set_math_threads
 from runner.distributed import ShardedBatchSampler, gathered_order, rank_and_world
 from runner.errors import RunnerError
 from runner.data import Augment, load_splits
@@ -66,6 +67,7 @@ def prepare_run(spec: RunSpec, data_root=None, cache_dir=None):
     network = build_network(c["model"], splits.num_classes, c["image_size"], c["pretrained"],
                             c["weights"] or None, **c["model_args"])
     check_input_size(network, c["model"], c["image_size"])
+    use_matmul_bias(network)
     model = build_model(network, c["image_size"])
     optimizer = build_optimizer(c["optimizer"], c["epochs"], c["scheduler"], network.parameters())
     metric = ClassificationMetrics(splits.num_classes)
@@ -99,6 +101,7 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
         report = lambda event, **details: None  # noqa: E731
     use_device(c["device"])
     set_math_threads(c["threads"])
+    keep_freed_memory()
     splits, network, model, metric = prepare_run(spec, data_root, cache_dir)
     params, flops = count_parameters(network), count_flops(network, c["image_size"])
 

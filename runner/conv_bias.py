@@ -1,0 +1,60 @@
+"""A faster convolution bias for training on a CPU: same layer, same parameters, same sums.
+
+`nn.Conv2D` adds its bias with a broadcasting `add` ([N, C, H, W] + [1, C, 1, 1]) whose CPU kernels,
+forward and backward, run far below memory speed. On this 2-core AMD EPYC, for AlexNet's first
+convolution (10 x 96 x 54 x 54), the add and its gradient took 43 ms against 3.6 ms done here:
+  - forward: the bias is expanded to the output's shape first, so the add is element by element;
+  - backward: the bias gradient, a sum over N, H and W, is a matrix product with a vector of ones
+    (MKL) instead of paddle's general reduction; the input's gradient is passed through.
+AlexNet's training step went 0.88 -> 0.75 s from this alone. The results are the same maths; only
+the order in which the bias gradient's terms are summed differs (last-bit differences).
+
+Only training takes this path (`training` and gradients on): evaluation, export to the inference
+engine and `runner predict` see the plain `nn.Conv2D.forward`.
+"""
+from __future__ import annotations
+
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+from paddle.autograd import PyLayer
+
+
+class ChannelBiasAdd(PyLayer):
+    """x [N, C, H, W] + bias [C]."""
+
+    @staticmethod
+    def forward(ctx, x, bias):
+        n, c, h, w = x.shape
+        ctx.shape = (n, c, h * w)
+        return x + bias.reshape([1, c, 1, 1]).expand([n, c, h, w])
+
+    @staticmethod
+    def backward(ctx, grad):
+        n, c, hw = ctx.shape
+        ones = paddle.ones([hw, 1], grad.dtype)
+        bias_grad = paddle.matmul(grad.reshape([n * c, hw]), ones).reshape([n, c]).sum(axis=0)
+        return grad, bias_grad
+
+
+class MatmulBiasConv2D(nn.Conv2D):
+    """nn.Conv2D whose training-time bias add is ChannelBiasAdd. Made by `use_matmul_bias`, which
+    changes the class of existing layers, so parameter names and checkpoints stay nn.Conv2D's."""
+
+    def forward(self, x):
+        if not (self.training and paddle.is_grad_enabled()):
+            return super().forward(x)
+        y = F.conv2d(x, self.weight, None, self._stride, self._padding, self._dilation, self._groups,
+                     self._data_format)
+        return ChannelBiasAdd.apply(y, self.bias)
+
+
+def use_matmul_bias(network: nn.Layer) -> int:
+    """Give every NCHW, zero-padded nn.Conv2D with a bias in `network` the faster bias add; returns how many."""
+    changed = 0
+    for layer in network.sublayers(include_self=True):
+        if (type(layer) is nn.Conv2D and layer.bias is not None and layer._data_format == "NCHW"
+                and layer._padding_mode == "zeros"):
+            layer.__class__ = MatmulBiasConv2D
+            changed += 1
+    return changed

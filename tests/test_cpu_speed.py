@@ -1,0 +1,75 @@
+"""The CPU speed levers change how the sums are done, never what they compute."""
+import copy
+import sys
+
+import numpy as np
+import paddle
+import pytest
+from paddle import nn
+
+from runner.conv_bias import MatmulBiasConv2D, use_matmul_bias
+from runner.cpu import keep_freed_memory
+
+
+def small_network():
+    paddle.seed(3)
+    return nn.Sequential(
+        nn.Conv2D(3, 8, 3, stride=2, padding=1),  # converted
+        nn.ReLU(),
+        nn.Conv2D(8, 6, 3, bias_attr=False),  # no bias: nothing to speed up
+        nn.Conv2D(6, 5, 3, padding=1, padding_mode="reflect"),  # padding done by another op first
+        nn.Conv2D(5, 4, (1, 3), dilation=2, groups=1),  # converted
+    )
+
+
+def forward_and_gradients(network, x):
+    x = x.detach()
+    x.stop_gradient = False
+    y = network(x)
+    (y * y).sum().backward()
+    return [y.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in network.parameters()]
+
+
+def test_matmul_bias_converts_only_plain_convolutions_with_a_bias():
+    network = small_network()
+    names = list(network.state_dict())
+    assert use_matmul_bias(network) == 2
+    assert [type(layer) for layer in network] == [MatmulBiasConv2D, nn.ReLU, nn.Conv2D, nn.Conv2D, MatmulBiasConv2D]
+    assert list(network.state_dict()) == names  # checkpoints of either load into the other
+    assert use_matmul_bias(network) == 0  # converting twice changes nothing
+
+
+def test_matmul_bias_trains_to_the_same_numbers():
+    plain = small_network()
+    fast = copy.deepcopy(plain)
+    use_matmul_bias(fast)
+    x = paddle.randn([3, 3, 19, 17])
+    for ours, theirs in zip(forward_and_gradients(fast, x), forward_and_gradients(plain, x)):
+        # the output and every gradient but the bias's are bit-identical; the bias gradient sums
+        # the same terms in another order
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5 * np.abs(theirs).max())
+    bias_grads = [layer.bias.grad.numpy() for layer in fast if isinstance(layer, MatmulBiasConv2D)]
+    assert all(np.abs(g).max() > 1 for g in bias_grads)  # a real sum was compared, not zeros
+
+
+def test_matmul_bias_leaves_evaluation_and_export_on_the_plain_layer(tmp_path):
+    network = small_network()
+    use_matmul_bias(network)
+    network.eval()
+    x = paddle.randn([2, 3, 16, 16])
+    with paddle.no_grad():
+        expected = network(x).numpy()
+    spec = [paddle.static.InputSpec([None, 3, 16, 16], "float32", "image")]
+    paddle.jit.save(network, str(tmp_path / "net"), input_spec=spec)
+    loaded = paddle.jit.load(str(tmp_path / "net"))
+    np.testing.assert_allclose(loaded(x).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_keep_freed_memory_is_set_unless_opted_out(monkeypatch):
+    monkeypatch.setenv("RUNNER_MALLOC_TUNE", "0")
+    assert keep_freed_memory() is False
+    monkeypatch.delenv("RUNNER_MALLOC_TUNE")
+    assert keep_freed_memory() is True
+    big = np.ones(64 * 2**20 // 4, np.float32)  # 64 MB: served from the heap now, and freed back to it
+    assert big.sum() == big.size
