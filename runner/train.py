@@ -67,7 +67,8 @@ def prepare_run(spec: RunSpec, data_root=None, cache_dir=None):
     network = build_network(c["model"], splits.num_classes, c["image_size"], c["pretrained"],
                             c["weights"] or None, **c["model_args"])
     check_input_size(network, c["model"], c["image_size"])
-    use_matmul_bias(network)
+    if c["device"] == "cpu":  # the slow bias kernels are the CPU's (runner/conv_bias.py)
+        use_matmul_bias(network)
     model = build_model(network, c["image_size"])
     optimizer = build_optimizer(c["optimizer"], c["epochs"], c["scheduler"], network.parameters())
     metric = ClassificationMetrics(splits.num_classes)

@@ -7,8 +7,11 @@ import paddle
 import pytest
 from paddle import nn
 
+from conftest import DATA_ROOT, write_toml
+from runner.config import load_experiment
 from runner.conv_bias import MatmulBiasConv2D, use_matmul_bias
 from runner.cpu import keep_freed_memory
+from runner.train import prepare_run
 
 
 def small_network():
@@ -73,3 +76,19 @@ def test_keep_freed_memory_is_set_unless_opted_out(monkeypatch):
     assert keep_freed_memory() is True
     big = np.ones(64 * 2**20 // 4, np.float32)  # 64 MB: served from the heap now, and freed back to it
     assert big.sum() == big.size
+
+
+def test_training_on_cpu_uses_the_matmul_bias(tmp_path, outputs):
+    path = write_toml(tmp_path, """
+        name = "bias"
+        [defaults]
+        dataset = "ichallenge-pm"
+        image_size = 32
+        train_limit = 8
+        val_limit = 8
+        [[runs]]
+        model = "lenet"
+    """)
+    _, network, _, _ = prepare_run(load_experiment(path).runs[0], DATA_ROOT, tmp_path / "cache")
+    convolutions = [layer for layer in network.sublayers() if isinstance(layer, nn.Conv2D)]
+    assert convolutions and all(type(layer) is MatmulBiasConv2D for layer in convolutions)
