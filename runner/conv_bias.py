@@ -28,14 +28,13 @@ class ChannelBiasAdd(PyLayer):
     @staticmethod
     def forward(ctx, x, bias):
         n, c, h, w = x.shape
-        ctx.shape = (n, c, h * w)
         return x + bias.reshape([1, c, 1, 1]).expand([n, c, h, w])
 
     @staticmethod
-    def backward(ctx, grad):
-        n, c, hw = ctx.shape
-        ones = paddle.ones([hw, 1], grad.dtype)
-        bias_grad = paddle.matmul(grad.reshape([n * c, hw]), ones).reshape([n, c]).sum(axis=0)
+    def backward(ctx, grad):  # grad has the output's shape, which is x's
+        n, c, h, w = grad.shape
+        ones = paddle.ones([h * w, 1], grad.dtype)
+        bias_grad = paddle.matmul(grad.reshape([n * c, h * w]), ones).reshape([n, c]).sum(axis=0)
         return grad, bias_grad
 
 
