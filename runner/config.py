@@ -31,6 +31,7 @@ RUN_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "optimizer": ((dict,), {"name": "momentum", "learning_rate": 0.001, "momentum": 0.9}),
     "scheduler": ((dict,), {"name": "constant"}),
     "augment": ((bool, dict), False),
+    "head": ((str,), "softmax"),
     "label_smoothing": ((float,), 0.0),
     "aux_loss_weight": ((float,), 0.3),
     "early_stopping": ((bool, dict), False),
@@ -61,9 +62,10 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULERS = ("constant", "step", "cosine")
 MONITORS = ("acc", "loss", "auc")
 EVAL_ENGINES = ("inference", "dygraph")  # see runner/inference_eval.py
+HEADS = ("softmax", "sigmoid")  # one logit per class, or the course's one logit (runner/models/layers.py)
 TOP_LEVEL = {"name": (str,), "description": (str,), "defaults": (dict,), "runs": (list,), "grid": (dict,)}
 # Keys added after runs were first recorded: left out of a run's id while they keep their default.
-ADDED_LATER = {"device": "cpu", "nproc": 1, "amp": False, "eval_engine": "inference"}
+ADDED_LATER = {"device": "cpu", "nproc": 1, "amp": False, "eval_engine": "inference", "head": "softmax"}
 # Keys that do not change what is trained (a label; which device of a kind), so not a run's identity.
 NOT_IDENTITY = ("label", "device")
 
@@ -103,7 +105,8 @@ class RunSpec:
         if self.config["label"]:
             return self.config["label"]
         c, opt = self.config, self.config["optimizer"]
-        return f"{c['model']} {opt['name']} lr={opt['learning_rate']:g} {c['image_size']}px seed={c['seed']}"
+        head = " sigmoid-head" if c.get("head") == "sigmoid" else ""
+        return f"{c['model']}{head} {opt['name']} lr={opt['learning_rate']:g} {c['image_size']}px seed={c['seed']}"
 
 
 def evaluates_on_inference_engine(config: dict) -> bool:
@@ -269,6 +272,8 @@ def check_values(config: dict, where: str, context: str) -> None:
              f"{config['nproc']} processes")
     if config["eval_engine"] not in EVAL_ENGINES:
         fail(f"eval_engine = {config['eval_engine']!r}; allowed: {', '.join(EVAL_ENGINES)}")
+    if config["head"] not in HEADS:
+        fail(f"head = {config['head']!r}; allowed: {', '.join(HEADS)}")
     if config["amp"] and not config["device"].startswith("gpu"):
         fail("amp = true needs device = \"gpu\" (paddle enables mixed precision on GPUs only)")
     opt = config["optimizer"]

@@ -36,7 +36,8 @@ def load_trained_network(checkpoint: Path) -> tuple[paddle.nn.Layer, dict, list[
     run_file, prefix = locate(checkpoint)
     run = json.loads(run_file.read_text())
     config, class_names = run["config"], run["class_names"]
-    network = build_network(config["model"], len(class_names), config["image_size"], **config["model_args"])
+    network = build_network(config["model"], len(class_names), config["image_size"],
+                            head=config.get("head", "softmax"), **config["model_args"])
     try:
         network.set_state_dict(paddle.load(str(prefix) + ".pdparams"))
     except Exception as err:

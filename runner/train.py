@@ -65,7 +65,7 @@ def prepare_run(spec: RunSpec, data_root=None, cache_dir=None):
     splits = load_splits(c["dataset"], c["image_size"], data_root, augment, c["validation"],
                          c["train_limit"], c["val_limit"], cache_dir)
     network = build_network(c["model"], splits.num_classes, c["image_size"], c["pretrained"],
-                            c["weights"] or None, **c["model_args"])
+                            c["weights"] or None, c["head"], **c["model_args"])
     check_input_size(network, c["model"], c["image_size"])
     if c["device"] == "cpu":  # the slow bias kernels are the CPU's (runner/conv_bias.py)
         use_matmul_bias(network)

@@ -17,17 +17,32 @@ from runner.models import googlenet  # noqa: F401
 from runner.models import resnet  # noqa: F401
 from runner.models import cifar_resnet  # noqa: F401
 from runner.models import paddle_vision  # noqa: F401
-from runner.models.layers import InputTooSmall, run_dummy
+from runner.models.layers import InputTooSmall, SigmoidHead, run_dummy
 from runner.models.registry import COURSE, PADDLE_VISION, RUNNER, ModelEntry, get_model, list_models, register_model
+from runner.config import HEADS
 from runner.errors import RunnerError
 
-__all__ = ["describe_models", "build_network", "build_model", "check_input_size", "count_parameters", "count_flops",
+__all__ = ["describe_models", "build_network", "SigmoidHead", "build_model", "check_input_size", "count_parameters", "count_flops",
            "get_model", "list_models", "register_model", "ModelEntry", "COURSE", "PADDLE_VISION", "RUNNER"]
 
 
 def build_network(name: str, num_classes: int, image_size: int = 224, pretrained: bool = False,
-                  weights: str | None = None, **kwargs) -> paddle.nn.Layer:
-    """A fresh `paddle.nn.Layer` for `name`; `weights` loads a local .pdparams file."""
+                  weights: str | None = None, head: str = "softmax", **kwargs) -> paddle.nn.Layer:
+    """A fresh `paddle.nn.Layer` for `name`; `weights` loads a local .pdparams file.
+
+    head = "softmax": one logit per class. head = "sigmoid": two classes from one logit, as the
+    course trains them (see SigmoidHead); `weights` then load into the network inside the head."""
+    if head not in HEADS:
+        raise RunnerError(f"head = {head!r}; allowed: {', '.join(HEADS)}")
+    if head == "sigmoid" and num_classes != 2:
+        raise RunnerError(f"head = \"sigmoid\" needs a two-class dataset, this one has {num_classes} classes; "
+                          "use head = \"softmax\"")
+    network = _build_body(name, 1 if head == "sigmoid" else num_classes, image_size, pretrained, weights, **kwargs)
+    return SigmoidHead(network) if head == "sigmoid" else network
+
+
+def _build_body(name: str, num_classes: int, image_size: int, pretrained: bool, weights: str | None,
+                **kwargs) -> paddle.nn.Layer:
     entry = get_model(name)
     if pretrained and not getattr(entry.builder, "accepts_pretrained", False):
         raise RunnerError(f"model {name!r} has no pretrained weights to download; "

@@ -81,3 +81,28 @@ def projection_shortcut(in_channels: int, out_channels: int, stride: int) -> Con
     if stride == 1 and in_channels == out_channels:
         return None
     return ConvBN(in_channels, out_channels, 1, stride=stride, act=False)
+
+
+class SigmoidHead(nn.Layer):
+    """One logit z per image, as the course builds its networks (binary cross-entropy on a sigmoid),
+    seen by the rest of the runner as the two logits [0, z].
+
+    softmax([0, z]) = [1 - sigmoid(z), sigmoid(z)], and cross entropy on [0, z] is exactly binary
+    cross-entropy on z, so the loss, metrics, export and predict stay those of a two-class network.
+    It differs from a two-logit head in training: one output row instead of two, so another
+    initialisation and half the final layer's step on the decision.
+    """
+
+    def __init__(self, body: nn.Layer):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        out = self.body(x)
+        if isinstance(out, (tuple, list)):  # GoogLeNet's auxiliary heads in training
+            return tuple(self.two_logits(o) for o in out)
+        return self.two_logits(out)
+
+    @staticmethod
+    def two_logits(z):
+        return paddle.concat([paddle.zeros_like(z), z], axis=1)
