@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from runner import metrics, plots
-from runner.config import identity
+from runner.config import identity, with_defaults
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
 from runner.train import load_predictions, read_result
@@ -85,10 +85,12 @@ def seed_groups(rows: list[dict]) -> list[dict]:
     for row in rows:
         key = json.dumps(identity(row["result"]["config"], ignore=("seed",)), sort_keys=True)
         groups.setdefault(key, []).append(row)
+    settings = {key: flat_settings(with_defaults(json.loads(key))) for key in groups}
     out = []
-    for members in groups.values():
+    for key, members in groups.items():
         first = members[0]["result"]
-        summary = {"model": first["config"]["model"], "dataset": first["config"]["dataset"],
+        summary = {"model": first["config"]["model"] + distinguishing(settings[key], settings.values()),
+                   "dataset": first["config"]["dataset"],
                    "image_size": first["config"]["image_size"], "seeds": len(members)}
         for name in ("acc", "auc"):
             values = [m["result"]["final"].get(name) for m in members]
@@ -99,9 +101,33 @@ def seed_groups(rows: list[dict]) -> list[dict]:
     return out
 
 
+def flat_settings(config: dict, prefix: str = "") -> dict:
+    """{"optimizer": {"name": "adam"}} -> {"optimizer.name": "adam"}"""
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(flat_settings(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def distinguishing(settings: dict, all_settings) -> str:
+    """' (optimizer.name=adam)': what sets a group apart from the other groups of its model, dataset
+    and size, which would otherwise print as identical rows."""
+    where = ("model", "dataset", "image_size")
+    peers = [o for o in all_settings if o is not settings and all(o.get(k) == settings.get(k) for k in where)]
+    if not peers:
+        return ""
+    keys = sorted({k for o in peers for k in set(o) | set(settings) if o.get(k) != settings.get(k)} - {"label"})
+    return " (" + ", ".join(f"{k}={settings[k]}" for k in keys if k in settings) + ")"
+
+
 def reference_for(config: dict) -> float | None:
-    """The course's figure, where a run uses the course's setting (iChallenge-PM, 224x224, 5 epochs)."""
-    same_setting = config["dataset"] == "ichallenge-pm" and config["image_size"] == 224 and config["epochs"] == 5
+    """The course's figure, where a run uses the course's setting (iChallenge-PM, 224x224, 5 epochs,
+    scored on the official validation images)."""
+    same_setting = (config["dataset"] == "ichallenge-pm" and config["image_size"] == 224 and config["epochs"] == 5
+                    and config.get("validation", "official") == "official")
     return COURSE_REFERENCE.get(config["model"]) if same_setting else None
 
 

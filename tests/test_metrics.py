@@ -102,3 +102,23 @@ def test_differs_from_best_never_prints_p_equal_to_zero():
     assert differs(0.0075) == "yes, p=0.0075"
     assert differs(0.8) == "no, p=0.8"
     assert differs("best") == "— (best)" and differs(None) == "—"
+
+
+def test_seed_groups_of_one_model_are_told_apart_by_the_settings_that_differ():
+    from runner.report import group_table, seed_groups
+
+    adam = {"model": "alexnet", "dataset": "ichallenge-pm", "image_size": 224, "epochs": 5, "seed": 0,
+            "optimizer": {"name": "adam", "learning_rate": 0.001}}
+    momentum = {**adam, "optimizer": {"name": "momentum", "learning_rate": 0.001, "momentum": 0.9}}
+    sigmoid = {**adam, "head": "sigmoid"}  # the default head is left out of older configs
+    holdout = {**adam, "model": "vgg16", "validation": "holdout:0.2"}
+    rows = [{"result": {"config": c, "final": {"acc": acc, "auc": 0.9}}}
+            for c, acc in ((adam, 0.90), (momentum, 0.89), (sigmoid, 0.88), (holdout, 0.87))]
+    header, body = group_table(seed_groups(rows))
+    names = {line[0]: dict(zip(header, line)) for line in body}
+    assert set(names) == {"alexnet (head=softmax, optimizer.name=adam)",
+                          "alexnet (head=softmax, optimizer.momentum=0.9, optimizer.name=momentum)",
+                          "alexnet (head=sigmoid, optimizer.name=adam)", "vgg16"}
+    # the course's figure is for its validation images: a holdout of the training images has none
+    assert names["vgg16"]["course"] == "—"
+    assert names["alexnet (head=sigmoid, optimizer.name=adam)"]["course"] == "94.00%"
