@@ -114,6 +114,17 @@ def evaluates_on_inference_engine(config: dict) -> bool:
     return config.get("eval_engine", "inference") == "inference" and config.get("device", "cpu") == "cpu"
 
 
+def dotted(config: dict, prefix: str = "") -> dict:
+    """{"optimizer": {"name": "adam"}} -> {"optimizer.name": "adam"}: the keys --set and [grid] take."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(dotted(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
 def with_defaults(config: dict) -> dict:
     """A resolved config from an older runner, completed with the defaults of keys added since."""
     return {**{k: copy.deepcopy(default) for k, (_, default) in RUN_FIELDS.items()}, **config}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from runner import metrics, plots
-from runner.config import identity, with_defaults
+from runner.config import dotted, identity, with_defaults
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
 from runner.train import load_predictions, read_result
@@ -85,7 +85,7 @@ def seed_groups(rows: list[dict]) -> list[dict]:
     for row in rows:
         key = json.dumps(identity(row["result"]["config"], ignore=("seed",)), sort_keys=True)
         groups.setdefault(key, []).append(row)
-    settings = {key: flat_settings(with_defaults(json.loads(key))) for key in groups}
+    settings = {key: dotted(with_defaults(json.loads(key))) for key in groups}
     out = []
     for key, members in groups.items():
         first = members[0]["result"]
@@ -98,17 +98,6 @@ def seed_groups(rows: list[dict]) -> list[dict]:
         summary["reference"] = reference_for(first["config"])
         out.append(summary)
     out.sort(key=lambda s: -(s["acc"][0] if not math.isnan(s["acc"][0]) else -1))
-    return out
-
-
-def flat_settings(config: dict, prefix: str = "") -> dict:
-    """{"optimizer": {"name": "adam"}} -> {"optimizer.name": "adam"}"""
-    out = {}
-    for k, v in config.items():
-        if isinstance(v, dict):
-            out.update(flat_settings(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
     return out
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from runner.config import dotted
+
 HPARAM_METRICS = ["acc/val", "loss/val", "auc/val"]
 
 
@@ -31,7 +33,7 @@ class RunLog:
 
     def hparams(self, config: dict) -> None:
         # VisualDL stores bools as ints and refuses them; strings show as they are.
-        flat = {k: str(v) if isinstance(v, bool) else v for k, v in flatten(config).items()
+        flat = {k: str(v) if isinstance(v, bool) else v for k, v in dotted(config).items()
                 if isinstance(v, (int, float, str)) and v != ""}
         self.writer.add_hparams(flat, HPARAM_METRICS)
 
@@ -53,16 +55,6 @@ class RunLog:
 
     def close(self) -> None:
         self.writer.close()
-
-
-def flatten(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
 
 
 def input_grid(dataset, count: int = 8) -> np.ndarray:
