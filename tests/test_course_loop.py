@@ -7,10 +7,11 @@ import paddle
 import paddle.nn.functional as F
 
 from conftest import DATA_ROOT, write_toml
-from runner.callbacks import seed_everything
+from runner.callbacks import EpochSeeder, seed_everything
 from runner.config import load_experiment
 from runner.conv_bias import use_matmul_bias
 from runner.data import load_splits
+from runner.distributed import ShardedBatchSampler
 from runner.layout import SweepLayout
 from runner.models import build_network
 from runner.train import train_run
@@ -26,14 +27,16 @@ def course_loop(config: dict, cache) -> list[float]:
     use_matmul_bias(network)  # the runner's CPU bias kernel: same sums, gradient summed in its own order
     optimizer = paddle.optimizer.Adam(learning_rate=config["optimizer"]["learning_rate"],
                                       parameters=network.parameters())
+    # the runner's draws, from the runner's own pieces: generators reseeded per epoch, batches cut
+    # from a permutation of (seed, epoch)
+    sampler = ShardedBatchSampler(IMAGES, BATCH, shuffle=True, seed=config["seed"])
+    seeder = EpochSeeder(config["seed"], samplers=[sampler])
     losses = []
     for epoch in range(EPOCHS):
         network.train()
-        # the runner's draws: reseeded per epoch, a permutation from (seed, epoch)
-        seed_everything(config["seed"] * 100003 + epoch)
-        order = np.random.RandomState(config["seed"] * 100003 + epoch).permutation(IMAGES)
-        for start in range(0, IMAGES, BATCH):
-            batch = [splits.train[i] for i in order[start:start + BATCH]]
+        seeder.on_epoch_begin(epoch)
+        for indices in sampler:
+            batch = [splits.train[i] for i in indices]
             x = paddle.to_tensor(np.stack([image for image, _ in batch]))
             y = paddle.to_tensor(np.array([[int(np.asarray(label).reshape(-1)[0])] for _, label in batch]))
             loss = F.cross_entropy(network(x), y)
