@@ -1,9 +1,10 @@
 """Checkpoints that survive kill -9 and full disks.
 
 Each finished epoch is saved with `paddle.Model.save` into a hidden temporary folder that is then
-renamed to `epoch-NNNN/` in one atomic step, so a folder with that name is always complete. The
-newest two are kept: if the newest cannot be read on resume, the one before it is used. The best
-epoch so far is kept in `best/` the same way.
+renamed to `epoch-NNNN/` in one atomic step, so a folder with that name is always complete. While
+a run trains the newest two are kept: if the newest cannot be read on resume, the one before it is
+used. Once the run has finished only the last epoch stays (VGG-16's is 1.1 GB with its Adam state),
+next to the best epoch, which is kept in `best/` the same way.
 
     checkpoints/<run-id>/run.json          the run's configuration (for `runner predict`)
     checkpoints/<run-id>/epoch-0003/       model.pdparams, model.pdopt, state.json (history so far)
@@ -46,6 +47,11 @@ class Checkpoints:
             return []
         return sorted((p for p in self.folder.glob("epoch-*") if p.is_dir()), reverse=True)
 
+    def newest_epoch(self) -> int:
+        """The number of the newest saved epoch, 0 if none (whether it is readable is up to restore)."""
+        newest = self.epoch_dirs()[:1]
+        return int(newest[0].name.split("-")[1]) if newest else 0
+
     def save(self, model, epochs_done: int, state: dict, weights_as_best: bool = False) -> Path:
         """Weights, optimizer state and `state`; with `weights_as_best`, the weights are the ones
         `save_best` has just written for this same epoch."""
@@ -56,6 +62,11 @@ class Checkpoints:
         for old in self.epoch_dirs()[KEEP:]:
             shutil.rmtree(old, ignore_errors=True)
         return target
+
+    def keep_last_only(self) -> None:
+        """For a finished run: the fallback to an older epoch only guards an unfinished one."""
+        for old in self.epoch_dirs()[1:]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def save_best(self, model, state: dict) -> Path:
         return self._save_folder("best", state, lambda prefix: paddle.save(model.network.state_dict(),

@@ -204,7 +204,7 @@ def print_plan(planned, estimate: bool = False) -> None:
     t = Table("run id", "model", "dataset", "size", "epochs", "status", "action", *(["est. min"] if estimate else []))
     for p in planned:
         c = p.spec.config
-        est = [estimate_minutes(c) if p.to_do else ""] if estimate else []
+        est = [estimate_minutes(c, p.epochs_done) if p.to_do else ""] if estimate else []
         t.add_row(p.spec.run_id, c["model"], c["dataset"], str(c["image_size"]), str(c["epochs"]), p.status,
                   p.action, *[f"{e:.1f}" if isinstance(e, float) else str(e) for e in est])
     out.print(t)

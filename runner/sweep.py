@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from runner.checkpoints import write_json_atomic
+from runner.checkpoints import Checkpoints, write_json_atomic
 from runner.config import Experiment, RunSpec, evaluates_on_inference_engine
 from runner.cpu import usable_cores
 from runner.distributed import launch_command
@@ -43,6 +43,7 @@ class PlannedRun:
     spec: RunSpec
     status: str  # in the registry before this sweep: new, queued, running, done, failed, interrupted
     action: str  # run, resume, skip (done), hold (failed, without --retry-failed)
+    epochs_done: int = 0  # by a resumed run's newest checkpoint
 
     @property
     def to_do(self) -> bool:
@@ -55,15 +56,14 @@ def plan_sweep(experiment: Experiment, registry: RunRegistry | None, retry_faile
     for spec in experiment.runs:
         row = registry.get(spec.run_id) if registry else None
         status = row["status"] if row else "new"
+        epochs_done = Checkpoints(layout.run(spec.run_id).checkpoints).newest_epoch()
         if status == "done" or read_result(layout.run(spec.run_id)):
             action = "skip"
         elif status == "failed" and not retry_failed:
             action = "hold"
-        elif any(layout.run(spec.run_id).checkpoints.glob("epoch-*")):
-            action = "resume"
         else:
-            action = "run"
-        planned.append(PlannedRun(spec, status, action))
+            action = "resume" if epochs_done else "run"
+        planned.append(PlannedRun(spec, status, action, epochs_done))
     return planned
 
 
@@ -376,9 +376,9 @@ def forward_macs(model: str, image_size: int) -> int | None:
         return None
 
 
-def estimate_minutes(config: dict) -> float | None:
+def estimate_minutes(config: dict, epochs_done: int = 0) -> float | None:
     """Rough wall minutes of one run: forward+backward (3 x forward) on the training images, one
-    forward on the validation images, every epoch."""
+    forward on the validation images, every epoch still to train."""
     macs = forward_macs(config["model"], config["image_size"])
     if not macs:
         return None
@@ -390,6 +390,6 @@ def estimate_minutes(config: dict) -> float | None:
         n_train, n_val = n_train - held_out, held_out
     if evaluates_on_inference_engine(config):
         n_val /= INFERENCE_EVAL_GAIN
-    flop = 2 * macs * (3 * n_train + n_val) * config["epochs"]
+    flop = 2 * macs * (3 * n_train + n_val) * (config["epochs"] - epochs_done)
     cores = slots_needed(config, on_gpus=False)
     return flop / (GFLOPS_PER_PROCESS * 1e9 * (1 + EXTRA_CORE_GAIN * (cores - 1))) / 60

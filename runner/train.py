@@ -185,6 +185,7 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
     record_rank_share(layout, rank, world, len(splits.train), c)
     if main:
         write_json_atomic(layout.result, result)
+        checkpoints.keep_last_only()
     report("done", result=result)
     return result
 

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import cli, tiny_experiment
 from runner.registry import RunRegistry
-from runner.sweep import SweepLock
+from runner.config import load_experiment
+from runner.sweep import SweepLock, estimate_minutes, plan_sweep
 
 THREE_RUNS = """
 [[runs]]
@@ -95,6 +96,15 @@ def test_sweep_killed_mid_run_resumes_without_retraining_finished_runs(tmp_path,
     finished_id = next(k for k, v in before.items() if v == "done")
     result_file = outputs / "tiny" / "runs" / finished_id / "result.json"
     stamp = result_file.stat().st_mtime_ns
+
+    # the plan resumes the killed run from its newest checkpoint and estimates only the epochs left
+    plan = {p.spec.run_id: p for p in plan_sweep(load_experiment(path), None)}
+    killed = next(p for p in plan.values() if p.spec.config["model"] == "alexnet")
+    assert killed.action == "resume" and 1 <= killed.epochs_done < 4
+    assert (outputs / "tiny" / "checkpoints" / killed.spec.run_id / f"epoch-{killed.epochs_done:04d}").is_dir()
+    full = estimate_minutes(killed.spec.config)
+    assert estimate_minutes(killed.spec.config, killed.epochs_done) == pytest.approx(full * (4 - killed.epochs_done) / 4)
+    assert plan[finished_id].action == "skip"
 
     cli("sweep", path, "--jobs", "1", check=True)
     after = registry_rows(outputs)

@@ -53,6 +53,9 @@ def test_lenet_run_writes_logs_result_and_checkpoints(tmp_path, outputs):
     assert set(on_disk["final"]) >= {"acc", "auc", "sensitivity", "specificity", "f1", "loss"}
     assert on_disk["versions"]["paddle"] == paddle.__version__
 
+    # a finished run keeps its last epoch (with optimizer state) and its best weights, nothing older
+    assert sorted(p.name for p in layout.checkpoints.iterdir()) == ["best", "epoch-0002", "run.json"]
+
     # the recorded final metrics are what a separate Model.evaluate of the last checkpoint says
     splits, network, model, _ = prepare_run(spec, DATA_ROOT, tmp_path / "cache")
     model.load(str(layout.checkpoints / "epoch-0002" / "model"))
