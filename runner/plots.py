@@ -57,30 +57,53 @@ def roc_figure(fpr: np.ndarray, tpr: np.ndarray, auc: float, title: str = "ROC")
     return fig
 
 
-def curves_figure(runs: list[dict], key: str = "acc", split: str = "val", title: str | None = None):
-    """One line per run: `split` `key` per epoch, from result records."""
+def curves_figure(groups: list[tuple[str, list[dict]]], key: str = "acc", split: str = "val",
+                  title: str | None = None):
+    """`split` `key` per epoch from result records, one colour per group of seeds: each seed a thin
+    line, their mean a thick one, so that a model's spread is seen beside its level."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for result in runs:
-        history = result["history"]
-        ax.plot([h["epoch"] for h in history], [h[split].get(key, np.nan) for h in history], marker="o",
-                label=result["name"])
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for (label, runs), color in zip(groups, group_colours(len(groups))):
+        curves = [{h["epoch"]: h[split].get(key, np.nan) for h in result["history"]} for result in runs]
+        if len(runs) > 1:
+            for curve in curves:
+                ax.plot(list(curve), list(curve.values()), color=color, alpha=0.35, linewidth=0.9)
+            label = f"{label} (mean of {len(runs)} seeds)"
+        epochs = sorted(set().union(*curves))
+        mean = [mean_of_present([curve.get(e, np.nan) for curve in curves]) for e in epochs]
+        ax.plot(epochs, mean, color=color, marker="o", linewidth=2, label=label)
     ax.set(xlabel="epoch", ylabel=f"{split} {key}", title=title or f"{split} {key} per epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    if runs:
-        ax.legend(fontsize=7)
+    if groups:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
 
-def cost_figure(runs: list[dict]):
+def cost_figure(groups: list[tuple[str, list[dict]]]):
+    """Final validation accuracy against training minutes: a point per run, one colour per group."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for result in runs:
-        x, y = result["train_seconds"] / 60, 100 * result["final"].get("acc", np.nan)
-        ax.scatter(x, y)
-        ax.annotate(result["config"]["model"], (x, y), fontsize=7)
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for (label, runs), color in zip(groups, group_colours(len(groups))):
+        ax.scatter([result["train_seconds"] / 60 for result in runs],
+                   [100 * result["final"].get("acc", np.nan) for result in runs], color=color, label=label)
     ax.set(xlabel="training time (min)", ylabel="final validation accuracy (%)", title="Accuracy against cost")
     ax.grid(alpha=0.3)
+    if groups:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
+
+
+def group_colours(n: int) -> list:
+    plt = _pyplot()
+    palette = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [palette(i % palette.N) for i in range(n)]
+
+
+def mean_of_present(values) -> float:
+    present = [v for v in values if v is not None and not np.isnan(v)]
+    return float(np.mean(present)) if present else np.nan

@@ -79,17 +79,24 @@ def same_val_set(a: dict, b: dict) -> bool:
         (b["dataset"], b.get("validation", "official"), b.get("val_limit", 0))
 
 
-def seed_groups(rows: list[dict]) -> list[dict]:
-    """Runs alike but for the seed, summarised: n, mean ± std and 95% interval of each metric."""
+def group_by_seed(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Runs alike but for the seed, in order of their first run, each group named by its model and
+    what sets it apart from the model's other groups."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         key = json.dumps(identity(row["result"]["config"], ignore=("seed",)), sort_keys=True)
         groups.setdefault(key, []).append(row)
     settings = {key: dotted(with_defaults(json.loads(key))) for key in groups}
+    return [(members[0]["result"]["config"]["model"] + distinguishing(settings[key], settings.values()), members)
+            for key, members in groups.items()]
+
+
+def seed_groups(rows: list[dict]) -> list[dict]:
+    """Runs alike but for the seed, summarised: n, mean ± std and 95% interval of each metric."""
     out = []
-    for key, members in groups.items():
+    for label, members in group_by_seed(rows):
         first = members[0]["result"]
-        summary = {"model": first["config"]["model"] + distinguishing(settings[key], settings.values()),
+        summary = {"model": label,
                    "dataset": first["config"]["dataset"],
                    "image_size": first["config"]["image_size"], "seeds": len(members)}
         for name in ("acc", "auc"):
@@ -222,11 +229,21 @@ def write_outputs(layout: SweepLayout, registry: RunRegistry) -> list[Path]:
     return written
 
 
+def plot_groups(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Seed groups as the comparison plots draw them: named results, with the dataset and image size
+    in the name where the groups do not all share them."""
+    groups = group_by_seed(rows)
+    configs = [members[0]["result"]["config"] for _, members in groups]
+    shown = [k for k in ("dataset", "image_size") if len({c[k] for c in configs}) > 1]
+    return [(label + "".join(f" {c['dataset']}" if k == "dataset" else f" {c['image_size']}px" for k in shown),
+             [m["result"] for m in members]) for (label, members), c in zip(groups, configs)]
+
+
 def write_plots(layout: SweepLayout, rows: list[dict]) -> list[Path]:
-    results = [r["result"] for r in rows]
+    groups = plot_groups(rows)
     written = []
-    for name, fig in (("val_acc_per_epoch.png", plots.curves_figure(results, "acc", "val", "Validation accuracy per epoch")),
-                      ("acc_vs_train_time.png", plots.cost_figure(results))):
+    for name, fig in (("val_acc_per_epoch.png", plots.curves_figure(groups, "acc", "val", "Validation accuracy per epoch")),
+                      ("acc_vs_train_time.png", plots.cost_figure(groups))):
         (layout.root / name).write_bytes(plots.figure_to_png(fig))
         written.append(layout.root / name)
     return written
@@ -246,7 +263,6 @@ def write_html(layout: SweepLayout, rows: list[dict]) -> Path:
                         + "</tr>" for line in body)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{lines}</tbody></table>"
 
-    results = [r["result"] for r in rows]
     parts = [f"<h1>Sweep {html.escape(layout.root.name)}</h1>",
              f"<p>{len(rows)} finished run(s). Final = last epoch; 95% CI = Wilson interval; McNemar = exact "
              "test against the best run on the same validation images.</p>"]
@@ -255,14 +271,15 @@ def write_html(layout: SweepLayout, rows: list[dict]) -> Path:
         groups = seed_groups(rows)
         if any(g["seeds"] > 1 for g in groups):
             parts += ["<h2>Over seeds</h2>", html_table(*group_table(groups))]
-        parts += ["<h2>Comparison</h2>", img(plots.curves_figure(results, "acc", "val", "Validation accuracy per epoch")),
-                  img(plots.curves_figure(results, "loss", "val", "Validation loss per epoch")),
-                  img(plots.cost_figure(results)), "<h2>Runs</h2>"]
+        comparison = plot_groups(rows)
+        parts += ["<h2>Comparison</h2>", img(plots.curves_figure(comparison, "acc", "val", "Validation accuracy per epoch")),
+                  img(plots.curves_figure(comparison, "loss", "val", "Validation loss per epoch")),
+                  img(plots.cost_figure(comparison)), "<h2>Runs</h2>"]
     for r in rows:
         res = r["result"]
         parts.append(f"<h3>{html.escape(res['name'])} <small>({res['run_id']})</small></h3><div class='run'>")
-        parts.append(img(plots.curves_figure([res], "acc", "train", "train accuracy")))
-        parts.append(img(plots.curves_figure([res], "acc", "val", "validation accuracy")))
+        parts.append(img(plots.curves_figure([(res["name"], [res])], "acc", "train", "train accuracy")))
+        parts.append(img(plots.curves_figure([(res["name"], [res])], "acc", "val", "validation accuracy")))
         matrix = res.get("confusion_matrix", {}).get("final")
         if matrix:
             parts.append(img(plots.confusion_matrix_figure(np.array(matrix), res["class_names"], "Confusion matrix (final)")))

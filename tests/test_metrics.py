@@ -122,3 +122,28 @@ def test_seed_groups_of_one_model_are_told_apart_by_the_settings_that_differ():
     # the course's figure is for its validation images: a holdout of the training images has none
     assert names["vgg16"]["course"] == "—"
     assert names["alexnet (head=sigmoid, optimizer.name=adam)"]["course"] == "94.00%"
+
+
+def test_comparison_curves_draw_each_seed_group_in_one_colour_with_its_mean():
+    from runner import plots
+    from runner.report import plot_groups
+
+    def run(model, seed, accs, image_size=224):
+        config = {"model": model, "dataset": "ichallenge-pm", "image_size": image_size, "epochs": 3, "seed": seed}
+        history = [{"epoch": e + 1, "val": {"acc": a}} for e, a in enumerate(accs)]
+        return {"result": {"config": config, "history": history, "final": {"acc": accs[-1]}, "train_seconds": 60}}
+
+    rows = [run("alexnet", 0, [0.5, 0.7, 0.9]), run("vgg16", 0, [0.6, 0.8, 0.95]), run("alexnet", 1, [0.7, 0.9, 0.7]),
+            run("alexnet", 2, [0.6, 0.8], image_size=128)]  # stopped early, and at another size
+    groups = plot_groups(rows)
+    assert [(label, len(runs)) for label, runs in groups] == [("alexnet 224px", 2), ("vgg16 224px", 1),
+                                                              ("alexnet 128px", 1)]
+    ax = plots.curves_figure(groups, "acc", "val").axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["alexnet 224px (mean of 2 seeds)", "vgg16 224px", "alexnet 128px"]
+    mean = next(line for line in ax.get_lines() if line.get_label() == legend[0])
+    assert list(mean.get_xdata()) == [1, 2, 3] and list(mean.get_ydata()) == pytest.approx([0.6, 0.8, 0.8])
+    seeds = [line for line in ax.get_lines() if line.get_label().startswith("_") and line.get_color() == mean.get_color()]
+    assert len(seeds) == 2
+    assert len({line.get_color() for line in ax.get_lines() if not line.get_label().startswith("_")}) == 3
+    assert all(float(tick).is_integer() for tick in ax.get_xticks())
