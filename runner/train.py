@@ -81,7 +81,19 @@ def train_run(spec: RunSpec, layout: RunLayout, data_root=None, cache_dir=None, 
     # Fresh names for parameters and optimizer state (conv2d_0.w_0_moment1_0, ...) however many
     # networks this process built before: a checkpoint's optimizer state is keyed by them.
     with paddle.utils.unique_name.guard():
-        return _train_run(spec, layout, data_root, cache_dir, report or (lambda event, **details: None))
+        try:
+            return _train_run(spec, layout, data_root, cache_dir, report or (lambda event, **details: None))
+        except OSError as err:
+            if interrupted_inside_paddle(err):
+                raise KeyboardInterrupt from None
+            raise
+
+
+def interrupted_inside_paddle(err: OSError) -> bool:
+    """Ctrl-C (or a sweep's SIGTERM) that lands in Python code paddle calls from C++, such as the
+    backward of conv_bias.ChannelBiasAdd, comes back as an OSError "(External) ... KeyboardInterrupt"
+    instead of the KeyboardInterrupt itself; the run was interrupted, it did not fail."""
+    return "KeyboardInterrupt" in str(err)
 
 
 def use_device(device: str) -> None:

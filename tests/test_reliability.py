@@ -19,6 +19,7 @@ import pytest
 from conftest import DATA_ROOT, PM, cli, tiny_experiment
 from runner.checkpoints import Checkpoints
 from runner.config import load_experiment
+from runner.conv_bias import ChannelBiasAdd
 from runner.errors import RunnerError
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
@@ -145,6 +146,25 @@ def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, outputs):
     again = cli("train", path, check=True)
     assert "resuming after epoch" in again.stdout
     assert RunRegistry(outputs / "tiny" / "runs.sqlite").rows()[0]["status"] == "done"
+
+
+def test_ctrl_c_inside_a_backward_paddle_calls_from_cpp_is_an_interrupt(tmp_path, outputs, monkeypatch):
+    # paddle turns a KeyboardInterrupt raised in a PyLayer's backward into OSError "(External) ..."
+    spec, run = tiny_run(tmp_path, epochs=3)
+    real_backward, calls = ChannelBiasAdd.backward, []
+
+    def backward(ctx, grad):
+        calls.append(1)
+        if len(calls) == 3 * 3 + 1:  # 3 biased convolutions, 48 images / batch 16: in epoch 2's first step
+            raise KeyboardInterrupt
+        return real_backward(ctx, grad)
+
+    monkeypatch.setattr(ChannelBiasAdd, "backward", staticmethod(backward))
+    with pytest.raises(KeyboardInterrupt):
+        train_run(spec, run, DATA_ROOT)
+    assert [p.name for p in run.checkpoints.glob("epoch-*")] == ["epoch-0001"]
+    monkeypatch.setattr(ChannelBiasAdd, "backward", staticmethod(real_backward))
+    assert train_run(spec, run, DATA_ROOT)["epochs_run"] == 3
 
 
 def test_predict_on_bad_and_odd_images(tmp_path, outputs):
