@@ -116,7 +116,10 @@ def distinguishing(settings: dict, all_settings) -> str:
     if not peers:
         return ""
     keys = sorted({k for o in peers for k in set(o) | set(settings) if o.get(k) != settings.get(k)} - {"label"})
-    return " (" + ", ".join(f"{k}={settings[k]}" for k in keys if k in settings) + ")"
+    # keys this group sets; a group told apart only by keys the others set (model_args.aux_heads, say)
+    # has those at its network's default
+    shown = [k for k in keys if k in settings] or keys
+    return " (" + ", ".join(f"{k}={settings.get(k, 'default')}" for k in shown) + ")"
 
 
 def reference_for(config: dict) -> float | None:

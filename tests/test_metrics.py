@@ -112,13 +112,17 @@ def test_seed_groups_of_one_model_are_told_apart_by_the_settings_that_differ():
     momentum = {**adam, "optimizer": {"name": "momentum", "learning_rate": 0.001, "momentum": 0.9}}
     sigmoid = {**adam, "head": "sigmoid"}  # the default head is left out of older configs
     holdout = {**adam, "model": "vgg16", "validation": "holdout:0.2"}
+    googlenet = {**adam, "model": "googlenet"}
+    no_aux = {**googlenet, "model_args": {"aux_heads": False}}
     rows = [{"result": {"config": c, "final": {"acc": acc, "auc": 0.9}}}
-            for c, acc in ((adam, 0.90), (momentum, 0.89), (sigmoid, 0.88), (holdout, 0.87))]
+            for c, acc in ((adam, 0.90), (momentum, 0.89), (sigmoid, 0.88), (holdout, 0.87), (googlenet, 0.86),
+                           (no_aux, 0.85))]
     header, body = group_table(seed_groups(rows))
     names = {line[0]: dict(zip(header, line)) for line in body}
     assert set(names) == {"alexnet (head=softmax, optimizer.name=adam)",
                           "alexnet (head=softmax, optimizer.momentum=0.9, optimizer.name=momentum)",
-                          "alexnet (head=sigmoid, optimizer.name=adam)", "vgg16"}
+                          "alexnet (head=sigmoid, optimizer.name=adam)", "vgg16",
+                          "googlenet (model_args.aux_heads=default)", "googlenet (model_args.aux_heads=False)"}
     # the course's figure is for its validation images: a holdout of the training images has none
     assert names["vgg16"]["course"] == "—"
     assert names["alexnet (head=sigmoid, optimizer.name=adam)"]["course"] == "94.00%"
