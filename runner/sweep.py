@@ -366,12 +366,12 @@ INFERENCE_EVAL_GAIN = 1.8
 
 
 @lru_cache(maxsize=None)
-def forward_macs(model: str, image_size: int) -> int | None:
-    """Multiply-accumulates of one forward pass, computed once per (model, size) for the plan."""
+def forward_macs(model: str, image_size: int, model_args_json: str = "{}") -> int | None:
+    """Multiply-accumulates of one forward pass, computed once per network and size for the plan."""
     from runner.models import build_network, count_flops
 
     try:
-        return count_flops(build_network(model, 2, image_size), image_size)
+        return count_flops(build_network(model, 2, image_size, **json.loads(model_args_json)), image_size)
     except Exception:  # a model that cannot take this size: the run itself will say why
         return None
 
@@ -379,7 +379,7 @@ def forward_macs(model: str, image_size: int) -> int | None:
 def estimate_minutes(config: dict, epochs_done: int = 0) -> float | None:
     """Rough wall minutes of one run: forward+backward (3 x forward) on the training images, one
     forward on the validation images, every epoch still to train."""
-    macs = forward_macs(config["model"], config["image_size"])
+    macs = forward_macs(config["model"], config["image_size"], json.dumps(config["model_args"], sort_keys=True))
     if not macs:
         return None
     n_train, n_val = KNOWN_SIZES.get(config["dataset"], (1000, 200))

@@ -219,3 +219,7 @@ def test_time_estimate_counts_training_evaluation_engine_and_cores():
     # a 20 % holdout trains on 320 images and evaluates 80
     holdout = estimate_minutes({**base, "validation": "holdout:0.2"})
     assert holdout == pytest.approx(2 * macs * (3 * 320 + 80) * 2 / (GFLOPS_PER_PROCESS * 1e9) / 60)
+    # model arguments change the network and so its cost: GoogLeNet's stride-2 stem quarters it
+    googlenet = with_defaults({"model": "googlenet", "image_size": 64, "epochs": 1})
+    assert estimate_minutes({**googlenet, "model_args": {"stem_stride": 2}}) == \
+        pytest.approx(estimate_minutes(googlenet) / 4, rel=0.1)
