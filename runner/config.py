@@ -106,7 +106,8 @@ class RunSpec:
             return self.config["label"]
         c, opt = self.config, self.config["optimizer"]
         head = " sigmoid-head" if c.get("head") == "sigmoid" else ""
-        return f"{c['model']}{head} {opt['name']} lr={opt['learning_rate']:g} {c['image_size']}px seed={c['seed']}"
+        args = "".join(f" {k}={v}" for k, v in sorted(c.get("model_args", {}).items()))
+        return f"{c['model']}{args}{head} {opt['name']} lr={opt['learning_rate']:g} {c['image_size']}px seed={c['seed']}"
 
 
 def evaluates_on_inference_engine(config: dict) -> bool:

@@ -1,6 +1,6 @@
 import pytest
 
-from conftest import cli, write_toml
+from conftest import TINY, cli, write_toml
 from runner.config import load_experiment
 from runner.errors import ConfigError
 
@@ -63,3 +63,9 @@ def test_cli_reports_toml_line_and_file(tmp_path):
     proc = cli("train", path)
     assert proc.returncode == 1
     assert str(path) in proc.stderr and "line 4" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_display_name_shows_the_model_arguments(tmp_path):
+    text = TINY.format(name="names", epochs=1) + '[[runs]]\nmodel = "googlenet"\nmodel_args = { aux_heads = false }\n'
+    run = load_experiment(write_toml(tmp_path, text)).runs[0]
+    assert run.display_name == "googlenet aux_heads=False adam lr=0.001 32px seed=0"
