@@ -355,9 +355,11 @@ def read_error(run, code: int) -> str:
 # ---- cost estimate for the plan ------------------------------------------------------------------
 
 KNOWN_SIZES = {"ichallenge-pm": (400, 400), "cifar10": (50000, 10000)}
-# Sustained throughput of one training process, in GFLOP/s (2 x multiply-accumulates), measured
-# with bench/speed.py on a 2-core AMD EPYC with MKL_DEBUG_CPU_TYPE=5; a rough guide elsewhere.
-GFLOPS_PER_PROCESS = 40.0
+# Sustained throughput of one training process, in GFLOP/s (2 x multiply-accumulates): the median
+# over the 24 finished iChallenge-PM runs of experiments/all.toml, two one-thread runs sharing a
+# 2-core AMD EPYC (MKL_DEBUG_CPU_TYPE=5), training plus evaluation. It is 34-45 for AlexNet and
+# the course ResNet-50, 60-72 for VGG-16: a rough guide, here and elsewhere.
+GFLOPS_PER_PROCESS = 48.0
 # What each further core of a run (threads or nproc) adds: 2 cores ran 1.5-1.8x one here.
 EXTRA_CORE_GAIN = 0.6
 # How much faster paddle's inference engine evaluates than the dynamic graph (bench/eval_engine.py:
