@@ -358,7 +358,7 @@ KNOWN_SIZES = {"ichallenge-pm": (400, 400), "cifar10": (50000, 10000)}
 # Sustained throughput of one training process, in GFLOP/s (2 x multiply-accumulates): the median
 # over 21 finished iChallenge-PM runs of experiments/all.toml (LeNet left out, whose runs are
 # mostly start-up and data loading), two one-thread runs sharing a
-# 2-core AMD EPYC (MKL_DEBUG_CPU_TYPE=5), training plus evaluation. It is 34-45 for AlexNet and
+# 2-core AMD EPYC (MKL_DEBUG_CPU_TYPE=5), training plus evaluation. It is 34-46 for AlexNet and
 # the course ResNet-50, 60-72 for VGG-16: a rough guide, here and elsewhere.
 GFLOPS_PER_PROCESS = 48.0
 # What each further core of a run (threads or nproc) adds: 2 cores ran 1.5-1.8x one here.
