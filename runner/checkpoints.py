@@ -59,13 +59,15 @@ class Checkpoints:
         target = self._save_folder(
             f"epoch-{epochs_done:04d}", state,
             lambda prefix: save_training_state(model, prefix, best_weights if weights_as_best else None))
-        for old in self.epoch_dirs()[KEEP:]:
-            shutil.rmtree(old, ignore_errors=True)
+        self._keep_newest(KEEP)
         return target
 
     def keep_last_only(self) -> None:
         """For a finished run: the fallback to an older epoch only guards an unfinished one."""
-        for old in self.epoch_dirs()[1:]:
+        self._keep_newest(1)
+
+    def _keep_newest(self, count: int) -> None:
+        for old in self.epoch_dirs()[count:]:
             shutil.rmtree(old, ignore_errors=True)
 
     def save_best(self, model, state: dict) -> Path:

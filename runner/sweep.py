@@ -54,14 +54,16 @@ def plan_sweep(experiment: Experiment, registry: RunRegistry | None, retry_faile
     layout = SweepLayout.for_experiment(experiment.name)
     planned = []
     for spec in experiment.runs:
+        run = layout.run(spec.run_id)
         row = registry.get(spec.run_id) if registry else None
         status = row["status"] if row else "new"
-        epochs_done = Checkpoints(layout.run(spec.run_id).checkpoints).newest_epoch()
-        if status == "done" or read_result(layout.run(spec.run_id)):
+        epochs_done = 0
+        if status == "done" or read_result(run):
             action = "skip"
         elif status == "failed" and not retry_failed:
             action = "hold"
         else:
+            epochs_done = Checkpoints(run.checkpoints).newest_epoch()
             action = "resume" if epochs_done else "run"
         planned.append(PlannedRun(spec, status, action, epochs_done))
     return planned
