@@ -99,6 +99,7 @@ class History(Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.current["train_seconds"] = time.perf_counter() - self.current.pop("_t0")
         self.current["train"] = {**clean_logs(logs), "loss": self.mean_loss("train")}
+        self.current["peak_rss_mb"] = peak_rss_mb()
 
     def on_eval_begin(self, logs=None):
         fault_point("eval")
@@ -117,6 +118,13 @@ class History(Callback):
         if self.on_epoch_done:
             self.on_epoch_done(self.current, self.metric.last_probs, self.metric.last_labels)
         self.current = {}
+
+
+def peak_rss_mb() -> float:
+    """The most resident memory this process has held so far (Linux reports it in KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def clean_logs(logs) -> dict:

@@ -272,6 +272,8 @@ def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: 
         "train_seconds": round(train_seconds, 3),
         "eval_seconds": round(sum(r.get("eval_seconds", 0.0) for r in history), 3),
         "images_per_second": round(trained_images / train_seconds, 3) if train_seconds else None,
+        # the most any of the run's processes held (a resumed run's earlier processes included)
+        "peak_memory_mb": max((r.get("peak_rss_mb") or 0 for r in history), default=None) or None,
         "confusion_matrix": {which: confusion_matrix(predictions[which].argmax(1), predictions["labels"],
                                                      splits.num_classes).tolist()
                              for which in ("final", "best") if which in predictions and "labels" in predictions},
