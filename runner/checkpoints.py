@@ -1,4 +1,4 @@
-"""Checkpoints that survive kill -9 and full disks.
+"""Checkpoints that survive kill -9 and full disks (paddle is imported only to write them).
 
 Each finished epoch is saved with `paddle.Model.save` into a hidden temporary folder that is then
 renamed to `epoch-NNNN/` in one atomic step, so a folder with that name is always complete. While
@@ -21,21 +21,11 @@ import os
 import shutil
 from pathlib import Path
 
-import paddle
-
 from runner.errors import RunnerError
 from runner.faults import fault_point
+from runner.runfiles import write_json_atomic
 
 KEEP = 2
-
-
-def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class Checkpoints:
@@ -71,6 +61,8 @@ class Checkpoints:
             shutil.rmtree(old, ignore_errors=True)
 
     def save_best(self, model, state: dict) -> Path:
+        import paddle
+
         return self._save_folder("best", state, lambda prefix: paddle.save(model.network.state_dict(),
                                                                           f"{prefix}.pdparams"))
 
@@ -113,6 +105,8 @@ class Checkpoints:
 def save_training_state(model, prefix: str, weights_from: Path | None = None) -> None:
     """What paddle.Model.save writes for training (weights, optimizer, AMP scaler), with the weights
     hard-linked from `weights_from` when given."""
+    import paddle
+
     if weights_from is None:
         model.save(prefix)
         return

@@ -17,15 +17,31 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+import runner
 from runner.errors import RunnerError
 
+HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(help="Benchmark image-classification architectures side by side with PaddlePaddle.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Inspect datasets on disk.", no_args_is_help=True)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=HELP)
+data_app = typer.Typer(help="Inspect datasets on disk.", no_args_is_help=True, context_settings=HELP)
 app.add_typer(data_app, name="data")
 # Piped output (logs, CI) gets wide tables rather than rich's 80-column default with cut-off cells.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 220)
+# No markup: file names, labels and messages are printed as they are, brackets and all.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220, markup=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 220, markup=False,
+              highlight=False)
+
+
+def show_version(value: bool) -> None:
+    if value:
+        out.print(f"runner {runner.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                      help="Print the version and exit.")):
+    """Benchmark image-classification architectures side by side with PaddlePaddle."""
 
 SetOption = typer.Option(None, "--set", help="Override a setting for every run, e.g. --set epochs=1 "
                                              "--set optimizer.learning_rate=0.01")
@@ -43,6 +59,8 @@ def stop_cleanly_on_signals() -> None:
 
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr, never a traceback."""
+    if len(sys.argv) == 1:
+        sys.argv.append("--help")  # `runner` alone: the help, not a usage error
     try:
         code = app(standalone_mode=False)
     except click_exceptions.NoSuchOption as e:
@@ -96,7 +114,7 @@ def data_check(dataset: str = typer.Argument(..., help="ichallenge-pm, cifar10 o
     from runner.data import check_dataset
 
     report = check_dataset(dataset, data_root)
-    out.print(f"[bold]{report.dataset}[/] at {report.location}")
+    out.print(f"{report.dataset} at {report.location}")
     for split, stats in report.splits.items():
         classes = ", ".join(f"{name}: {n}" for name, n in stats.per_class.items())
         sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in stats.sizes.most_common(4))
@@ -108,7 +126,7 @@ def data_check(dataset: str = typer.Argument(..., help="ichallenge-pm, cifar10 o
         for p in report.problems:
             err.print(f"  - {p}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    out.print("[green]ok[/]: no problems found")
+    out.print("ok: no problems found", style="green")
 
 
 # ---- train / sweep -----------------------------------------------------------------------------
@@ -128,7 +146,7 @@ def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
     spec = experiment.find(run)
     stop_cleanly_on_signals()
     result = train_one(experiment, spec, data_root, report=print_training_event)
-    out.print(f"[green]done[/] {spec.run_id}: final val acc {result['final'].get('acc', float('nan')):.2%}, "
+    out.print(f"done {spec.run_id}: final val acc {result['final'].get('acc', float('nan')):.2%}, "
               f"best {result['best'].get('acc', float('nan')):.2%} at epoch {result['best_epoch']}; "
               f"outputs in {SweepLayout.for_experiment(experiment.name).root}")
 
@@ -137,10 +155,10 @@ def print_training_event(event: str, **d) -> None:
     if event == "start":
         resumed = f", resuming after epoch {d['resumed_at']}" if d["resumed_at"] else ""
         flops = f", {d['flops'] / 1e9:.2f} GMACs/image" if d.get("flops") else ""
-        out.print(f"[bold]{d['name']}[/] ({d['run_id']}): {d['parameters']:,} parameters{flops}; "
+        out.print(f"{d['name']} ({d['run_id']}): {d['parameters']:,} parameters{flops}; "
                   f"{d['train_images']} train / {d['val_images']} val images{resumed}")
     elif event == "note":
-        err.print(f"note: {d['message']}", highlight=False)
+        err.print(f"note: {d['message']}")
     elif event == "epoch":
         r = d["record"]
         val = "  ".join(f"{k} {v:.4f}" for k, v in r["val"].items())
@@ -153,38 +171,61 @@ def print_training_event(event: str, **d) -> None:
 def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
                                              help="CPU cores to keep busy (default: all); a run takes threads x nproc of them"),
-          dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop"),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and its estimated time, and stop"),
           retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again"),
           devices: Optional[str] = typer.Option(None, "--devices", help="GPUs to use, e.g. 0,1,2,3: one run per "
                                                                        "GPU at a time"),
+          cluster: Optional[str] = typer.Option(None, "--cluster", envvar="RUNNER_CLUSTER",
+                                                help="Run on the Ray cluster at this address (auto, HOST:PORT, "
+                                                     "ray://HOST:PORT); needs pip install -e '.[cluster]'"),
+          retries: int = typer.Option(2, "--retries", min=0, help="With --cluster: times Ray reruns a run whose "
+                                                                  "node died (it resumes from its checkpoint)"),
           overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
     """Every run of an experiment file; finished runs are skipped, interrupted ones resume."""
     from runner.config import load_experiment
     from runner.layout import SweepLayout
     from runner.registry import RunRegistry
-    from runner.sweep import plan_sweep, run_sweep
+    from runner.sweep import run_sweep
+    from runner.plan import plan_sweep
 
-    experiment = load_experiment(file, overrides or [])
+    gpus = parse_devices(devices)
+    if cluster and (gpus or jobs):
+        raise RunnerError("--cluster runs each run where Ray places it: --jobs and --devices are for local sweeps "
+                          "(a run asks Ray for threads x nproc CPUs, or nproc GPUs with device = \"gpu\")")
+    if cluster:
+        from runner.executors.ray import import_ray
+
+        import_ray()  # without Ray installed: one line naming the install command, before anything else
+    # --devices runs on GPUs: the runs' ids say so before the workers are placed on one GPU each
+    experiment = load_experiment(file, [*(overrides or []), *(["device=gpu"] if gpus else [])])
     layout = SweepLayout.for_experiment(experiment.name)
     if dry_run:
         registry = RunRegistry(layout.registry, create=False) if layout.registry.exists() else None
-        print_plan(plan_sweep(experiment, registry, retry_failed), estimate=True)
+        print_plan(plan_sweep(experiment, registry, retry_failed), jobs or (len(gpus) if gpus else None))
         return
-    view = SweepView()
+    progress = sweep_progress(jobs or (len(gpus) if gpus else None))
     stop_cleanly_on_signals()
-    try:
-        with Live(view.table(), console=out, refresh_per_second=2, transient=not out.is_terminal) as live:
-            view.live = live
-            rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event=view.on_event,
-                             devices=parse_devices(devices))
-    finally:
-        for line in view.log:
-            out.print(line, highlight=False)
+    if out.is_terminal:
+        with Live(progress_table(progress), console=out, refresh_per_second=2) as live:
+            def on_event(kind, **d):
+                line = progress.on_event(kind, **d)
+                live.update(progress_table(progress))
+                if line and kind in ("finished", "plan"):
+                    live.console.print(line)
+            rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event=on_event, devices=gpus,
+                             cluster=cluster, retries=retries)
+    else:
+        def on_event(kind, **d):
+            line = progress.on_event(kind, **d)
+            if line:
+                print(line, flush=True)  # a file or a pipe gets each line as it happens
+        rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event=on_event, devices=gpus,
+                         cluster=cluster, retries=retries)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "failed", "interrupted", "queued")}
     out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; table: {layout.root / 'results.md'}")
     for r in rows:
         if r["status"] == "failed":
-            err.print(f"failed {r['id']}: {r['error']}", highlight=False, soft_wrap=True)
+            err.print(f"failed {r['id']}: {r['error']}")
     if counts["failed"]:
         raise typer.Exit(1)
 
@@ -198,55 +239,34 @@ def parse_devices(text: Optional[str]) -> list[int] | None:
         raise RunnerError(f"--devices {text!r}: give GPU numbers separated by commas, e.g. --devices 0,1") from None
 
 
-def print_plan(planned, estimate: bool = False) -> None:
-    from runner.sweep import estimate_minutes
+def sweep_progress(parallel: int | None):
+    from runner.cpu import usable_cores
+    from runner.plan import estimate_minutes
+    from runner.progress import SweepProgress
 
-    t = Table("run id", "model", "dataset", "size", "epochs", "status", "action", *(["est. min"] if estimate else []))
+    return SweepProgress(parallel or usable_cores(), lambda p: estimate_minutes(p.spec.config, p.epochs_done))
+
+
+def progress_table(progress) -> Table:
+    t = Table("run", "name", "status", "epoch", "elapsed", "left", "progress",
+              caption=progress.sweep_times(), caption_justify="left")
+    for row in progress.rows():
+        t.add_row(*row)
+    return t
+
+
+def print_plan(planned, parallel: int | None) -> None:
+
+    progress = sweep_progress(parallel)
+    summary = progress.on_event("plan", planned=planned)
+    t = Table("run id", "model", "dataset", "size", "epochs", "status", "action", "est. min")
     for p in planned:
         c = p.spec.config
-        est = [estimate_minutes(c, p.epochs_done) if p.to_do else ""] if estimate else []
+        est = progress.runs[p.spec.run_id].estimate if p.to_do else None
         t.add_row(p.spec.run_id, c["model"], c["dataset"], str(c["image_size"]), str(c["epochs"]), p.status,
-                  p.action, *[f"{e:.1f}" if isinstance(e, float) else str(e) for e in est])
+                  p.action, "" if not p.to_do else ("?" if est is None else f"{est:.1f}"))
     out.print(t)
-
-
-class SweepView:
-    """The live overview: one row per run with its status and progress."""
-
-    def __init__(self):
-        self.status, self.detail, self.names = {}, {}, {}
-        self.live, self.log = None, []
-
-    def on_event(self, kind, **d):
-        if kind == "plan":
-            for p in d["planned"]:
-                self.names[p.spec.run_id] = p.spec.display_name
-                self.status[p.spec.run_id] = {"skip": "done", "hold": "failed (held)"}.get(p.action, "queued")
-        elif kind == "started":
-            self.status[d["planned"].spec.run_id] = "running"
-        elif kind == "progress":
-            p = d["progress"]
-            if p.get("epoch"):
-                acc = f", last val acc {p['val_acc']:.2%}" if p.get("val_acc") is not None else ""
-                step = f" step {p['step']}/{p['steps']}" if p.get("step") and p.get("steps") else ""
-                self.detail[d["run_id"]] = f"epoch {p['epoch']}{step}{acc}"
-        elif kind == "finished":
-            run_id = d["planned"].spec.run_id
-            self.status[run_id] = d["status"]
-            if d["status"] == "done":
-                r = d["result"]
-                self.detail[run_id] = f"val acc {r['final'].get('acc', 0):.2%} in {r['train_seconds']:.0f}s"
-            else:
-                self.detail[run_id] = d["error"].splitlines()[0][:100]
-            self.log.append(f"{d['status']}: {run_id} — {self.detail[run_id]}")
-        if self.live:
-            self.live.update(self.table())
-
-    def table(self):
-        t = Table("run", "name", "status", "progress")
-        for run_id, status in self.status.items():
-            t.add_row(run_id, self.names.get(run_id, ""), status, self.detail.get(run_id, ""))
-        return t
+    out.print(summary)
 
 
 # ---- report / board / predict ------------------------------------------------------------------
@@ -271,7 +291,12 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
 
     if fmt not in ("md", "csv", "json"):
         raise RunnerError(f"--format {fmt!r}: use md, csv or json")
-    print(report_for(output_dirs or [default_output_dir(None)], fmt))
+    text, skipped = report_for(output_dirs or [default_output_dir(None)], fmt)
+    print(text)
+    for note in skipped:
+        err.print(f"skipped {note}")
+    if skipped:  # the table is incomplete: say so to scripts too
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -12,13 +12,16 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.errors import ConfigError, close_matches
+from runner.errors import ConfigError, RunnerError, close_matches
+from runner.options import (EVAL_ENGINES, HEADS, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS, SCHEDULER_KEYS,
+                            SCHEDULERS)
 
 # key -> (accepted types, default). A float key also takes an int; a bool is never an int.
 RUN_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
@@ -58,27 +61,62 @@ TABLE_FIELDS = {
                 "pad_crop": (int,), "brightness": (float,), "contrast": (float,)},
     "early_stopping": {"patience": (int,), "monitor": (str,), "min_delta": (float,)},
 }
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
-SCHEDULERS = ("constant", "step", "cosine")
-MONITORS = ("acc", "loss", "auc")
-EVAL_ENGINES = ("inference", "dygraph")  # see runner/inference_eval.py
-HEADS = ("softmax", "sigmoid")  # one logit per class, or the course's one logit (runner/models/layers.py)
 TOP_LEVEL = {"name": (str,), "description": (str,), "defaults": (dict,), "runs": (list,), "grid": (dict,)}
-# Keys added after runs were first recorded: left out of a run's id while they keep their default.
-ADDED_LATER = {"device": "cpu", "nproc": 1, "amp": False, "eval_engine": "inference", "head": "softmax"}
+# The keys runs were first recorded with. A key added since is left out of a run's id while it keeps
+# its default, so adding a key never changes the id of a run that does not use it.
+ORIGINAL_KEYS = frozenset(RUN_FIELDS) - {"device", "nproc", "amp", "eval_engine", "head"}
 # Keys that do not change what is trained (a label; which device of a kind), so not a run's identity.
 NOT_IDENTITY = ("label", "device")
+
+# Numeric bounds, checked before anything trains: key -> (low, high, what it means). A bound given as
+# a string is another key of the run (pad_crop must stay below image_size). `(` / `)` mark open ends.
+BOUNDS = {
+    "image_size": ("[", 1, 4096, "]", "pixels a side"),
+    "epochs": ("[", 1, None, "]", ""), "batch_size": ("[", 1, None, "]", ""),
+    "threads": ("[", 1, None, "]", ""), "nproc": ("[", 1, None, "]", ""),
+    "seed": ("[", 0, 2 ** 31 - 1, "]", ""), "train_limit": ("[", 0, None, "]", "0 = all"),
+    "val_limit": ("[", 0, None, "]", "0 = all"), "num_workers": ("[", 0, None, "]", ""),
+    "label_smoothing": ("[", 0.0, 1.0, ")", ""), "aux_loss_weight": ("[", 0.0, None, "]", ""),
+    "optimizer.learning_rate": ("(", 0.0, None, "]", ""), "optimizer.momentum": ("[", 0.0, 1.0, ")", ""),
+    "optimizer.weight_decay": ("[", 0.0, None, "]", ""), "optimizer.beta1": ("[", 0.0, 1.0, ")", ""),
+    "optimizer.beta2": ("[", 0.0, 1.0, ")", ""),
+    "scheduler.warmup_epochs": ("[", 0, "epochs", ")", "warm-up must leave epochs to train"),
+    "scheduler.step_size": ("[", 1, None, "]", ""), "scheduler.gamma": ("(", 0.0, 1.0, "]", ""),
+    "scheduler.min_lr": ("[", 0.0, "optimizer.learning_rate", "]", ""),
+    "augment.rotate": ("[", 0.0, 180.0, "]", "degrees"), "augment.crop_scale": ("(", 0.0, 1.0, "]", "share of the area"),
+    "augment.pad_crop": ("[", 0, "image_size", ")", "pixels"), "augment.brightness": ("[", 0.0, 1.0, ")", ""),
+    "augment.contrast": ("[", 0.0, 1.0, ")", ""),
+    "early_stopping.patience": ("[", 1, None, "]", "epochs"), "early_stopping.min_delta": ("[", 0.0, None, "]", ""),
+}
 
 
 def identity(config: dict, ignore: tuple[str, ...] = ()) -> dict:
     """What makes a run's result what it is: its settings without display-only ones and `ignore`,
-    written the same way for runs recorded before keys of ADDED_LATER existed."""
-    out = {k: v for k, v in config.items() if k not in NOT_IDENTITY + ignore}
+    written the same way for runs recorded before the keys added since existed."""
+    out = {k: v for k, v in normalised(config).items() if k not in NOT_IDENTITY + ignore}
     out["device"] = config.get("device", "cpu").split(":")[0]  # cpu or gpu, not which gpu
-    for key, default in ADDED_LATER.items():  # so that ids from before they existed still match
-        if out.get(key) == default:
-            out.pop(key, None)
+    for key in set(out) - ORIGINAL_KEYS:
+        if key in RUN_FIELDS and out[key] == RUN_FIELDS[key][1]:
+            del out[key]
     return out
+
+
+def normalised(config: dict) -> dict:
+    """Numbers given as integers for keys that take any number written as floats, so that
+    `label_smoothing = 0` and `0.0` are one run (the defaults are floats: ids recorded so far stay)."""
+    out = dict(config)
+    for key, value in config.items():
+        types = RUN_FIELDS.get(key, ((),))[0]
+        if float in types and is_int(value):
+            out[key] = float(value)
+        elif key in TABLE_FIELDS and isinstance(value, dict):
+            out[key] = {k: float(v) if TABLE_FIELDS[key].get(k) == (float,) and is_int(v) else v
+                        for k, v in value.items()}
+    return out
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -87,12 +125,6 @@ class RunSpec:
 
     experiment: str
     config: dict = field(hash=False, compare=False)
-
-    def __getattr__(self, key):
-        try:
-            return self.__dict__["config"][key]
-        except KeyError:
-            raise AttributeError(key) from None
 
     @property
     def run_id(self) -> str:
@@ -153,10 +185,21 @@ def slug(text: str) -> str:
 
 def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give an experiment file (.toml), e.g. {path / 'exp.toml'}")
     try:
-        data = tomllib.loads(path.read_text())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"experiment file not found: {path}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read experiment file {path} ({err.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is fine
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+                          "TOML files are UTF-8: save it as UTF-8 and run again") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     return parse_experiment(data, path, overrides)
@@ -166,8 +209,9 @@ def parse_experiment(data: dict, path: Path, overrides=()) -> Experiment:
     where = str(path)
     check_keys(data, TOP_LEVEL, where, "")
     name = data.get("name") or path.stem
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-        raise ConfigError(f"{where}: name = {name!r}: use letters, digits, '.', '_' or '-' (it names a folder)")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ConfigError(f"{where}: name = {name!r}: use letters, digits, '.', '_' or '-', starting with a "
+                          "letter or digit (it names a folder inside the output root)")
     defaults = data.get("defaults", {})
     check_run(defaults, where, "defaults.")
     runs = data.get("runs", [])
@@ -201,6 +245,7 @@ def resolve(run: dict, grid_items, overrides, where: str, context: str) -> dict:
     for key, value in list(grid_items) + overrides:
         set_dotted(config, key, value)
     check_run(config, where, f"{context}.")
+    config = normalised(config)
     if config["model"] is None:
         raise ConfigError(f"{where}: {context}: no model; set `model = \"...\"` (`runner models` lists them)")
     if isinstance(config["augment"], bool):
@@ -225,7 +270,7 @@ def check_assignments(assignments, where: str) -> None:
         head, _, rest = key.partition(".")
         if head not in RUN_FIELDS:
             raise ConfigError(unknown_key_message(head, RUN_FIELDS, where, ""))
-        if rest and head not in TABLE_FIELDS:
+        if rest and head not in TABLE_FIELDS and RUN_FIELDS[head][0] != (dict,):
             raise ConfigError(f"{where}: {head} is not a table, so {key} cannot be set")
         probe = {}
         set_dotted(probe, key, value)
@@ -233,11 +278,16 @@ def check_assignments(assignments, where: str) -> None:
 
 
 def set_dotted(config: dict, key: str, value) -> None:
+    """Set `key` (dotted for a field of a table). Naming another optimizer or scheduler keeps only
+    the fields the new one takes: `--set optimizer.name=adam` on a Momentum file drops `momentum`."""
     head, _, rest = key.partition(".")
     if not rest:
         config[head] = value
         return
     table = config.get(head) if isinstance(config.get(head), dict) else {}
+    applies = {"optimizer": OPTIMIZER_KEYS, "scheduler": SCHEDULER_KEYS}.get(head, {})
+    if rest == "name" and value in applies and table.get("name") != value:
+        table = {k: v for k, v in table.items() if k in applies[value]}
     config[head] = {**table, rest: value}
 
 
@@ -271,12 +321,9 @@ def check_values(config: dict, where: str, context: str) -> None:
         fail(f"model: {err}")
     if not is_known_dataset(config["dataset"]):
         fail(f"dataset: {unknown_dataset_message(config['dataset'])}")
-    for key in ("image_size", "epochs", "batch_size", "threads", "nproc"):
-        if config[key] < 1:
-            fail(f"{key} = {config[key]} must be at least 1")
-    for key in ("train_limit", "val_limit", "num_workers", "seed"):
-        if config[key] < 0:
-            fail(f"{key} = {config[key]} must not be negative")
+    problem = out_of_bounds(config)
+    if problem:
+        fail(problem)
     if not re.fullmatch(r"cpu|gpu(:\d+)?", config["device"]):
         fail(f"device = {config['device']!r}; use \"cpu\", \"gpu\" or \"gpu:N\"")
     if config["batch_size"] % config["nproc"]:
@@ -291,21 +338,28 @@ def check_values(config: dict, where: str, context: str) -> None:
     opt = config["optimizer"]
     if opt.get("name") not in OPTIMIZERS:
         fail(f"optimizer.name = {opt.get('name')!r}; allowed: {', '.join(OPTIMIZERS)}")
-    if not opt.get("learning_rate", 0) > 0:
-        fail("optimizer.learning_rate must be set and positive")
-    if "momentum" in opt and opt["name"] not in ("momentum",):
-        fail(f"optimizer.momentum does not apply to {opt['name']}; use name = \"momentum\" or drop it")
-    if opt["name"] not in ("adam", "adamw") and ({"beta1", "beta2"} & set(opt)):
-        fail(f"optimizer.beta1/beta2 apply to adam and adamw, not {opt['name']}")
+    if "learning_rate" not in opt:
+        fail("optimizer.learning_rate must be set")
     sched = config["scheduler"]
     if sched.get("name", "constant") not in SCHEDULERS:
         fail(f"scheduler.name = {sched.get('name')!r}; allowed: {', '.join(SCHEDULERS)}")
-    if sched.get("name") == "step" and sched.get("step_size", 1) < 1:
-        fail("scheduler.step_size must be at least 1")
+    for table, vocabulary in (("optimizer", OPTIMIZER_KEYS), ("scheduler", SCHEDULER_KEYS)):
+        kind = config[table].get("name", "constant")
+        extra = sorted(set(config[table]) - set(vocabulary[kind]) - {"name"})
+        if extra:
+            fail(f"{table}.{extra[0]} does not apply to {kind} (it takes {', '.join(vocabulary[kind])}); "
+                 f"drop it or change {table}.name")
     if config["early_stopping"].get("monitor", "acc") not in MONITORS:
         fail(f"early_stopping.monitor = {config['early_stopping']['monitor']!r}; allowed: {', '.join(MONITORS)}")
-    if not 0.0 <= config["label_smoothing"] < 1.0:
-        fail("label_smoothing must be in [0, 1)")
+    problem = memory_problem(config)
+    if problem:
+        fail(problem)
+    try:
+        from runner.models import check_model_args
+
+        check_model_args(config["model"], config["model_args"])
+    except RunnerError as err:
+        fail(f"model_args: {err}")
     if config["validation"] != "official":
         from runner.data import parse_holdout
 
@@ -313,6 +367,39 @@ def check_values(config: dict, where: str, context: str) -> None:
             parse_holdout(config["validation"])
         except ConfigError as err:
             fail(str(err))
+
+
+def out_of_bounds(config: dict) -> str | None:
+    """The first numeric setting outside its range (BOUNDS), or a number that is not finite."""
+    flat = dotted(config)
+    for key, (lo_mark, lo, hi, hi_mark, unit) in BOUNDS.items():
+        value = flat.get(key)
+        if value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{key} = {value} is not a finite number"
+        low = flat.get(lo, 0) if isinstance(lo, str) else lo
+        high = flat.get(hi) if isinstance(hi, str) else hi
+        below = value < low or (lo_mark == "(" and value == low)
+        above = high is not None and (value > high or (hi_mark == ")" and value == high))
+        if below or above:
+            span = f"{lo_mark}{lo}, {'∞' if hi is None else hi}{hi_mark if hi is not None else ')'}"
+            why = f" ({unit})" if unit else ""
+            return f"{key} = {value} is out of range: it must be in {span}{why}"
+    return None
+
+
+# Images a dataset decodes into memory, for the bound on image_size (folders are checked as they load).
+KNOWN_IMAGE_COUNTS = {"ichallenge-pm": 800, "cifar10": 60000}
+
+
+def memory_problem(config: dict) -> str | None:
+    """Every image of a run is held decoded in memory at image_size (uint8): refuse a size whose
+    images cannot fit rather than fail deep inside numpy."""
+    from runner.data.images import decoded_images_problem
+
+    count = KNOWN_IMAGE_COUNTS.get(config["dataset"])
+    return decoded_images_problem(count, config["image_size"]) if count else None
 
 
 def unknown_key_message(key: str, allowed, where: str, prefix: str) -> str:

@@ -16,6 +16,20 @@ from pathlib import Path
 import numpy as np
 
 
+# Set by the Ray executor for the worker it starts: the Ray node a run trained on, for result.json.
+NODE_VARIABLE = "RUNNER_RAY_NODE"
+
+
+def where_it_runs() -> dict:
+    """`host` (the machine's name) and, on a Ray cluster, `node` (its Ray node id)."""
+    import socket
+
+    where = {"host": socket.gethostname()}
+    if os.environ.get(NODE_VARIABLE):
+        where["node"] = os.environ[NODE_VARIABLE]
+    return where
+
+
 def rank_and_world() -> tuple[int, int]:
     """(this process's rank, number of processes), from the variables paddle.distributed.launch sets."""
     world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))

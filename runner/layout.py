@@ -10,13 +10,34 @@ def output_root() -> Path:
     return Path(os.environ.get("RUNNER_OUTPUT_ROOT", "outputs"))
 
 
+def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
+    """--data-root, else $RUNNER_DATA_ROOT, else ./data."""
+    return Path(data_root or os.environ.get("RUNNER_DATA_ROOT") or "data").expanduser()
+
+
+def data_folders(datasets, data_root=None) -> list[Path]:
+    """The folders a set of datasets reads: the data root, and the folders of `folder:` datasets."""
+    folders = [Path(d.split(":", 1)[1]).expanduser() for d in datasets if d.startswith("folder:")]
+    if any(not d.startswith("folder:") for d in datasets):
+        folders.append(resolve_data_root(data_root))
+    return [f.resolve() for f in dict.fromkeys(folders)]
+
+
 @dataclass(frozen=True)
 class SweepLayout:
     root: Path  # outputs/<name>
 
     @classmethod
     def for_experiment(cls, name: str) -> "SweepLayout":
-        return cls(output_root() / name)
+        """outputs/<name>; a name that would lead outside the output root is refused."""
+        root = output_root()
+        folder = root / name
+        if not name or folder.resolve().parent != root.resolve():
+            from runner.errors import ConfigError
+
+            raise ConfigError(f"name = {name!r} does not name a folder inside the output root {root}; "
+                              "use letters, digits, '.', '_' or '-'")
+        return cls(folder)
 
     @property
     def registry(self) -> Path:

@@ -39,11 +39,38 @@ def load_trained_network(checkpoint: Path) -> tuple[paddle.nn.Layer, dict, list[
     network = build_network(config["model"], len(class_names), config["image_size"],
                             head=config.get("head", "softmax"), **config["model_args"])
     try:
-        network.set_state_dict(paddle.load(str(prefix) + ".pdparams"))
+        saved = paddle.load(str(prefix) + ".pdparams")
     except Exception as err:
         raise RunnerError(f"cannot read checkpoint {prefix}.pdparams ({type(err).__name__}: {err})") from None
+    problem = mismatch(network.state_dict(), saved)
+    if problem:
+        raise RunnerError(f"checkpoint {prefix}.pdparams does not fit the network of {run_file} "
+                          f"({config['model']}): {problem}; give the checkpoint folder of the run that wrote it")
+    network.set_state_dict(saved)
     network.eval()
     return network, config, class_names
+
+
+def mismatch(own: dict, saved) -> str | None:
+    """What keeps `saved` weights from filling a network exactly (paddle would skip such tensors
+    with a warning and leave them random)."""
+    if not isinstance(saved, dict):
+        return "it holds no state dict"
+    missing = [k for k in own if k not in saved]
+    shapes = [k for k in own if k in saved and list(saved[k].shape) != list(own[k].shape)]
+    extra = [k for k in saved if k not in own]
+    if not (missing or shapes or extra):
+        return None
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of the network's {len(own)} tensors are not in it (e.g. {missing[0]})")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} have another shape (e.g. {k}: {list(saved[k].shape)} in the file, "
+                     f"{list(own[k].shape)} in the network)")
+    if extra:
+        parts.append(f"{len(extra)} of its tensors are not in the network (e.g. {extra[0]})")
+    return "; ".join(parts)
 
 
 def predict(checkpoint: Path, images: list[Path]) -> list[dict]:

@@ -98,6 +98,12 @@ class RunRegistry:
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return self._as_dict(row) if row else None
 
+    def current(self) -> tuple[list[str] | None, str | None]:
+        """The run ids of the experiment file last run here, and that file (None before any)."""
+        rows = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('current_runs', 'current_file')"))
+        ids = json.loads(rows["current_runs"]) if "current_runs" in rows else None
+        return ids, rows.get("current_file")
+
     @staticmethod
     def _as_dict(row) -> dict:
         out = dict(row)
@@ -111,6 +117,13 @@ class RunRegistry:
         self.db.execute("INSERT OR IGNORE INTO runs (id, name, config, status, created_at, position) "
                         "VALUES (?, ?, ?, 'queued', ?, ?)", (run_id, name, json.dumps(config), now(), position))
         self.db.execute("UPDATE runs SET position = ? WHERE id = ?", (position, run_id))
+
+    def set_current(self, run_ids: list[str], source: str) -> None:
+        """Which runs the experiment file now holds: the summary and the table speak of these."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('current_runs', ?)", (json.dumps(run_ids),))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('current_file', ?)", (source,))
 
     def mark_running(self, run_id: str) -> None:
         self.db.execute("UPDATE runs SET status='running', started_at=?, error=NULL, attempts=attempts+1 "

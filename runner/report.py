@@ -1,8 +1,13 @@
-"""The comparison table of a sweep (markdown, csv, json) and its plots.
+"""The comparison table of a sweep (markdown, csv, json) and its report.html. Knows no training and
+imports no paddle: it reads the registry and the run files.
 
 One row per finished run, best final validation accuracy first, with a 95% Wilson interval and an
 exact McNemar test against the best run on the same validation images. Runs that differ only in
 their seed are also summarised together: mean ± std and a 95% t-interval of the mean.
+
+`records` is what scripts get (csv, json): plain numbers (accuracies as fractions), an interval as
+two fields, None for a missing value, stable snake_case keys. The markdown and HTML tables format
+those same records for people.
 """
 from __future__ import annotations
 
@@ -12,22 +17,28 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
-
-from runner import metrics, plots
+from runner import metrics
 from runner.config import dotted, identity, with_defaults
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
-from runner.train import load_predictions, read_result
+from runner.runfiles import atomic_write, load_predictions, read_result, result_problem
 
-# The course's figures: iChallenge-PM validation accuracy after 5 epochs at 224x224, batch 10.
-COURSE_REFERENCE = {"lenet": 0.5275, "alexnet": 0.94, "vgg16": 0.94, "googlenet": 0.95, "resnet50": 0.95}
+# The course's figures for iChallenge-PM validation accuracy after 5 epochs at 224x224, batch 10:
+# what its prose says, and the last epoch of the run saved in its own notebook
+# (PaddlePaddle/awesome-DeepLearning, junior_class/chapter-3-Computer_Vision/notebook/
+# 3-2-CV-Image_Classification.ipynb; see docs/results.md).
+COURSE_TEXT = {"lenet": 0.5275, "alexnet": 0.94, "vgg16": 0.94, "googlenet": 0.95, "resnet50": 0.95}
+COURSE_SAVED_RUN = {"alexnet": 0.925, "googlenet": 0.857, "resnet50": 0.930}
 ALPHA = 0.05
 
 
-def collect(layout: SweepLayout, registry: RunRegistry) -> list[dict]:
-    """Finished runs with their results, per-image correctness and statistics, best final accuracy first."""
-    return ranked_with_statistics(finished_runs(layout, registry))
+# ---- reading the runs ----------------------------------------------------------------------------
+
+def collect(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict], list[str]]:
+    """Finished runs with their results and statistics, best final accuracy first, and a note for
+    each finished run that cannot be shown."""
+    rows, skipped = finished_runs(layout, registry)
+    return ranked_with_statistics(rows), skipped
 
 
 def ranked_with_statistics(rows: list[dict]) -> list[dict]:
@@ -37,27 +48,31 @@ def ranked_with_statistics(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def finished_runs(layout: SweepLayout, registry: RunRegistry) -> list[dict]:
-    """A sweep's finished runs with their results and per-image correctness."""
-    rows = []
+def finished_runs(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict], list[str]]:
+    """A sweep's finished runs with their results and per-image correctness; notes on those skipped."""
+    current, source = registry.current()
+    rows, skipped = [], []
     for row in registry.rows("done"):
         run = layout.run(row["id"])
         result = read_result(run)
         if not result:
+            skipped.append(f"{row['id']}: not shown, {result_problem(run)}")
             continue
         predictions = load_predictions(run)
         correct = None
         if "final" in predictions and "labels" in predictions:
             correct = predictions["final"].argmax(1) == predictions["labels"]
-        rows.append({"result": result, "correct": correct, "predictions": predictions})
-    return rows
+        in_file = current is None or row["id"] in current
+        rows.append({"result": result, "correct": correct, "predictions": predictions, "in_file": in_file,
+                     "source": source, "run": run})
+    return rows, skipped
 
 
 def add_statistics(rows: list[dict]) -> None:
     """Wilson interval per run; McNemar of each run against the best run on the same images."""
     for row in rows:
         correct = row["correct"]
-        row["ci"] = metrics.wilson_interval(int(correct.sum()), len(correct)) if correct is not None else (math.nan,) * 2
+        row["ci"] = metrics.wilson_interval(int(correct.sum()), len(correct)) if correct is not None else (None, None)
         row["mcnemar"] = None
     for row in rows:
         c = row["result"]["config"]
@@ -102,10 +117,20 @@ def seed_groups(rows: list[dict]) -> list[dict]:
         for name in ("acc", "auc"):
             values = [m["result"]["final"].get(name) for m in members]
             summary[name] = metrics.mean_std_interval([v for v in values if v is not None])
-        summary["reference"] = reference_for(first["config"])
+        summary["course_text"], summary["course_saved_run"] = course_figures(first["config"])
         out.append(summary)
     out.sort(key=lambda s: -(s["acc"][0] if not math.isnan(s["acc"][0]) else -1))
     return out
+
+
+def plot_groups(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Seed groups as the comparison plots draw them: named results, with the dataset and image size
+    in the name where the groups do not all share them."""
+    groups = group_by_seed(rows)
+    configs = [members[0]["result"]["config"] for _, members in groups]
+    shown = [k for k in ("dataset", "image_size") if len({c[k] for c in configs}) > 1]
+    return [(label + "".join(f" {c['dataset']}" if k == "dataset" else f" {c['image_size']}px" for k in shown),
+             [m["result"] for m in members]) for (label, members), c in zip(groups, configs)]
 
 
 def distinguishing(settings: dict, all_settings) -> str:
@@ -122,49 +147,56 @@ def distinguishing(settings: dict, all_settings) -> str:
     return " (" + ", ".join(f"{k}={settings.get(k, 'default')}" for k in shown) + ")"
 
 
-def reference_for(config: dict) -> float | None:
-    """The course's figure, where a run uses the course's setting (iChallenge-PM, 224x224, 5 epochs,
-    scored on the official validation images)."""
+def course_figures(config: dict) -> tuple[float | None, float | None]:
+    """The course's figures (its text, its saved run), where a run uses the course's setting
+    (iChallenge-PM, 224x224, 5 epochs, scored on the official validation images)."""
     same_setting = (config["dataset"] == "ichallenge-pm" and config["image_size"] == 224 and config["epochs"] == 5
                     and config.get("validation", "official") == "official")
-    return COURSE_REFERENCE.get(config["model"]) if same_setting else None
+    if not same_setting:
+        return None, None
+    return COURSE_TEXT.get(config["model"]), COURSE_SAVED_RUN.get(config["model"])
 
 
-# ---- the table ---------------------------------------------------------------------------------
+# ---- records: the numbers, for scripts -----------------------------------------------------------
 
-def table(rows: list[dict]) -> tuple[list[str], list[list]]:
-    binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
-    multi = any(len(r["result"]["class_names"]) > 5 for r in rows)
-    header = ["run", "model", "dataset", "size", "epochs", "params (M)", "GMACs", "final acc", "95% CI",
-              "best acc (epoch)"]
-    header += ["AUC", "sensitivity", "specificity", "F1"] if binary else []
-    header += ["top-5"] if multi else []
-    header += ["train s", "img/s", "course", "differs from best (McNemar p)"]
-    body = []
-    for r in rows:
-        res, c = r["result"], r["result"]["config"]
-        final, best = res["final"], res["best"]
-        line = [res["run_id"], c["model"], c["dataset"], c["image_size"], res["epochs_run"],
-                round(res["parameters"] / 1e6, 2), round(res["flops"] / 1e9, 2) if res.get("flops") else None,
-                pct(final.get("acc")), f"{pct(r['ci'][0])}–{pct(r['ci'][1])}",
-                f"{pct(best.get('acc'))} ({res['best_epoch']})"]
-        if binary:
-            line += [num(final.get("auc")), pct(final.get("sensitivity")), pct(final.get("specificity")),
-                     num(final.get("f1"))]
-        if multi:
-            line += [pct(final.get("top5"))]
-        line += [round(res["train_seconds"], 1), res["images_per_second"], pct(reference_for(c)), differs(r["mcnemar"])]
-        body.append(line)
-    return header, body
+def run_record(row: dict) -> dict:
+    res, c = row["result"], row["result"]["config"]
+    final, best = res["final"], res["best"]
+    course_text, course_saved = course_figures(c)
+    p = row["mcnemar"]
+    return {
+        "run_id": res["run_id"], "name": res["name"], "model": c["model"], "dataset": c["dataset"],
+        "image_size": c["image_size"], "seed": c["seed"], "validation": c.get("validation", "official"),
+        "epochs_run": res["epochs_run"], "parameters": res["parameters"],
+        "gmacs": res["flops"] / 1e9 if res.get("flops") else None,
+        "final_acc": final.get("acc"), "acc_ci_low": row["ci"][0], "acc_ci_high": row["ci"][1],
+        "best_acc": best.get("acc"), "best_epoch": res.get("best_epoch"),
+        "auc": final.get("auc"), "sensitivity": final.get("sensitivity"), "specificity": final.get("specificity"),
+        "f1": final.get("f1"), "top5": final.get("top5"),
+        "train_seconds": res.get("train_seconds"), "images_per_second": res.get("images_per_second"),
+        "peak_memory_mb": res.get("peak_memory_mb"), "host": res.get("host"), "node": res.get("node"),
+        "course_text": course_text, "course_saved_run": course_saved,
+        "is_best": p == "best", "mcnemar_p": None if p in (None, "best") else p,
+        "in_file": row.get("in_file", True),
+    }
 
 
-def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
-    header = ["model", "dataset", "size", "seeds", "final acc mean ± std", "95% interval", "AUC mean ± std", "course"]
-    body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
-             # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
-             f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if not math.isnan(g["acc"][2]) else "—",
-             mean_std(g["auc"], percent=False), pct(g["reference"])] for g in groups]
-    return header, body
+def group_record(group: dict) -> dict:
+    out = {k: group[k] for k in ("model", "dataset", "image_size", "seeds", "course_text", "course_saved_run")}
+    for name in ("acc", "auc"):
+        mean, std, low, high = (None if math.isnan(v) else v for v in group[name])
+        out.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_ci_low": low, f"{name}_ci_high": high})
+    return out
+
+
+# ---- tables for people ---------------------------------------------------------------------------
+
+def pct(x) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
+
+
+def num(x, digits: int = 4) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 def differs(p) -> str:
@@ -174,12 +206,42 @@ def differs(p) -> str:
     return f"{'yes' if p < ALPHA else 'no'}, " + (f"p={p:.3g}" if p >= 1e-4 else "p<0.0001")
 
 
-def pct(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
+def table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
+    multi = any(len(r["result"]["class_names"]) > 5 for r in rows)
+    where = any(r["result"].get("node") for r in rows) or len({r["result"].get("host") for r in rows}) > 1
+    header = ["run", "model", "dataset", "size", "epochs", "params (M)", "GMACs", "final acc", "95% CI",
+              "best acc (epoch)"]
+    header += ["AUC", "sensitivity", "specificity", "F1"] if binary else []
+    header += ["top-5"] if multi else []
+    header += ["train s", "img/s", "peak MB", *(["ran on"] if where else []), "course (text)",
+               "course (its saved run)", "differs from best (McNemar p)"]
+    body = []
+    for row in rows:
+        r = run_record(row)
+        line = [r["run_id"] + ("" if r["in_file"] else " (not in the file)"), r["model"], r["dataset"],
+                r["image_size"], r["epochs_run"], num(r["parameters"] / 1e6, 2), num(r["gmacs"], 2),
+                pct(r["final_acc"]), f"{pct(r['acc_ci_low'])}–{pct(r['acc_ci_high'])}",
+                f"{pct(r['best_acc'])} ({r['best_epoch']})"]
+        if binary:
+            line += [num(r["auc"]), pct(r["sensitivity"]), pct(r["specificity"]), num(r["f1"])]
+        if multi:
+            line += [pct(r["top5"])]
+        line += [num(r["train_seconds"], 1), num(r["images_per_second"], 1), num(r["peak_memory_mb"], 0)]
+        line += [" ".join(str(x) for x in (r["host"], r["node"] and f"node {r['node'][:8]}") if x)] if where else []
+        line += [pct(r["course_text"]), pct(r["course_saved_run"]), differs(row["mcnemar"])]
+        body.append(line)
+    return header, body
 
 
-def num(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
+    header = ["model", "dataset", "size", "seeds", "final acc mean ± std", "95% interval", "AUC mean ± std",
+              "course (text)", "course (its saved run)"]
+    body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
+             # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
+             f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if not math.isnan(g["acc"][2]) else "—",
+             mean_std(g["auc"], percent=False), pct(g["course_text"]), pct(g["course_saved_run"])] for g in groups]
+    return header, body
 
 
 def mean_std(stats, percent: bool = True) -> str:
@@ -192,20 +254,26 @@ def mean_std(stats, percent: bool = True) -> str:
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}{unit}"
 
 
-def render(rows: list[dict], fmt: str = "md") -> str:
-    header, body = table(rows)
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(header)
-        writer.writerows(body)
-        return buf.getvalue()
+def render(rows: list[dict], fmt: str = "md", skipped: list[str] = ()) -> str:
     if fmt == "json":
-        return json.dumps([dict(zip(header, line)) for line in body], indent=1)
-    text = markdown(header, body)
+        return json.dumps({"runs": [run_record(r) for r in rows],
+                           "seed_groups": [group_record(g) for g in seed_groups(rows)],
+                           "skipped": list(skipped)}, indent=1)
+    if fmt == "csv":
+        records = [run_record(r) for r in rows]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(records[0]) if records else ["run_id"])
+        writer.writeheader()
+        writer.writerows(records)
+        return buf.getvalue()
+    text = markdown(*table(rows))
     groups = seed_groups(rows)
     if any(g["seeds"] > 1 for g in groups):
         text += "\n\nOver seeds:\n\n" + markdown(*group_table(groups))
+    if any(not r.get("in_file", True) for r in rows):
+        text += f"\n\nRuns marked \"not in the file\" were trained here earlier but are not in {rows[0]['source']} now."
+    if skipped:
+        text += "\n\nNot shown:\n" + "\n".join(f"- {note}" for note in skipped)
     return text
 
 
@@ -218,100 +286,37 @@ def markdown(header, body) -> str:
 # ---- files written after every finished run ------------------------------------------------------
 
 def write_outputs(layout: SweepLayout, registry: RunRegistry) -> list[Path]:
-    rows = collect(layout, registry)
+    from runner.report_html import write_html
+
+    rows, skipped = collect(layout, registry)
     written = []
     for fmt, name in (("md", "results.md"), ("csv", "results.csv")):
-        path = layout.root / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(render(rows, fmt) + "\n")
-        tmp.replace(path)
-        written.append(path)
-    if rows:
-        written += write_plots(layout, rows)
-    written.append(write_html(layout, rows))
-    return written
-
-
-def plot_groups(rows: list[dict]) -> list[tuple[str, list[dict]]]:
-    """Seed groups as the comparison plots draw them: named results, with the dataset and image size
-    in the name where the groups do not all share them."""
-    groups = group_by_seed(rows)
-    configs = [members[0]["result"]["config"] for _, members in groups]
-    shown = [k for k in ("dataset", "image_size") if len({c[k] for c in configs}) > 1]
-    return [(label + "".join(f" {c['dataset']}" if k == "dataset" else f" {c['image_size']}px" for k in shown),
-             [m["result"] for m in members]) for (label, members), c in zip(groups, configs)]
-
-
-def write_plots(layout: SweepLayout, rows: list[dict]) -> list[Path]:
-    groups = plot_groups(rows)
-    written = []
-    for name, fig in (("val_acc_per_epoch.png", plots.curves_figure(groups, "acc", "val", "Validation accuracy per epoch")),
-                      ("acc_vs_train_time.png", plots.cost_figure(groups))):
-        (layout.root / name).write_bytes(plots.figure_to_png(fig))
+        atomic_write(layout.root / name, render(rows, fmt, skipped) + "\n")
         written.append(layout.root / name)
+    written.append(write_html(layout, rows, skipped))
     return written
 
 
-def write_html(layout: SweepLayout, rows: list[dict]) -> Path:
-    """report.html: the tables, the plots and every run's curves in one file that needs no server."""
-    import base64
-    import html
-
-    def img(fig) -> str:
-        return f'<img src="data:image/png;base64,{base64.b64encode(plots.figure_to_png(fig)).decode()}">'
-
-    def html_table(header, body) -> str:
-        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-        lines = "".join("<tr>" + "".join(f"<td>{html.escape('—' if v is None else str(v))}</td>" for v in line)
-                        + "</tr>" for line in body)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{lines}</tbody></table>"
-
-    parts = [f"<h1>Sweep {html.escape(layout.root.name)}</h1>",
-             f"<p>{len(rows)} finished run(s). Final = last epoch; 95% CI = Wilson interval; McNemar = exact "
-             "test against the best run on the same validation images.</p>"]
-    if rows:
-        parts.append(html_table(*table(rows)))
-        groups = seed_groups(rows)
-        if any(g["seeds"] > 1 for g in groups):
-            parts += ["<h2>Over seeds</h2>", html_table(*group_table(groups))]
-        comparison = plot_groups(rows)
-        parts += ["<h2>Comparison</h2>", img(plots.curves_figure(comparison, "acc", "val", "Validation accuracy per epoch")),
-                  img(plots.curves_figure(comparison, "loss", "val", "Validation loss per epoch")),
-                  img(plots.cost_figure(comparison)), "<h2>Runs</h2>"]
-    for r in rows:
-        res = r["result"]
-        parts.append(f"<h3>{html.escape(res['name'])} <small>({res['run_id']})</small></h3><div class='run'>")
-        parts.append(img(plots.curves_figure([(res["name"], [res])], "acc", "train", "train accuracy")))
-        parts.append(img(plots.curves_figure([(res["name"], [res])], "acc", "val", "validation accuracy")))
-        matrix = res.get("confusion_matrix", {}).get("final")
-        if matrix:
-            parts.append(img(plots.confusion_matrix_figure(np.array(matrix), res["class_names"], "Confusion matrix (final)")))
-        preds = r["predictions"]
-        if len(res["class_names"]) == 2 and "final" in preds and "labels" in preds:
-            fpr, tpr = metrics.roc_curve(preds["final"][:, 1], preds["labels"])
-            parts.append(img(plots.roc_figure(fpr, tpr, res["final"].get("auc", float("nan")), "ROC (final)")))
-        parts.append("</div>")
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px}th{background:#f0f0f0}img{max-width:48%;margin:4px}"
-             ".run img{max-width:24%}")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>runner: {html.escape(layout.root.name)}</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-    path = layout.root / "report.html"
-    tmp = path.with_name(".report.html.tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
-    return path
-
-
-def report_for(output_dirs: list[Path], fmt: str = "md") -> str:
-    """One table over the finished runs of one or more sweeps; the paired test compares every run
-    with the best run on the same validation images, whichever sweep it came from."""
-    rows = []
-    for output_dir in output_dirs:
-        layout = SweepLayout(Path(output_dir))
+def report_for(output_dirs: list[Path], fmt: str = "md") -> tuple[str, list[str]]:
+    """One table over the finished runs of one or more sweeps, and what could not be shown. The
+    paired test compares every run with the best run on the same validation images, whichever sweep
+    it came from; a folder named twice, or a run found in two folders, counts once."""
+    rows, skipped, seen = [], [], {}
+    for output_dir in dict.fromkeys(Path(d).resolve() for d in output_dirs):
+        layout = SweepLayout(output_dir)
         registry = RunRegistry(layout.registry, create=False)
         try:
-            rows += finished_runs(layout, registry)
+            found, notes = finished_runs(layout, registry)
         finally:
             registry.close()
-    return render(ranked_with_statistics(rows), fmt)
+        skipped += [f"{output_dir}: {note}" for note in notes]
+        for row in found:
+            run_id = row["result"]["run_id"]
+            if run_id in seen:  # the same settings trained twice would pass for two seeds at ± 0
+                skipped.append(f"{output_dir}: {run_id}: not shown again, it is the same run as in {seen[run_id]}")
+                continue
+            seen[run_id] = output_dir
+            rows.append(row)
+        if not any(seen[r["result"]["run_id"]] == output_dir for r in rows) and not notes:
+            skipped.append(f"{output_dir}: no finished run yet")
+    return render(ranked_with_statistics(rows), fmt, skipped), skipped

@@ -7,7 +7,6 @@ where it stopped; a finished run's result is written last, atomically, to runs/<
 """
 from __future__ import annotations
 
-import json
 import platform
 import time
 from typing import Callable
@@ -17,19 +16,21 @@ import paddle
 
 import runner
 from runner.callbacks import DivergenceGuard, EpochSeeder, History, seed_everything
-from runner.checkpoints import Checkpoints, write_json_atomic
+from runner.checkpoints import Checkpoints
 from runner.config import RunSpec, evaluates_on_inference_engine
 from runner.conv_bias import use_matmul_bias
 from runner.cpu import keep_freed_memory, set_math_threads
-from runner.distributed import ShardedBatchSampler, gathered_order, rank_and_world
+from runner.distributed import ShardedBatchSampler, gathered_order, rank_and_world, where_it_runs
 from runner.errors import RunnerError
 from runner.data import Augment, load_splits
 from runner.inference_eval import InferenceEvaluation
 from runner.layout import RunLayout
 from runner.metrics import confusion_matrix
 from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
+from runner.runfiles import write_json_atomic
 from runner.objectives import ClassificationLoss, ClassificationMetrics, build_optimizer
-from runner.vdl import RunLog, input_grid
+from runner.recording import RunRecorder
+from runner.vdl import input_grid
 
 Report = Callable[..., None]  # report(event, **details): "start", "note", "step", "epoch", "done"
 
@@ -127,48 +128,16 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
         layout.checkpoints.mkdir(parents=True, exist_ok=True)
         write_json_atomic(layout.checkpoints / "run.json", {"run_id": spec.run_id, "config": c,
                                                             "class_names": splits.class_names})
-    history: list[dict] = state["history"] if state else []
-    best: dict | None = state["best"] if state else None
-    stopped_early = bool(state and state.get("stopped_early"))
+    recorder = RunRecorder(spec, layout, model, checkpoints, state, splits.class_names, report, main,
+                           gathered_order(len(splits.val), eval_batch_size(c), world) if world > 1 else None)
+    history = recorder.history
     report("start", run_id=spec.run_id, name=spec.display_name, parameters=params, flops=flops,
            train_images=len(splits.train), val_images=len(splits.val), resumed_at=len(history))
-
-    log = RunLog(layout.vdl, spec.display_name) if main else NullLog()
-    if not history:
-        log.hparams(c)
-        log.image("inputs/train", input_grid(splits.train))
     steps_per_epoch = -(-len(splits.train) // c["batch_size"])
-    predictions = load_predictions(layout) if history else {}
-
-    def on_step(epoch, step, steps, loss):
-        log.step_loss((epoch - 1) * steps_per_epoch + step, loss)
-        report("step", epoch=epoch, step=step, steps=steps, loss=loss)
-
-    val_order = gathered_order(len(splits.val), eval_batch_size(c), world) if world > 1 else None
-
-    def on_epoch_done(record, probs, labels):
-        nonlocal best
-        record["stopped_early"] = bool(model.stop_training)
-        if val_order is not None:  # all-gathered predictions come rank by rank: back to dataset order
-            probs, labels = reorder(probs, val_order), reorder(labels, val_order)
-        if not main:
-            best = record if best is None or record["val"]["acc"] > best["val"]["acc"] else best
-            return
-        log.epoch(record)
-        predictions.update(final=probs, labels=labels)
-        is_best = best is None or record["val"]["acc"] > best["val"]["acc"]
-        if is_best:
-            best = record
-            predictions["best"] = probs
-            checkpoints.save_best(model, {"best": best})
-            log.best_epoch(record["epoch"], probs, labels, splits.class_names)
-        save_predictions(layout, predictions)
-        checkpoints.save(model, record["epoch"], {"history": history, "best": best,
-                                                  "stopped_early": record["stopped_early"]}, weights_as_best=is_best)
-        report("epoch", record=record, epochs=c["epochs"])
+    recorder.open_log(steps_per_epoch, input_grid(splits.train))
 
     first_epoch = len(history)
-    if first_epoch < c["epochs"] and not stopped_early:
+    if first_epoch < c["epochs"] and not recorder.stopped_early:
         train_loader = data_loader(splits.train, c["batch_size"], True, c["num_workers"], c["seed"], rank, world)
         val_loader = data_loader(splits.val, eval_batch_size(c), False, c["num_workers"], 0, rank, world)
         callbacks = [EpochSeeder(c["seed"], first_epoch, [train_loader.batch_sampler]), DivergenceGuard(first_epoch),
@@ -177,7 +146,8 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
             es = c["early_stopping"]
             callbacks.append(ResumableEarlyStopping(history, es.get("monitor", "acc"), es.get("patience", 3),
                                                     es.get("min_delta", 0.0)))
-        callbacks.append(History(history, metric, steps_per_epoch, first_epoch, on_epoch_done, on_step))
+        callbacks.append(History(history, metric, steps_per_epoch, first_epoch, recorder.epoch_done,
+                                 recorder.step_done))
         if evaluates_on_inference_engine(c):
             # after History, so that the export and predictor build count in eval_seconds
             callbacks.append(InferenceEvaluation(c["image_size"], c["threads"],
@@ -186,11 +156,11 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
             model.fit(train_loader, val_loader, epochs=c["epochs"] - first_epoch, eval_freq=1, verbose=0,
                       callbacks=callbacks)
         finally:
-            log.close()
-    else:
-        log.close()
+            recorder.close_log()
+    recorder.close_log()
+    recorder.finish()
 
-    result = build_result(spec, history, best, params, flops, splits, predictions)
+    result = build_result(spec, history, recorder.best, params, flops, splits, recorder.predictions)
     result["parallel"] = {"processes": world, "device": c["device"], "global_batch_size": c["batch_size"],
                           "batch_per_process": c["batch_size"] // world,
                           "learning_rate": c["optimizer"]["learning_rate"]}
@@ -214,38 +184,11 @@ def record_rank_share(layout: RunLayout, rank: int, world: int, n_train: int, co
                                                      "train_images_per_epoch": per_epoch})
 
 
-def reorder(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    out = np.empty_like(values)
-    out[order] = values
-    return out
-
-
-class NullLog:
-    """What processes other than the first log: nothing."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
 def eval_batch_size(config: dict) -> int:
     # Evaluation keeps no gradients, so bigger batches cost little memory and run faster; with
     # several processes it must split evenly over them.
     size = max(config["batch_size"], 32)
     return -(-size // config["nproc"]) * config["nproc"]
-
-
-def save_predictions(layout: RunLayout, predictions: dict) -> None:
-    tmp = layout.predictions.with_name(".predictions.tmp.npz")
-    np.savez(tmp, **{k: v for k, v in predictions.items() if v is not None})
-    tmp.replace(layout.predictions)
-
-
-def load_predictions(layout: RunLayout) -> dict:
-    try:
-        with np.load(layout.predictions) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError):
-        return {}
 
 
 def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: int, flops, splits,
@@ -278,13 +221,7 @@ def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: 
                                                      splits.num_classes).tolist()
                              for which in ("final", "best") if which in predictions and "labels" in predictions},
         "history": history,
+        **where_it_runs(),
         "versions": {"runner": runner.__version__, "paddle": paddle.__version__, "python": platform.python_version()},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def read_result(layout: RunLayout) -> dict | None:
-    try:
-        return json.loads(layout.result.read_text())
-    except (OSError, ValueError):
-        return None

@@ -7,18 +7,29 @@
 """
 from __future__ import annotations
 
+import struct
+from pathlib import Path
+
 import numpy as np
 
 from runner.config import dotted
+from runner.runfiles import atomic_write
 
 HPARAM_METRICS = ["acc/val", "loss/val", "auc/val"]
+# One record file per run, appended to when the run resumes: VisualDL reads only the newest
+# vdlrecords file of a folder, so a file per process would hide every epoch before a resume.
+LOG_FILE = "vdlrecords.run.log"
+STEP_TAG = "train/loss_step"  # counted in batches; every other tag in epochs
 
 
 class RunLog:
-    def __init__(self, logdir, display_name: str):
+    def __init__(self, logdir, display_name: str, resume_at: int = 0, steps_per_epoch: int = 0):
+        """`resume_at`: the epochs a resumed run keeps; what was logged after them is dropped, since
+        those epochs train again."""
         from visualdl import LogWriter
 
-        self.writer = LogWriter(logdir=str(logdir), display_name=display_name)
+        keep_records_until(Path(logdir), resume_at, steps_per_epoch)
+        self.writer = LogWriter(logdir=str(logdir), display_name=display_name, file_name=LOG_FILE)
 
     def step_loss(self, global_step: int, loss: float) -> None:
         self.writer.add_scalar("train/loss_step", loss, global_step)
@@ -55,6 +66,41 @@ class RunLog:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def keep_records_until(logdir: Path, epochs: int, steps_per_epoch: int) -> None:
+    """Fold every record file of `logdir` into LOG_FILE, keeping the values logged up to `epochs`
+    (a torn last record, from a kill mid-write, ends the file). Best-epoch figures are redrawn when
+    the run finishes, and the writer adds its own metadata, so neither is carried over."""
+    from visualdl.proto import record_pb2
+
+    files = sorted(logdir.glob("vdlrecords*"))  # older runners' timestamped files sort before LOG_FILE
+    if not files:
+        return
+    kept = bytearray()
+    for path in files:
+        data = path.read_bytes() if epochs else b""
+        at = 0
+        while at + 8 <= len(data):
+            (size,) = struct.unpack("Q", data[at:at + 8])
+            if at + 8 + size > len(data):
+                break
+            record = record_pb2.Record.FromString(data[at + 8:at + 8 + size])
+            at += 8 + size
+            values = [v for v in record.values if keep_value(v, epochs, steps_per_epoch)]
+            if values:
+                out = record_pb2.Record(values=values).SerializeToString()
+                kept += struct.pack("Q", len(out)) + out
+    atomic_write(logdir / LOG_FILE, bytes(kept))
+    for path in files:
+        if path.name != LOG_FILE:
+            path.unlink()
+
+
+def keep_value(value, epochs: int, steps_per_epoch: int) -> bool:
+    if value.HasField("meta_data") or value.tag.startswith("best/"):
+        return False
+    return value.id <= (epochs * steps_per_epoch if value.tag == STEP_TAG else epochs)
 
 
 def input_grid(dataset, count: int = 8) -> np.ndarray:

@@ -43,7 +43,7 @@ def test_run_id_is_stable_and_changes_only_with_the_config(tmp_path):
     (BASE.replace('model = "lenet"', 'model = "lenett"'), [], "runs[0]: model: unknown model 'lenett'"),
     (BASE.replace('model = "lenet"', 'model = "lenet"\ndataset = "ichallenge"'), [], "unknown dataset 'ichallenge'"),
     (BASE.replace('name = "adam"', 'name = "rmsprop"'), [], "optimizer.name = 'rmsprop'; allowed: sgd, momentum, adam, adamw"),
-    (BASE, ["batch_size=0"], "batch_size = 0 must be at least 1"),
+    (BASE, ["batch_size=0"], "batch_size = 0 is out of range: it must be in [1, ∞)"),
     (BASE, ["scheduler.name=linear"], "scheduler.name = 'linear'; allowed: constant, step, cosine"),
     (BASE, ["epochs"], "--set 'epochs': expected key=value"),
     (BASE, ["optimiser.learning_rate=1"], "--set: unknown key optimiser; did you mean optimizer?"),

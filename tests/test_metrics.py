@@ -91,7 +91,7 @@ def test_seed_groups_join_runs_recorded_before_and_after_new_settings():
     assert row["final acc mean ± std"] == "85.00 ± 7.07%"
     assert row["95% interval"] == "21.47%–100.00%"  # the t-interval (21.5 %, 148.5 %) shown within bounds
     assert row["AUC mean ± std"] == "0.940 ± 0.014"
-    assert row["course"] == "94.00%"
+    assert row["course (text)"] == "94.00%" and row["course (its saved run)"] == "92.50%"
 
 
 def test_differs_from_best_never_prints_p_equal_to_zero():
@@ -124,8 +124,8 @@ def test_seed_groups_of_one_model_are_told_apart_by_the_settings_that_differ():
                           "alexnet (head=sigmoid, optimizer.name=adam)", "vgg16",
                           "googlenet (model_args.aux_heads=default)", "googlenet (model_args.aux_heads=False)"}
     # the course's figure is for its validation images: a holdout of the training images has none
-    assert names["vgg16"]["course"] == "—"
-    assert names["alexnet (head=sigmoid, optimizer.name=adam)"]["course"] == "94.00%"
+    assert names["vgg16"]["course (text)"] == "—"
+    assert names["alexnet (head=sigmoid, optimizer.name=adam)"]["course (text)"] == "94.00%"
 
 
 def test_comparison_curves_draw_each_seed_group_in_one_colour_with_its_mean():

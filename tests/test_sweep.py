@@ -12,7 +12,8 @@ import pytest
 from conftest import cli, tiny_experiment
 from runner.registry import RunRegistry
 from runner.config import load_experiment
-from runner.sweep import SweepLock, estimate_minutes, plan_sweep
+from runner.plan import estimate_minutes, plan_sweep
+from runner.sweep import SweepLock
 
 THREE_RUNS = """
 [[runs]]
@@ -40,7 +41,8 @@ def final_metrics(outputs, name="tiny"):
 def table_without_timings(outputs, name="tiny"):
     with open(outputs / name / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    return [{k: v for k, v in row.items() if k not in ("train s", "img/s")} for row in rows]
+    return [{k: v for k, v in row.items() if k not in ("train_seconds", "images_per_second", "peak_memory_mb")}
+            for row in rows]
 
 
 def test_sweep_table_skip_and_parallel_equivalence(tmp_path, outputs):
@@ -158,7 +160,7 @@ def test_dry_run_prints_plan_and_trains_nothing(tmp_path, outputs):
 def test_scheduler_packs_runs_by_the_cores_they_use():
     from types import SimpleNamespace
 
-    from runner.sweep import next_to_start
+    from runner.executors.local import next_to_start
 
     def run(threads=1, nproc=1):
         return SimpleNamespace(spec=SimpleNamespace(config={"threads": threads, "nproc": nproc}))
@@ -195,17 +197,20 @@ def test_report_over_two_sweeps_tests_every_run_against_the_overall_best(tmp_pat
     two = tiny_experiment(tmp_path, '[[runs]]\nmodel = "alexnet"\n[[runs]]\nmodel = "lenet"\nseed = 1\n', name="second")
     cli("sweep", one, check=True)
     cli("sweep", two, check=True)
-    rows = json.loads(cli("report", outputs / "first", outputs / "second", "--format", "json", check=True).stdout)
+    rows = json.loads(cli("report", outputs / "first", outputs / "second", "--format", "json", check=True).stdout)["runs"]
     assert len(rows) == 3 and {r["dataset"] for r in rows} == {"ichallenge-pm"}
-    marks = [r["differs from best (McNemar p)"] for r in rows]
+    assert rows[0]["is_best"] and rows[0]["mcnemar_p"] is None
+    assert all(not r["is_best"] and 0.0 <= r["mcnemar_p"] <= 1.0 for r in rows[1:])
+    table = cli("report", outputs / "first", outputs / "second", check=True).stdout
+    marks = [line.split("|")[-2].strip() for line in table.splitlines()[2:5]]
     assert marks[0] == "— (best)" and all(re.fullmatch(r"(yes|no), (p=[0-9.e+-]+|p<0\.0001)", m) for m in marks[1:])
-    alone = json.loads(cli("report", outputs / "first", "--format", "json", check=True).stdout)
-    assert len(alone) == 1 and alone[0]["differs from best (McNemar p)"] == "— (best)"
+    alone = json.loads(cli("report", outputs / "first", "--format", "json", check=True).stdout)["runs"]
+    assert len(alone) == 1 and alone[0]["is_best"]
 
 
 def test_time_estimate_counts_training_evaluation_engine_and_cores():
     from runner.config import with_defaults
-    from runner.sweep import (EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, INFERENCE_EVAL_GAIN, estimate_minutes,
+    from runner.plan import (EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, INFERENCE_EVAL_GAIN, estimate_minutes,
                               forward_macs)
 
     base = with_defaults({"model": "lenet", "image_size": 64, "epochs": 2, "eval_engine": "dygraph"})

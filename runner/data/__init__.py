@@ -15,7 +15,7 @@ from runner.data.registry import (is_known_dataset, list_datasets, open_dataset,
                                   resolve_data_root, unknown_dataset_message)
 from runner.data.source import DataReport, DataSource
 from runner.data.transforms import Augment, ArrayDataset
-from runner.errors import ConfigError
+from runner.errors import ConfigError, DataError
 
 __all__ = ["Augment", "ArrayDataset", "DataReport", "DataSource", "Splits", "check_dataset", "default_augment",
            "is_known_dataset", "list_datasets", "load_splits", "open_dataset", "register_dataset",
@@ -62,6 +62,11 @@ def load_splits(name: str, image_size: int, data_root=None, augment: Augment | N
         train_x, train_y, val_x, val_y = train_x[~keep], train_y[~keep], train_x[keep], train_y[keep]
     train_x, train_y = evenly_spaced(train_x, train_y, train_limit)
     val_x, val_y = evenly_spaced(val_x, val_y, val_limit)
+    for split, labels, limit in (("train", train_y, train_limit), ("val", val_y, val_limit)):
+        problems = source.split_problems(split if validation == "official" else f"{split} ({validation})", labels)
+        if problems:
+            fix = f"; raise {split}_limit (now {limit})" if limit else ""
+            raise DataError(problems[0] + fix)
     return Splits(ArrayDataset(train_x, train_y, image_size, augment), ArrayDataset(val_x, val_y, image_size),
                   list(source.class_names), validation)
 

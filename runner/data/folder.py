@@ -42,11 +42,19 @@ class ImageFolder(DataSource):
         return [p[0] for p in pairs], [p[1] for p in pairs], problems
 
     def _labelled(self, folder: Path, problems: list[str], with_index: bool = False):
-        out = []
+        out, seen = [], {}
         for label, name in enumerate(self.class_names):
             class_dir = folder / name
             files = image_files(class_dir) if class_dir.is_dir() else []
-            if not files:
-                problems.append(f"{class_dir}: no images for class {name!r}")
-            out += [(p, label, i) if with_index else (p, label) for i, p in enumerate(files)]
+            for i, path in enumerate(files):
+                # a link makes one file two images: counted twice, or labelled with two classes
+                real = path.resolve()
+                if real in seen:
+                    first, first_label = seen[real]
+                    problems.append(f"{path}: the same file as {first}" + (
+                        "" if first_label == label else f", labelled {self.class_names[first_label]!r} there"
+                        f" and {name!r} here") + "; keep one copy")
+                    continue
+                seen[real] = (path, label)
+                out.append((path, label, i) if with_index else (path, label))
         return out

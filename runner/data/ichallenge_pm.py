@@ -65,7 +65,16 @@ class IChallengePM(DataSource):
         rows = read_label_rows(label_file)
         on_disk = {p.name: p for p in image_files(folder)}
         paths, labels, problems = [], [], []
+        first_line: dict[str, tuple[int, object]] = {}
         for line, name, label in rows:
+            if name in first_line:
+                earlier, earlier_label = first_line[name]
+                problems.append(f"{label_file}:{line}: {name} is listed again (first at line {earlier})"
+                                + ("" if earlier_label == label else
+                                   f" with another label ({label!r} here, {earlier_label!r} there)")
+                                + "; keep one row per image")
+                continue
+            first_line[name] = (line, label)
             if label not in (0, 1):
                 problems.append(f"{label_file}:{line}: label {label!r} for {name} is not 0 or 1")
             elif name not in on_disk:
@@ -105,12 +114,22 @@ def read_label_rows(path: Path) -> list[tuple[int, str, object]]:
             continue
         name = str(row[name_at]).strip() if name_at < len(row) and row[name_at] is not None else ""
         raw = row[label_at] if label_at < len(row) else None
-        try:
-            label = int(float(raw))
-        except (TypeError, ValueError):
-            label = raw
-        out.append((line, name, label))
+        out.append((line, name, whole_number(raw)))
     return out
+
+
+def whole_number(raw):
+    """A label cell as an int when it is a whole number (1, "1", 1.0 from a spreadsheet), else as
+    written, so that 0.9 or "1.6" is refused rather than cut to 0 or 1."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int):
+        return raw
+    try:
+        value = float(str(raw).strip())
+    except (TypeError, ValueError):
+        return raw
+    return int(value) if value.is_integer() else raw
 
 
 def _csv_rows(path: Path):

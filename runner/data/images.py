@@ -36,13 +36,31 @@ def decode(path: Path) -> tuple[np.ndarray | None, str | None]:
         return None, f"{path}: cannot be read ({err.strerror})"
     if not raw:
         return None, f"{path}: zero-byte file"
-    if raw.startswith(b"\xff\xd8") and not raw.rstrip(b"\0").endswith(b"\xff\xd9"):
+    if raw.startswith(b"\xff\xd8") and not raw.rstrip(b"\0").endswith(b"\xff\xd9") and jpeg_is_truncated(raw):
         # OpenCV decodes a truncated JPEG without complaint, filling the rest with grey.
-        return None, f"{path}: truncated JPEG (no end-of-image marker)"
+        return None, f"{path}: truncated JPEG (its image data ends before the picture does)"
     image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         return None, f"{path}: not a readable image"
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), None
+
+
+def jpeg_is_truncated(raw: bytes) -> bool:
+    """Whether a JPEG's picture data stops short. Judged by decoding it with Pillow, which (unlike
+    OpenCV) fails on missing data; bytes after the end-of-image marker, as some cameras and editors
+    write, are not a truncation."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            image.load()
+        return False
+    except OSError:
+        return True
+    except Exception:  # not readable at all: OpenCV's decode says so
+        return False
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -72,8 +90,34 @@ def save_atomic(target: Path, array: np.ndarray) -> None:
         raise
 
 
+def decoded_images_problem(count: int, image_size: int) -> str | None:
+    need = count * image_size * image_size * 3
+    have = available_memory()
+    if have and need > 0.8 * have:
+        return (f"image_size = {image_size} needs {need / 2 ** 30:.1f} GiB to hold the {count} decoded images in "
+                f"memory, and this machine has {have / 2 ** 30:.1f} GiB available; use a smaller image_size")
+    return None
+
+
+def available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
 def load_resized(paths: list[Path], size: int, cache_dir: Path | None) -> tuple[np.ndarray, list[str]]:
     """All `paths` as one (N, size, size, 3) uint8 array, and the problems of the files that failed."""
+    problem = decoded_images_problem(len(paths), size)
+    if problem:
+        return np.zeros((0, size, size, 3), np.uint8), [problem]
     out = np.zeros((len(paths), size, size, 3), np.uint8)
     problems = []
     for i, path in enumerate(paths):

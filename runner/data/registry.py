@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from runner.errors import ConfigError, DataError, close_matches
+from runner.layout import resolve_data_root
 
 _DATASETS: dict[str, type] = {}
 FOLDER_PREFIX = "folder:"
@@ -30,11 +31,6 @@ def unknown_dataset_message(name: str) -> str:
     hint = close_matches(name, _DATASETS)
     return (f"unknown dataset {name!r}" + (f"; did you mean {hint}?" if hint else "") +
             f" Known: {', '.join(list_datasets())}")
-
-
-def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
-    """--data-root, else $RUNNER_DATA_ROOT, else ./data."""
-    return Path(data_root or os.environ.get("RUNNER_DATA_ROOT") or "data").expanduser()
 
 
 def open_dataset(name: str, data_root: str | os.PathLike | None = None):

@@ -48,11 +48,26 @@ class DataSource:
         """(image paths, labels, problems) of a split; problems name the file and what is wrong."""
         raise NotImplementedError
 
+    def listed(self, split: str) -> tuple[list[Path], list[int], list[str]]:
+        """files(split), with a problem for a split or a class of it that has no image."""
+        paths, labels, problems = self.files(split)
+        return paths, labels, problems + self.split_problems(split, labels)
+
+    def split_problems(self, split: str, labels) -> list[str]:
+        """An empty split, or a class with no image in it: its accuracy, AUC or sensitivity would be
+        computed from nothing."""
+        if len(labels) == 0:
+            return [f"{self.location}: the {split} split has no images"]
+        counts = Counter(int(x) for x in labels)
+        return [f"{self.location}: the {split} split has no images of class {name!r}"
+                for i, name in enumerate(self.class_names) if not counts.get(i)]
+
     def load(self, split: str, image_size: int, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 images N x size x size x 3, int64 labels); refuses a split with any bad file."""
-        paths, labels, problems = self.files(split)
+        paths, labels, problems = self.listed(split)
+        self.refuse_if(problems)
         images, decode_problems = load_resized(paths, image_size, cache_dir)
-        self.refuse_if(problems + decode_problems)
+        self.refuse_if(decode_problems)
         return images, np.asarray(labels, np.int64)
 
     def refuse_if(self, problems: list[str]) -> None:
@@ -65,7 +80,7 @@ class DataSource:
     def check(self) -> DataReport:
         splits, problems = {}, []
         for split in self.split_names:
-            paths, labels, split_problems = self.files(split)
+            paths, labels, split_problems = self.listed(split)
             problems += split_problems
             sizes = Counter()
             for path in paths:

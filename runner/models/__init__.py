@@ -5,7 +5,9 @@
 """
 from __future__ import annotations
 
+import json
 import os
+from functools import lru_cache
 
 import paddle
 
@@ -19,11 +21,11 @@ from runner.models import cifar_resnet  # noqa: F401
 from runner.models import paddle_vision  # noqa: F401
 from runner.models.layers import InputTooSmall, SigmoidHead, run_dummy
 from runner.models.registry import COURSE, PADDLE_VISION, RUNNER, ModelEntry, get_model, list_models, register_model
-from runner.config import HEADS
+from runner.options import HEADS
 from runner.errors import RunnerError
 
 __all__ = ["describe_models", "build_network", "SigmoidHead", "build_model", "check_input_size", "count_parameters", "count_flops",
-           "get_model", "list_models", "register_model", "ModelEntry", "COURSE", "PADDLE_VISION", "RUNNER"]
+           "check_model_args", "get_model", "list_models", "register_model", "ModelEntry", "COURSE", "PADDLE_VISION", "RUNNER"]
 
 
 def build_network(name: str, num_classes: int, image_size: int = 224, pretrained: bool = False,
@@ -65,6 +67,29 @@ def _build_body(name: str, num_classes: int, image_size: int, pretrained: bool, 
     if weights:
         load_weights(network, weights)
     return network
+
+
+def check_model_args(name: str, model_args: dict) -> None:
+    """Refuse `model_args` the network's builder does not take, before anything trains."""
+    problem = _model_args_problem(name, json.dumps(model_args, sort_keys=True))
+    if problem:
+        raise RunnerError(problem)
+
+
+@lru_cache(maxsize=None)
+def _model_args_problem(name: str, model_args_json: str) -> str | None:
+    model_args = json.loads(model_args_json)
+    if not model_args:
+        return None
+    entry = get_model(name)
+    try:
+        with paddle.LazyGuard():  # shapes only: milliseconds, even for VGG
+            entry.builder(num_classes=2, image_size=entry.default_image_size, **model_args)
+    except TypeError as err:
+        return f"model {name!r} does not take {', '.join(f'{k} = {v!r}' for k, v in model_args.items())} ({err})"
+    except Exception:  # anything else depends on the run's input: the run itself will say
+        return None
+    return None
 
 
 def load_weights(network: paddle.nn.Layer, path: str) -> list[str]:

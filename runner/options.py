@@ -1,0 +1,41 @@
+"""The vocabularies of an experiment file and of the results, each defined once.
+
+Nothing here imports anything: the configuration, the networks, the training and the report all
+read their allowed values and metric names from this module.
+"""
+from __future__ import annotations
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+# The keys each optimizer takes besides `name`: switching optimizer (by --set or [grid]) keeps only these.
+OPTIMIZER_KEYS = {
+    "sgd": ("learning_rate", "weight_decay"),
+    "momentum": ("learning_rate", "weight_decay", "momentum", "nesterov"),
+    "adam": ("learning_rate", "weight_decay", "beta1", "beta2"),
+    "adamw": ("learning_rate", "weight_decay", "beta1", "beta2"),
+}
+SCHEDULERS = ("constant", "step", "cosine")
+SCHEDULER_KEYS = {
+    "constant": ("warmup_epochs",),
+    "step": ("warmup_epochs", "step_size", "gamma"),
+    "cosine": ("warmup_epochs", "min_lr"),
+}
+MONITORS = ("acc", "loss", "auc")
+EVAL_ENGINES = ("inference", "dygraph")  # see runner/inference_eval.py
+HEADS = ("softmax", "sigmoid")  # one logit per class, or the course's one logit (runner/models/layers.py)
+
+# Metrics by kind of task, in the table's order. Binary tasks: the positive class is label 1.
+BINARY_METRICS = ("acc", "auc", "sensitivity", "specificity", "f1")
+MULTICLASS_METRICS = ("acc", "top5")
+
+
+def metric_names(num_classes: int) -> list[str]:
+    if num_classes == 2:
+        return list(BINARY_METRICS)
+    return list(MULTICLASS_METRICS) if num_classes > 5 else ["acc"]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """What every generator is seeded with at the start of `epoch` (counted from 0) of a run: data
+    order, augmentation and dropout then depend on (seed, epoch) alone, so a resumed run draws what an
+    uninterrupted one draws."""
+    return seed * 100003 + epoch
