@@ -71,11 +71,11 @@ class SweepProgress:
             resumed = f", resuming after epoch {run.epoch}" if run.epoch else ""
             return f"started {run.run_id} ({run.name}){resumed}; {self.sweep_times()}"
         if kind == "epoch":
-            run, p = self.runs[d["planned"].spec.run_id], d["progress"]
-            run.epoch = p["epoch"]
-            if p.get("epoch_seconds"):
-                run.epoch_times.append(p["epoch_seconds"])
-            val = p.get("val") or {}
+            run, record = self.runs[d["planned"].spec.run_id], d["record"]
+            run.epoch = record["epoch"]
+            if record.get("seconds"):
+                run.epoch_times.append(record["seconds"])
+            val = record.get("val") or {}
             score = "  ".join(f"val {k} {v:.4f}" for k, v in val.items() if k in ("acc", "auc", "loss"))
             run.detail = score
             return (f"epoch {run.epoch}/{run.epochs} {run.run_id}: {score}; run {clock(self.run_elapsed(run))} "
@@ -95,11 +95,14 @@ class SweepProgress:
                 if run.estimate and run.started:
                     self.estimated_done.append((run.estimate * 60 * (1 - run.epochs_at_start / run.epochs),
                                                 time.monotonic() - run.started))
+            if d["status"] == "done":
+                line = run.detail
             else:
-                run.detail = d["error"].splitlines()[0][:160]
+                line = d["error"].strip()
+                run.detail = line.splitlines()[0][:160]
                 if d["status"] == "interrupted" and "resuming" in d["error"]:
                     run.status = "queued"
-            return f"{d['status']} {run.run_id}: {run.detail}; {self.sweep_times()}"
+            return f"{d['status']} {run.run_id}: {line}; {self.sweep_times()}"
         return None
 
     # ---- times -------------------------------------------------------------------------------------

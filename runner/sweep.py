@@ -239,9 +239,10 @@ class SweepLoop:
             run_id = planned.spec.run_id
             progress = read_progress(self.layout.run(run_id))
             self.on_event("progress", run_id=run_id, progress=progress)
-            if progress.get("event") == "epoch" and progress.get("epoch", 0) > self.seen_epoch.get(run_id, 0):
-                self.seen_epoch[run_id] = progress["epoch"]
-                self.on_event("epoch", planned=planned, progress=progress)
+            for record in progress.get("epochs_done", []):
+                if record["epoch"] > self.seen_epoch.get(run_id, 0):
+                    self.seen_epoch[run_id] = record["epoch"]
+                    self.on_event("epoch", planned=planned, record=record)
 
     def finish(self, ended: Ended, pending: list[PlannedRun]) -> bool:
         """Record how a worker ended; True if its run is done."""

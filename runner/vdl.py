@@ -28,8 +28,12 @@ class RunLog:
         those epochs train again."""
         from visualdl import LogWriter
 
+        import contextlib
+        import io
+
         keep_records_until(Path(logdir), resume_at, steps_per_epoch)
-        self.writer = LogWriter(logdir=str(logdir), display_name=display_name, file_name=LOG_FILE)
+        with contextlib.redirect_stdout(io.StringIO()):  # "... is exists, VisualDL will add logs to it."
+            self.writer = LogWriter(logdir=str(logdir), display_name=display_name, file_name=LOG_FILE)
 
     def step_loss(self, global_step: int, loss: float) -> None:
         self.writer.add_scalar("train/loss_step", loss, global_step)

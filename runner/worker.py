@@ -41,11 +41,12 @@ def command(job: Path, config: dict, python: str = sys.executable) -> list[str]:
 
 
 class ProgressReport:
-    """One line per note, start and epoch in train.log (flushed, so a tail shows it at once);
-    progress.json for the sweep's overview, at most twice a second."""
+    """One line per note, start and epoch in train.log (flushed, so a tail shows it at once), and
+    progress.json for the sweep: where the worker is (at most twice a second) and every epoch it
+    has finished, so that the sweep reports each one even when it polls less often than they end."""
 
     def __init__(self, run):
-        self.run, self.last_write = run, 0.0
+        self.run, self.last_write, self.epochs = run, 0.0, []
 
     def __call__(self, event, **details):
         import json
@@ -54,13 +55,13 @@ class ProgressReport:
         if event in ("note", "start", "epoch"):
             line = details | ({"epoch": record["epoch"], "val": record["val"]} if record else {})
             print(event, json.dumps(line, default=str), flush=True)
+        if record:
+            self.epochs.append({"epoch": record["epoch"], "val": record["val"],
+                                "seconds": record["train_seconds"] + record.get("eval_seconds", 0.0)})
         if event == "epoch" or (event in ("step", "start") and time.monotonic() - self.last_write > 0.5):
             self.last_write = time.monotonic()
-            progress = {"event": event, "time": time.time()}
+            progress = {"event": event, "time": time.time(), "epochs_done": self.epochs}
             progress.update({k: v for k, v in details.items() if k in ("epoch", "step", "steps", "loss", "epochs")})
-            if record:
-                progress.update(epoch=record["epoch"], val=record["val"], epoch_seconds=record["train_seconds"]
-                                + record.get("eval_seconds", 0.0))
             write_json_atomic(self.run.progress, progress)
 
 

@@ -1,4 +1,6 @@
+import csv
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -54,3 +56,24 @@ def cli(*args, env=None, timeout=600, check=False, **kwargs) -> subprocess.Compl
     if check and proc.returncode != 0:
         raise AssertionError(f"runner {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def small_copy(root, n_train=12, n_val=10):
+    """A small flat-layout copy of iChallenge-PM that tests may damage."""
+    pm = root / "ichallenge-pm"
+    (pm / "PALM-Training400").mkdir(parents=True)
+    (pm / "PALM-Validation400").mkdir()
+    train = sorted((PM / "PALM-Training400").glob("*.jpg"))
+    for image in train[:: len(train) // n_train][:n_train]:
+        shutil.copy(image, pm / "PALM-Training400" / image.name)
+    with open(PM / "labels.csv") as f:
+        rows = list(csv.DictReader(f))[:n_val]
+    with open(pm / "labels.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=rows[0].keys())
+        writer.writeheader()
+        writer.writerows(rows)
+    for row in rows:
+        shutil.copy(PM / "PALM-Validation400" / row["imgName"], pm / "PALM-Validation400" / row["imgName"])
+    return pm
+
+

@@ -14,7 +14,7 @@ from runner.registry import RunRegistry
 pytestmark = pytest.mark.slow
 
 FOUR_RUNS = '[[runs]]\nmodel = "lenet"\n[grid]\nseed = [0, 1, 2, 3]\n'
-LONGER = "train_limit = 160\n"  # epochs of a second or so: long enough to act while a run trains
+LONGER = "train_limit = 160\n"  # in a run: epochs of a second or so, long enough to act while it trains
 
 
 def in_namespace(scenario: str, experiment, outputs, timeout: int = 900) -> dict:
@@ -60,7 +60,7 @@ def test_four_runs_spread_over_both_nodes_with_the_local_metrics(tmp_path):
 
 
 def test_a_run_whose_node_dies_finishes_on_the_other_node_from_its_checkpoint(tmp_path):
-    experiment = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n', name="nodeloss", epochs=6, extra=LONGER)
+    experiment = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n' + LONGER, name="nodeloss", epochs=6)
     reference = local_reference(tmp_path, experiment, "nodeloss")
     outputs = tmp_path / "cluster"
     outcome = in_namespace("remove_node", experiment, outputs)
@@ -75,8 +75,8 @@ def test_a_run_whose_node_dies_finishes_on_the_other_node_from_its_checkpoint(tm
 
 
 def test_kill_9_of_the_driver_ends_its_workers_and_the_rerun_completes(tmp_path):
-    experiment = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n[grid]\nseed = [0, 1]\n', name="driverkill",
-                                 epochs=8, extra=LONGER)
+    experiment = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n' + LONGER + '[grid]\nseed = [0, 1]\n',
+                                 name="driverkill", epochs=8)
     reference = local_reference(tmp_path, experiment, "driverkill")
     outputs = tmp_path / "cluster"
     outcome = in_namespace("kill_driver", experiment, outputs)

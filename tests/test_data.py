@@ -6,7 +6,7 @@ import numpy as np
 import openpyxl
 import pytest
 
-from conftest import DATA_ROOT, PM, cli
+from conftest import DATA_ROOT, PM, cli, small_copy
 from runner.data import check_dataset, load_splits, open_dataset
 from runner.errors import DataError
 
@@ -35,25 +35,6 @@ def distributed_layout(root, with_xlsx=True, header=("ID", "imgName", "Label", "
                 sheet.append([int(row["ID"]), row["imgName"], int(row["Label"]), float(row["Fovea_X"]),
                               float(row["Fovea_Y"])])
         book.save(gt / "PM_Label_and_Fovea_Location.xlsx")
-    return pm
-
-
-def small_copy(root, n_train=12, n_val=10):
-    """A small flat-layout copy of iChallenge-PM that tests may damage."""
-    pm = root / "ichallenge-pm"
-    (pm / "PALM-Training400").mkdir(parents=True)
-    (pm / "PALM-Validation400").mkdir()
-    train = sorted((PM / "PALM-Training400").glob("*.jpg"))
-    for image in train[:: len(train) // n_train][:n_train]:
-        shutil.copy(image, pm / "PALM-Training400" / image.name)
-    with open(PM / "labels.csv") as f:
-        rows = list(csv.DictReader(f))[:n_val]
-    with open(pm / "labels.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=rows[0].keys())
-        writer.writeheader()
-        writer.writerows(rows)
-    for row in rows:
-        shutil.copy(PM / "PALM-Validation400" / row["imgName"], pm / "PALM-Validation400" / row["imgName"])
     return pm
 
 

@@ -76,7 +76,7 @@ class IChallengePM(DataSource):
                 continue
             first_line[name] = (line, label)
             if label not in (0, 1):
-                problems.append(f"{label_file}:{line}: label {label!r} for {name} is not 0 or 1")
+                problems.append(f"{label_file}:{line}: label {label} for {name} is not 0 or 1")
             elif name not in on_disk:
                 problems.append(f"{label_file}:{line}: image {name} is listed but missing from {folder}")
             else:
