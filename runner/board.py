@@ -17,12 +17,6 @@ from runner.errors import RunnerError
 from runner.processes import die_with_parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def logdirs(output_dirs: list[Path]) -> list[Path]:
     dirs = []
     for out in output_dirs:

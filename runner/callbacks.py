@@ -15,6 +15,7 @@ from paddle.callbacks import Callback
 
 from runner.errors import DivergedError
 from runner.faults import fault_point
+from runner.options import epoch_seed
 
 
 def seed_everything(seed: int) -> None:
@@ -33,7 +34,7 @@ class EpochSeeder(Callback):
         self.seed, self.first_epoch, self.samplers = seed, first_epoch, samplers
 
     def on_epoch_begin(self, epoch, logs=None):
-        seed_everything(self.seed * 100003 + self.first_epoch + epoch)
+        seed_everything(epoch_seed(self.seed, self.first_epoch + epoch))
         for sampler in self.samplers:
             sampler.set_epoch(self.first_epoch + epoch)
 

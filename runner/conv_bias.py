@@ -1,7 +1,7 @@
 """A faster convolution bias for training on a CPU: same layer, same parameters, same maths.
 
 `nn.Conv2D` adds its bias with a broadcasting `add` ([N, C, H, W] + [1, C, 1, 1]) whose CPU kernels,
-forward and backward, run far below memory speed. On this 2-core AMD EPYC, for AlexNet's first
+forward and backward, run far below memory speed. For AlexNet's first
 convolution (10 x 96 x 54 x 54), the add and its gradient took 43 ms against 3.6 ms done here
 (both with `runner.cpu.keep_freed_memory` on; 64 ms for paddle's add without it):
   - forward: the bias is expanded to the output's shape first, so the add is element by element;

@@ -1,7 +1,7 @@
 """CPU facts that decide how fast paddle trains here.
 
 Paddle's bundled MKL picks its kernels by CPU vendor: on AMD it falls back to a slow generic path
-unless MKL_DEBUG_CPU_TYPE=5 is set before the library loads. Measured on a 2-core AMD EPYC:
+unless MKL_DEBUG_CPU_TYPE=5 is set before the library loads. Measured on the machine of docs/performance.md:
 convolutions about 2.2x and matrix products about 2.5x faster with it. Results are unchanged (the
 same float32 maths, other kernels), so we set it by default on AMD and leave Intel CPUs alone.
 Opt out with RUNNER_MKL_TUNE=0.
@@ -51,7 +51,7 @@ def keep_freed_memory() -> bool:
 
     Paddle allocates each step's activations and gradients afresh with malloc. By default glibc
     serves large blocks with mmap and unmaps them when freed, so every step page-faults its tensors
-    in again: on this 2-core AMD EPYC, copying an 11 MB tensor took 6.8 ms, and 0.4 ms once freed
+    in again: copying an 11 MB tensor took 6.8 ms, and 0.4 ms once freed
     memory was reused. AlexNet's training step went 0.88 -> 0.75 s; ResNet-50's gained about 2%.
     Results are unchanged: this decides where tensors live, not what they hold. The price: a
     training process keeps its peak memory until it exits. Opt out with RUNNER_MALLOC_TUNE=0.

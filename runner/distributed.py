@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from runner.options import epoch_seed
+
 
 # Set by the Ray executor for the worker it starts: the Ray node a run trained on, for result.json.
 NODE_VARIABLE = "RUNNER_RAY_NODE"
@@ -56,7 +58,7 @@ class ShardedBatchSampler:
         if not self.shuffle:
             order = np.arange(self.size)
         else:
-            order = np.random.RandomState((self.seed * 100003 + self.epoch) % 2 ** 32).permutation(self.size)
+            order = np.random.RandomState(epoch_seed(self.seed, self.epoch) % 2 ** 32).permutation(self.size)
         if self.world > 1 and len(order) % self.world:
             order = np.concatenate([order, order[: self.world - len(order) % self.world]])
         return order

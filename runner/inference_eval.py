@@ -1,8 +1,8 @@
 """Evaluation through paddle's inference engine (oneDNN kernels) instead of the dynamic graph.
 
 On a CPU, dynamic-graph paddle runs its own im2col + MKL kernels; the inference engine runs oneDNN's,
-and fuses batch norm into the convolution before it. On trained checkpoints of this 2-core AMD EPYC,
-one thread (bench/eval_engine.py): 1.6-2.2x faster evaluation (AlexNet 23.6 -> 41.4 images/s,
+and fuses batch norm into the convolution before it. On trained checkpoints, one
+thread (bench/eval_engine.py): 1.6-2.2x faster evaluation (AlexNet 23.6 -> 41.4 images/s,
 ResNet-50 6.8 -> 10.7), class probabilities within 1e-5 and no prediction changed. The price is an
 export of the network and a predictor build at every evaluation (0.3-2.3 s). Training never goes
 through the engine.
@@ -13,6 +13,9 @@ of outputs across processes all stay paddle's own.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,6 +25,26 @@ from paddle.callbacks import Callback
 from runner.cpu import set_math_threads
 
 
+@contextlib.contextmanager
+def native_stderr_without(noise: str):
+    """Drop the lines holding `noise` that paddle's C++ core writes to stderr (file descriptor 2)
+    while the block runs; every other line passes through."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = b"".join(line for line in capture if noise.encode() not in line)
+            if kept:
+                os.write(2, kept)
+
+
 def build_predictor(network: paddle.nn.Layer, image_size: int, threads: int, folder: Path, bfloat16: bool = False):
     """A oneDNN predictor computing what `network` computes in eval mode, with its current weights."""
     from paddle import inference
@@ -29,7 +52,8 @@ def build_predictor(network: paddle.nn.Layer, image_size: int, threads: int, fol
     network.eval()
     spec = [paddle.static.InputSpec([None, 3, image_size, image_size], "float32", "image")]
     prefix = str(folder / "network")
-    paddle.jit.save(network, prefix, input_spec=spec)  # traces forward; `network` itself is left as it was
+    with native_stderr_without("not support input out tensor"):  # paddle's own note on tracing, every time
+        paddle.jit.save(network, prefix, input_spec=spec)  # traces forward; `network` itself is left as it was
     graph = prefix + ".json" if Path(prefix + ".json").exists() else prefix + ".pdmodel"
     config = inference.Config(graph, prefix + ".pdiparams")
     config.disable_gpu()

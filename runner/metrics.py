@@ -63,12 +63,6 @@ def binary_scores(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
             "specificity": float(specificity), "f1": float(f1)}
 
 
-def metric_names(num_classes: int) -> list[str]:
-    if num_classes == 2:
-        return ["acc", "auc", "sensitivity", "specificity", "f1"]
-    return ["acc", "top5"] if num_classes > 5 else ["acc"]
-
-
 def summarize(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Every metric the table reports for this kind of task, by name."""
     num_classes = probs.shape[1]

@@ -7,6 +7,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from runner import metrics
+from runner.options import metric_names
 
 
 class ClassificationLoss(nn.Layer):
@@ -74,7 +75,7 @@ class ClassificationMetrics(paddle.metric.Metric):
         return self._cache
 
     def name(self):
-        return metrics.metric_names(self.num_classes)
+        return metric_names(self.num_classes)
 
 
 def build_optimizer(opt: dict, epochs: int, scheduler: dict, parameters):

@@ -25,7 +25,8 @@ def figure_to_array(fig) -> np.ndarray:
 
 def figure_to_png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    # "tight": a legend placed beside the axes is part of the picture, not cut off
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
     return buf.getvalue()
 
@@ -33,7 +34,7 @@ def figure_to_png(fig) -> bytes:
 def confusion_matrix_figure(matrix: np.ndarray, class_names: list[str], title: str = "Confusion matrix"):
     plt = _pyplot()
     size = max(3.5, 0.6 * len(class_names) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig, ax = plt.subplots(figsize=(size, size), layout="constrained")
     ax.imshow(matrix, cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(j, i, str(value), ha="center", va="center",
@@ -42,18 +43,16 @@ def confusion_matrix_figure(matrix: np.ndarray, class_names: list[str], title: s
            title=title)
     ax.set_xticklabels(class_names, rotation=45, ha="right", fontsize=8)
     ax.set_yticklabels(class_names, fontsize=8)
-    fig.tight_layout()
     return fig
 
 
 def roc_figure(fpr: np.ndarray, tpr: np.ndarray, auc: float, title: str = "ROC"):
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4, 4))
+    fig, ax = plt.subplots(figsize=(4, 4), layout="constrained")
     ax.plot(fpr, tpr, label=f"AUC {auc:.4f}")
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right")
-    fig.tight_layout()
     return fig
 
 
@@ -64,7 +63,7 @@ def curves_figure(groups: list[tuple[str, list[dict]]], key: str = "acc", split:
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
     for (label, runs), color in zip(groups, group_colours(len(groups))):
         curves = [{h["epoch"]: h[split].get(key, np.nan) for h in result["history"]} for result in runs]
         if len(runs) > 1:
@@ -79,14 +78,13 @@ def curves_figure(groups: list[tuple[str, list[dict]]], key: str = "acc", split:
     ax.grid(alpha=0.3)
     if groups:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
     return fig
 
 
 def cost_figure(groups: list[tuple[str, list[dict]]]):
     """Final validation accuracy against training minutes: a point per run, one colour per group."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
     for (label, runs), color in zip(groups, group_colours(len(groups))):
         ax.scatter([result["train_seconds"] / 60 for result in runs],
                    [100 * result["final"].get("acc", np.nan) for result in runs], color=color, label=label)
@@ -94,7 +92,6 @@ def cost_figure(groups: list[tuple[str, list[dict]]]):
     ax.grid(alpha=0.3)
     if groups:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
     return fig
 
 

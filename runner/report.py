@@ -21,7 +21,7 @@ from runner import metrics
 from runner.config import dotted, identity, with_defaults
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
-from runner.runfiles import atomic_write, load_predictions, read_result, result_problem
+from runner.runfiles import load_predictions, read_result, result_problem
 
 # The course's figures for iChallenge-PM validation accuracy after 5 epochs at 224x224, batch 10:
 # what its prose says, and the last epoch of the run saved in its own notebook
@@ -281,20 +281,6 @@ def markdown(header, body) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join("—" if v is None else str(v) for v in line) + " |" for line in body]
     return "\n".join(lines)
-
-
-# ---- files written after every finished run ------------------------------------------------------
-
-def write_outputs(layout: SweepLayout, registry: RunRegistry) -> list[Path]:
-    from runner.report_html import write_html
-
-    rows, skipped = collect(layout, registry)
-    written = []
-    for fmt, name in (("md", "results.md"), ("csv", "results.csv")):
-        atomic_write(layout.root / name, render(rows, fmt, skipped) + "\n")
-        written.append(layout.root / name)
-    written.append(write_html(layout, rows, skipped))
-    return written
 
 
 def report_for(output_dirs: list[Path], fmt: str = "md") -> tuple[str, list[str]]:

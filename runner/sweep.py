@@ -23,6 +23,7 @@ from runner.faults import fault_point
 from runner.layout import SweepLayout, data_folders
 from runner.plan import PlannedRun, plan_sweep, preflight_data, preflight_devices
 from runner.registry import RunRegistry
+from runner.report_files import write_outputs
 from runner.runfiles import read_error, read_progress, read_result
 from runner.worker import EXIT_INTERRUPTED, command, write_job
 
@@ -67,8 +68,6 @@ class SweepLock:
 def open_sweep(experiment: Experiment):
     """Lock the sweep's folder, open its registry with every run of the file in it, recover from
     any crash; on the way out, rewrite the tables."""
-    from runner.report import write_outputs
-
     layout = SweepLayout.for_experiment(experiment.name)
     try:
         layout.root.mkdir(parents=True, exist_ok=True)
@@ -192,8 +191,6 @@ class SweepLoop:
         self.seen_epoch: dict[str, int] = {}
 
     def run(self, todo: list[PlannedRun]) -> None:
-        from runner.report import write_outputs
-
         pending = list(todo)
         try:
             while pending or self.executor.running():

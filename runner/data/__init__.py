@@ -53,20 +53,23 @@ def load_splits(name: str, image_size: int, data_root=None, augment: Augment | N
                 validation: str = "official", train_limit: int = 0, val_limit: int = 0,
                 cache_dir: Path | None = None) -> Splits:
     source = open_dataset(name, data_root)
-    train_x, train_y = source.load("train", image_size, cache_dir)
+    train_y = source.labels("train", cache_dir)
     if validation == "official":
-        val_x, val_y = source.load("val", image_size, cache_dir)
-    else:
-        fraction = parse_holdout(validation)
-        keep = holdout_mask(train_y, fraction)
-        train_x, train_y, val_x, val_y = train_x[~keep], train_y[~keep], train_x[keep], train_y[keep]
-    train_x, train_y = evenly_spaced(train_x, train_y, train_limit)
-    val_x, val_y = evenly_spaced(val_x, val_y, val_limit)
+        val_split, val_y = "val", source.labels("val", cache_dir)
+        train_idx, val_idx = np.arange(len(train_y)), np.arange(len(val_y))
+    else:  # the validation images are a held-out share of the training images
+        keep = holdout_mask(train_y, parse_holdout(validation))
+        val_split, val_y = "train", train_y
+        train_idx, val_idx = np.flatnonzero(~keep), np.flatnonzero(keep)
+    train_idx, val_idx = evenly_spaced(train_idx, train_limit), evenly_spaced(val_idx, val_limit)
+    train_y, val_y = train_y[train_idx], val_y[val_idx]
     for split, labels, limit in (("train", train_y, train_limit), ("val", val_y, val_limit)):
         problems = source.split_problems(split if validation == "official" else f"{split} ({validation})", labels)
         if problems:
             fix = f"; raise {split}_limit (now {limit})" if limit else ""
             raise DataError(problems[0] + fix)
+    train_x = source.images("train", train_idx, image_size, cache_dir)
+    val_x = source.images(val_split, val_idx, image_size, cache_dir)
     return Splits(ArrayDataset(train_x, train_y, image_size, augment), ArrayDataset(val_x, val_y, image_size),
                   list(source.class_names), validation)
 
@@ -94,10 +97,9 @@ def holdout_mask(labels: np.ndarray, fraction: float) -> np.ndarray:
     return mask
 
 
-def evenly_spaced(images: np.ndarray, labels: np.ndarray, limit: int):
-    """At most `limit` images spread over the whole split (files are sorted by class, so a plain
-    prefix would hold one class only)."""
-    if not limit or limit >= len(labels):
-        return images, labels
-    idx = np.linspace(0, len(labels) - 1, limit).round().astype(int)
-    return images[idx], labels[idx]
+def evenly_spaced(indices: np.ndarray, limit: int) -> np.ndarray:
+    """At most `limit` of `indices`, spread over the whole split (files are sorted by class, so a
+    plain prefix would hold one class only)."""
+    if not limit or limit >= len(indices):
+        return indices
+    return indices[np.linspace(0, len(indices) - 1, limit).round().astype(int)]

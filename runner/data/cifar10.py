@@ -26,12 +26,27 @@ class Cifar10(DataSource):
     class_names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     native_size = 32
 
+    def __init__(self, location: Path):
+        super().__init__(location)
+        self._loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
     @property
     def archive(self) -> Path:
         return self.location / ARCHIVE
 
+    def labels(self, split: str, cache_dir: Path | None = None) -> np.ndarray:
+        return self.load(split, self.native_size, cache_dir)[1]
+
+    def images(self, split: str, indices: np.ndarray, image_size: int, cache_dir: Path | None) -> np.ndarray:
+        return self.load(split, image_size, cache_dir)[0][indices]
+
     def load(self, split: str, image_size: int, cache_dir: Path | None):
         """Native 32x32 images; the input pipeline resizes if the run asks for another size."""
+        if split not in self._loaded:
+            self._loaded[split] = self._read(split, cache_dir)
+        return self._loaded[split]
+
+    def _read(self, split: str, cache_dir: Path | None):
         archive = self.locate_archive()
         cached = None
         if cache_dir is not None:

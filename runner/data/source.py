@@ -62,13 +62,24 @@ class DataSource:
         return [f"{self.location}: the {split} split has no images of class {name!r}"
                 for i, name in enumerate(self.class_names) if not counts.get(i)]
 
-    def load(self, split: str, image_size: int, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
-        """(uint8 images N x size x size x 3, int64 labels); refuses a split with any bad file."""
-        paths, labels, problems = self.listed(split)
+    def labels(self, split: str, cache_dir: Path | None = None) -> np.ndarray:
+        """The split's labels in file order; refuses a split with any problem in its listing."""
+        _, labels, problems = self.listed(split)
         self.refuse_if(problems)
-        images, decode_problems = load_resized(paths, image_size, cache_dir)
-        self.refuse_if(decode_problems)
-        return images, np.asarray(labels, np.int64)
+        return np.asarray(labels, np.int64)
+
+    def images(self, split: str, indices: np.ndarray, image_size: int, cache_dir: Path | None) -> np.ndarray:
+        """uint8 images (N x size x size x 3) of the split's files at `indices`: only those are decoded,
+        so a run on a slice of a dataset reads the slice."""
+        paths = self.listed(split)[0]
+        images, problems = load_resized([paths[i] for i in indices], image_size, cache_dir)
+        self.refuse_if(problems)
+        return images
+
+    def load(self, split: str, image_size: int, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+        """(uint8 images N x size x size x 3, int64 labels) of a whole split."""
+        labels = self.labels(split, cache_dir)
+        return self.images(split, np.arange(len(labels)), image_size, cache_dir), labels
 
     def refuse_if(self, problems: list[str]) -> None:
         # Silently dropping images would change the evaluation set, so any problem stops the run.

@@ -1,4 +1,5 @@
-"""report.html: the tables, the comparison plots and every run's own figures in one page.
+"""The files of a sweep's report, rewritten after every finished run: results.md, results.csv, the
+comparison plots, and report.html with the tables, the plots and every run's own figures.
 
 A run's own figures (its curves, confusion matrix and ROC) never change once it has finished, so
 each is drawn once into runs/<id>/figures/ and the page links it by a relative path: rewriting the
@@ -14,7 +15,8 @@ import numpy as np
 
 from runner import metrics, plots
 from runner.layout import SweepLayout
-from runner.report import group_table, plot_groups, seed_groups, table
+from runner.registry import RunRegistry
+from runner.report import collect, group_table, plot_groups, render, seed_groups, table
 from runner.runfiles import atomic_write
 
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px}"
@@ -92,3 +94,13 @@ def write_html(layout: SweepLayout, rows: list[dict], skipped: list[str] = ()) -
     path = layout.root / "report.html"
     atomic_write(path, page)
     return path
+
+
+def write_outputs(layout: SweepLayout, registry: RunRegistry) -> list[Path]:
+    rows, skipped = collect(layout, registry)
+    written = []
+    for fmt, name in (("md", "results.md"), ("csv", "results.csv")):
+        atomic_write(layout.root / name, render(rows, fmt, skipped) + "\n")
+        written.append(layout.root / name)
+    written.append(write_html(layout, rows, skipped))
+    return written
