@@ -28,11 +28,35 @@ def logdirs(output_dirs: list[Path]) -> list[Path]:
 
 
 def start_board(output_dirs: list[Path], port: int = 8040, host: str = "127.0.0.1", timeout: float = 60.0):
-    """Start VisualDL and wait until it answers; returns (process, url). The caller stops it."""
+    """Start VisualDL and wait until it answers; returns (process, url). The caller stops it.
+    `port = 0` takes a free port, and another one if something takes it before VisualDL does."""
     dirs = logdirs(output_dirs)
+    for attempt in range(5 if port == 0 else 1):
+        chosen = port or free_port(host)
+        with socket.socket() as s:
+            if s.connect_ex((host, chosen)) == 0:
+                if port:
+                    raise RunnerError(f"port {port} is already in use; pass --port with a free one (0: any)")
+                continue
+        try:
+            return serve(dirs, host, chosen, timeout)
+        except PortTaken:
+            if port:
+                raise RunnerError(f"port {port} is already in use; pass --port with a free one (0: any)") from None
+    raise RunnerError("no free port found for VisualDL; pass --port")
+
+
+class PortTaken(Exception):
+    pass
+
+
+def free_port(host: str) -> int:
     with socket.socket() as s:
-        if s.connect_ex((host, port)) == 0:
-            raise RunnerError(f"port {port} is already in use; pass --port with a free one")
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def serve(dirs: list[Path], host: str, port: int, timeout: float):
     exe = shutil.which("visualdl")
     cmd = [exe] if exe else [sys.executable, "-m", "visualdl"]
     cmd += ["--logdir", *map(str, dirs), "--host", host, "--port", str(port), "-L", "en"]
@@ -44,6 +68,8 @@ def start_board(output_dirs: list[Path], port: int = 8040, host: str = "127.0.0.
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+                if any("in use" in line for line in err):
+                    raise PortTaken()
                 raise RunnerError(f"VisualDL exited at start: {err[-1] if err else 'no message'}")
             try:
                 with urllib.request.urlopen(f"http://{host}:{port}/app/api/runs", timeout=2) as r:

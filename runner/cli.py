@@ -301,7 +301,7 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
 
 @app.command()
 def board(output_dir: Optional[Path] = typer.Argument(None, help="outputs/<name> (default: the newest sweep)"),
-          port: int = typer.Option(8040, "--port"),
+          port: int = typer.Option(8040, "--port", min=0, help="Port to serve on; 0 takes a free one"),
           compare: Optional[List[Path]] = typer.Option(None, "--compare", help="Another sweep to show beside it")):
     """Start VisualDL over a sweep's logs and print the URL; Ctrl-C stops it."""
     from runner.board import start_board, stop_board

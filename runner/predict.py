@@ -66,8 +66,8 @@ def mismatch(own: dict, saved) -> str | None:
         parts.append(f"{len(missing)} of the network's {len(own)} tensors are not in it (e.g. {missing[0]})")
     if shapes:
         k = shapes[0]
-        parts.append(f"{len(shapes)} have another shape (e.g. {k}: {list(saved[k].shape)} in the file, "
-                     f"{list(own[k].shape)} in the network)")
+        parts.append(f"{len(shapes)} {'tensor has' if len(shapes) == 1 else 'tensors have'} another shape (e.g. {k}: "
+                     f"{list(saved[k].shape)} in the file, {list(own[k].shape)} in the network)")
     if extra:
         parts.append(f"{len(extra)} of its tensors are not in the network (e.g. {extra[0]})")
     return "; ".join(parts)

@@ -77,3 +77,49 @@ def small_copy(root, n_train=12, n_val=10):
     return pm
 
 
+
+
+def resumed_at(log_path) -> list[int]:
+    """From a run's train.log: the epoch each process of the run started after (0: from scratch)."""
+    import json
+
+    return [json.loads(line.split(" ", 1)[1])["resumed_at"] for line in open(log_path).read().splitlines()
+            if line.startswith("start ")]
+
+
+def epochs_logged_before_each_start(log_path) -> list[int]:
+    """From a run's train.log: how many epochs had been logged when each process started."""
+    counts, seen = [], 0
+    for line in open(log_path).read().splitlines():
+        if line.startswith("start "):
+            counts.append(seen)
+        elif line.startswith("epoch "):
+            seen += 1
+    return counts
+
+
+def workers_writing_to(root) -> list[int]:
+    """pids of runner worker processes whose job lies under `root`."""
+    from pathlib import Path as _Path
+
+    out = []
+    for proc in _Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "runner.worker" in argv and any(str(root) in a for a in argv):
+            out.append(int(proc.name))
+    return out
+
+
+def wait_until_no_worker(root, timeout: float = 60.0) -> None:
+    """Wait (bounded) until every worker of a killed sweep under `root` has died with it."""
+    import time as _time
+
+    deadline = _time.monotonic() + timeout
+    while workers_writing_to(root):
+        assert _time.monotonic() < deadline, f"workers still running under {root}: {workers_writing_to(root)}"
+        _time.sleep(0.05)

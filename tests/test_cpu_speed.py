@@ -1,5 +1,7 @@
 """The CPU speed levers change how the sums are done, never what they compute."""
 import copy
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -10,7 +12,6 @@ from paddle import nn
 from conftest import DATA_ROOT, write_toml
 from runner.config import load_experiment
 from runner.conv_bias import MatmulBiasConv2D, use_matmul_bias
-from runner.cpu import keep_freed_memory
 from runner.train import prepare_run
 
 
@@ -69,13 +70,15 @@ def test_matmul_bias_leaves_evaluation_and_export_on_the_plain_layer(tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_keep_freed_memory_is_set_unless_opted_out(monkeypatch):
-    monkeypatch.setenv("RUNNER_MALLOC_TUNE", "0")
-    assert keep_freed_memory() is False
-    monkeypatch.delenv("RUNNER_MALLOC_TUNE")
-    assert keep_freed_memory() is True
-    big = np.ones(64 * 2**20 // 4, np.float32)  # 64 MB: served from the heap now, and freed back to it
-    assert big.sum() == big.size
+def test_keep_freed_memory_is_set_unless_opted_out():
+    # in processes of their own: the setting lasts for the life of a process, and the pytest
+    # process's allocator must stay as every other test expects it
+    probe = ("import numpy as np\nfrom runner.cpu import keep_freed_memory\nprint(keep_freed_memory())\n"
+             "big = np.ones(64 * 2**20 // 4, np.float32)\nprint(big.sum() == big.size)")
+    for value, expected in (("0", "False"), ("1", "True")):
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                             env={**os.environ, "RUNNER_MALLOC_TUNE": value}).stdout.split()
+        assert out == [expected, "True"]
 
 
 def test_training_on_cpu_uses_the_matmul_bias(tmp_path, outputs):

@@ -1,33 +1,39 @@
 """End to end in a real browser: VisualDL's pages and report.html rendered by headless Chromium.
-Screenshots are kept in outputs/test-artifacts/ for a person to look at."""
+Screenshots are kept for a person to look at, in $RUNNER_TEST_ARTIFACTS (else pytest's own
+temporary folder). Under CI a missing browser fails these tests instead of skipping them."""
+import json
 import os
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli, tiny_experiment
+from conftest import cli, tiny_experiment
+from test_board import start
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = REPO / "outputs" / "test-artifacts"
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                                reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+@pytest.fixture
+def artifacts(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("RUNNER_TEST_ARTIFACTS") or tmp_path_factory.getbasetemp() / "artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def chromium(tmp_path, *args, timeout=120) -> subprocess.CompletedProcess:
+    assert CHROMIUM, "chromium is not installed: .ci/run installs Debian's chromium"
     profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
            "--window-size=1400,1000", "--virtual-time-budget=20000", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -37,38 +43,39 @@ def two_runs(tmp_path, outputs):
     return outputs / "tiny"
 
 
-def test_visualdl_pages_render_both_runs(tmp_path, two_runs):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    board = subprocess.Popen([sys.executable, "-m", "runner", "board", str(two_runs), "--port", str(port)],
-                             env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_visualdl_pages_render_both_runs(tmp_path, two_runs, artifacts):
+    board, port = start(two_runs)
     try:
-        assert "/app/scalar" in board.stdout.readline()
-        scalar = chromium(tmp_path, "--dump-dom", f"http://127.0.0.1:{port}/app/scalar")
-        dom = scalar.stdout
+        dom = chromium(tmp_path, "--dump-dom", f"http://127.0.0.1:{port}/app/scalar").stdout
         assert "lenet adam lr=0.001 32px seed=0" in dom and "alexnet adam lr=0.001 32px seed=0" in dom
-        for tag in ("acc", "loss", "auc"):
-            assert tag in dom
-        shot = ARTIFACTS / "visualdl-scalar.png"
+        for tag in ("acc/val", "loss/val", "auc/val", "train/loss_step"):
+            assert tag in dom, tag
+        shot = artifacts / "visualdl-scalar.png"
         chromium(tmp_path, f"--screenshot={shot}", f"http://127.0.0.1:{port}/app/scalar")
         assert shot.stat().st_size > 10_000
-        hparams = ARTIFACTS / "visualdl-hparams.png"
-        chromium(tmp_path, f"--screenshot={hparams}", f"http://127.0.0.1:{port}/app/hyper-parameter")
-        assert hparams.stat().st_size > 10_000
+        hparams = chromium(tmp_path, "--dump-dom", f"http://127.0.0.1:{port}/app/hyper-parameter").stdout
+        for name in ("optimizer.learning_rate", "image_size", "model", "acc/val"):
+            assert name in hparams, name
+        shot = artifacts / "visualdl-hparams.png"
+        chromium(tmp_path, f"--screenshot={shot}", f"http://127.0.0.1:{port}/app/hyper-parameter")
+        assert shot.stat().st_size > 10_000
     finally:
         board.send_signal(signal.SIGINT)
         board.wait(timeout=30)
 
 
-def test_report_html_opens_with_table_and_plots(tmp_path, two_runs):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+def test_report_html_opens_with_table_and_plots(tmp_path, two_runs, artifacts):
     report = two_runs / "report.html"
     page = chromium(tmp_path, "--enable-logging=stderr", "--dump-dom", report.as_uri())
-    assert page.returncode == 0
+    assert page.returncode == 0 and "Uncaught" not in page.stderr
     dom = page.stdout
-    assert "<table>" in dom and dom.count("<tr>") >= 3  # header + two runs
-    assert dom.count('src="data:image/png;base64,') >= 3 + 2 * 3  # comparison plots + each run's pictures
-    assert "Uncaught" not in page.stderr
-    shot = ARTIFACTS / "report-html.png"
+    runs = json.loads(cli("report", two_runs, "--format", "json", check=True).stdout)["runs"]
+    for run in runs:  # every run, with its accuracy as the table shows it
+        row = re.search(rf"<tr><td>{re.escape(run['run_id'])}</td>(.*?)</tr>", dom)
+        assert row and f"{100 * run['final_acc']:.2f}%" in row.group(1), run["run_id"]
+    images = re.findall(r'<img[^>]* src="([^"]+\.png)"', dom)
+    assert len(images) >= 3 + 2 * 3  # the comparison plots, and each run's curves, confusion matrix and ROC
+    assert all((two_runs / src).stat().st_size > 1000 for src in images)
+    shot = artifacts / "report-html.png"
     chromium(tmp_path, f"--screenshot={shot}", report.as_uri())
     assert shot.stat().st_size > 10_000

@@ -16,7 +16,8 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import DATA_ROOT, PM, cli, tiny_experiment
+from conftest import (DATA_ROOT, PM, cli, epochs_logged_before_each_start, resumed_at, tiny_experiment,
+                      wait_until_no_worker)
 from runner.checkpoints import Checkpoints
 from runner.config import load_experiment
 from runner.conv_bias import ChannelBiasAdd
@@ -36,8 +37,14 @@ def tiny_run(tmp_path, epochs):
     return spec, SweepLayout.for_experiment(experiment.name).run(spec.run_id)
 
 
-def note_collector(notes: list):
-    return lambda event, **details: notes.append(details["message"]) if event == "note" else None
+def note_collector(notes: list, starts: list | None = None):
+    """Collects the notes of a run, and the epoch each start resumed after."""
+    def report(event, **details):
+        if event == "note":
+            notes.append(details["message"])
+        elif event == "start" and starts is not None:
+            starts.append(details["resumed_at"])
+    return report
 
 
 def digest(path):
@@ -60,9 +67,10 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, outputs, 
     run.result.unlink()
     newest = run.checkpoints / "epoch-0003" / "model.pdparams"
     newest.write_bytes(newest.read_bytes()[:100])
-    notes = []
-    resumed = train_run(spec, run, DATA_ROOT, report=note_collector(notes))
+    notes, starts = [], []
+    resumed = train_run(spec, run, DATA_ROOT, report=note_collector(notes, starts))
     assert any("epoch-0003 is unreadable" in n for n in notes)
+    assert starts == [2]  # resumed from the epoch before the damaged one, not from scratch
     assert resumed["final"] == reference["final"] and len(resumed["history"]) == 3
 
 
@@ -72,9 +80,10 @@ def test_all_checkpoints_unreadable_restarts_and_says_so(tmp_path, outputs):
     run.result.unlink()
     for params in run.checkpoints.glob("epoch-*/model.pdparams"):
         params.write_bytes(b"")
-    notes = []
-    again = train_run(spec, run, DATA_ROOT, report=note_collector(notes))
+    notes, starts = [], []
+    again = train_run(spec, run, DATA_ROOT, report=note_collector(notes, starts))
     assert any("restarting the run from scratch" in n for n in notes)
+    assert starts == [0]
     assert again["final"] == reference["final"]
 
 
@@ -207,20 +216,30 @@ def test_fault_injection_sigkill_at_five_moments(tmp_path, outputs):
         proc = subprocess.run([sys.executable, "-m", "runner", "sweep", str(path), "--jobs", "1"],
                               env={**env, "RUNNER_FAULT": fault}, capture_output=True, timeout=300)
         assert proc.returncode == -signal.SIGKILL, (fault, proc.stderr[-500:])
-        time.sleep(0.3)
+        wait_until_no_worker(outputs)
         note_finished()
     proc = subprocess.Popen([sys.executable, "-m", "runner", "sweep", str(path), "--jobs", "1"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(random.Random(7).uniform(2.0, 6.0))
     proc.kill()
     proc.wait()
-    time.sleep(0.3)
+    wait_until_no_worker(outputs)
     note_finished()
 
     cli("sweep", path, "--jobs", "1", check=True, env={"RUNNER_OUTPUT_ROOT": str(outputs)})
     note_finished()
     rows = RunRegistry(outputs / "tiny" / "runs.sqlite").rows()
     assert len(rows) == 4 and all(r["status"] == "done" for r in rows)
+    restarts = 0
+    for row in rows:
+        log = outputs / "tiny" / "runs" / row["id"] / "train.log"
+        # each process of a run resumed at or after every epoch already logged: nothing finished
+        # was trained again, and a restart resumed rather than started over
+        for started, logged in zip(resumed_at(log), epochs_logged_before_each_start(log)):
+            assert started >= logged, (row["id"], resumed_at(log), epochs_logged_before_each_start(log))
+        assert row["attempts"] >= len(resumed_at(log))  # a kill before a worker logs its start counts too
+        restarts += sum(1 for started in resumed_at(log) if started > 0)
+    assert restarts >= 1  # the kills landed mid-run, and those runs resumed
 
     def table(root):
         with open(root / "tiny" / "results.csv") as f:
