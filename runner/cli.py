@@ -90,10 +90,33 @@ def main() -> None:
 @app.command()
 def models(as_json: bool = typer.Option(False, "--json", help="One JSON object per model, as a list."),
            flops: bool = typer.Option(False, "--flops", help="Also count FLOPs at each model's default input "
-                                                            "size (builds every network: about a minute).")):
+                                                            "size (builds every network: about a minute)."),
+           benchmark: bool = typer.Option(False, "--benchmark", help="Measure each untrained network's CPU "
+                                          "inference cost as trained runs are measured (latency at batch 1, "
+                                          "throughput at batch 32, exported size)"),
+           image_size: Optional[int] = typer.Option(None, "--image-size", min=8, help="With --benchmark: this size "
+                                                    "instead of each model's default"),
+           only: Optional[List[str]] = typer.Option(None, "--model", help="With --benchmark: only these models "
+                                                   "(repeat the option)")):
     """Every registered model: name, origin (course, paddle.vision or runner), parameters."""
-    from runner.models import describe_models
+    from runner.models import benchmark_models, describe_models
 
+    if benchmark:
+        rows = benchmark_models(only or None, image_size,
+                                on_model=None if as_json else lambda name: err.print(f"measuring {name} ..."))
+        if as_json:
+            out.print_json(json.dumps(rows))
+            return
+        t = Table("name", "input", "parameters", "GMACs", "latency ms (batch 1)", "img/s (batch 32)", "model MB")
+        for r in rows:
+            if "error" in r:
+                t.add_row(r["name"], f"{r['image_size']}px", "", "", f"not measured: {r['error']}", "", "")
+                continue
+            t.add_row(r["name"], f"{r['image_size']}px", f"{r['parameters']:,}", f"{r['flops'] / 1e9:.2f}",
+                      f"{r['latency_ms']:.2f}", f"{r['throughput_ips']:.1f}", f"{r['model_mb']:.1f}")
+        out.print(t)
+        out.print("one thread, the exported model on paddle's inference engine (oneDNN), as trained runs are measured")
+        return
     rows = describe_models(with_flops=flops)
     if as_json:
         out.print_json(json.dumps(rows))
@@ -285,13 +308,15 @@ def default_output_dir(output_dir: Optional[Path]) -> Path:
 @app.command()
 def report(output_dirs: Optional[List[Path]] = typer.Argument(
                None, help="outputs/<name> (default: the newest sweep); several sweeps make one table"),
-           fmt: str = typer.Option("md", "--format", help="md, csv or json")):
+           fmt: str = typer.Option("md", "--format", help="md, csv or json"),
+           ensemble: bool = typer.Option(False, "--ensemble", help="Add a row per model group that averages its "
+                                                                    "seeds' validation probabilities")):
     """The comparison table of a sweep, or of several side by side."""
     from runner.report import report_for
 
     if fmt not in ("md", "csv", "json"):
         raise RunnerError(f"--format {fmt!r}: use md, csv or json")
-    text, skipped = report_for(output_dirs or [default_output_dir(None)], fmt)
+    text, skipped = report_for(output_dirs or [default_output_dir(None)], fmt, ensemble)
     print(text)
     for note in skipped:
         err.print(f"skipped {note}")
@@ -309,8 +334,8 @@ def board(output_dir: Optional[Path] = typer.Argument(None, help="outputs/<name>
     dirs = [default_output_dir(output_dir), *(compare or [])]
     stop_cleanly_on_signals()
     proc, url = start_board(dirs, port)
-    out.print(f"VisualDL: {url}  (logs: {', '.join(str(d / 'vdl') for d in dirs)}; Ctrl-C to stop)")
-    try:
+    try:  # from here on, Ctrl-C at any moment (even while the URL is printed) stops the server cleanly
+        out.print(f"VisualDL: {url}  (logs: {', '.join(str(d / 'vdl') for d in dirs)}; Ctrl-C to stop)")
         proc.wait()
     except KeyboardInterrupt:
         pass

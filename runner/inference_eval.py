@@ -45,12 +45,13 @@ def native_stderr_without(noise: str):
                 os.write(2, kept)
 
 
-def build_predictor(network: paddle.nn.Layer, image_size: int, threads: int, folder: Path, bfloat16: bool = False):
+def build_predictor(network: paddle.nn.Layer, image_size: int, threads: int, folder: Path, bfloat16: bool = False,
+                    in_channels: int = 3):
     """A oneDNN predictor computing what `network` computes in eval mode, with its current weights."""
     from paddle import inference
 
     network.eval()
-    spec = [paddle.static.InputSpec([None, 3, image_size, image_size], "float32", "image")]
+    spec = [paddle.static.InputSpec([None, in_channels, image_size, image_size], "float32", "image")]
     prefix = str(folder / "network")
     with native_stderr_without("not support input out tensor"):  # paddle's own note on tracing, every time
         paddle.jit.save(network, prefix, input_spec=spec)  # traces forward; `network` itself is left as it was

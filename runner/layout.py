@@ -86,6 +86,10 @@ class RunLayout:
         return self.folder / "predictions.npz"
 
     @property
+    def gradcam(self) -> Path:
+        return self.folder / "gradcam.npz"
+
+    @property
     def progress(self) -> Path:
         return self.folder / "progress.json"
 

@@ -99,11 +99,10 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[int, int, flo
     return b, c, float(min(1.0, 2 * tail))
 
 
-T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
-
 def mean_std_interval(values) -> tuple[float, float, float, float]:
     """(mean, sample std, low, high) with a 95% t-interval of the mean; std and interval are nan for one value."""
+    from scipy import stats
+
     values = np.asarray([v for v in values if v is not None and not math.isnan(v)], float)
     if len(values) == 0:
         return (float("nan"),) * 4
@@ -111,5 +110,120 @@ def mean_std_interval(values) -> tuple[float, float, float, float]:
     if len(values) < 2:
         return mean, float("nan"), float("nan"), float("nan")
     std = float(values.std(ddof=1))
-    half = T_95.get(len(values) - 1, 1.96) * std / math.sqrt(len(values))
+    half = float(stats.t.ppf(0.975, len(values) - 1)) * std / math.sqrt(len(values))
     return mean, std, mean - half, mean + half
+
+
+def welch_p(a, b) -> float | None:
+    """Two-sided p of Welch's t-test (unequal variances) between two groups of per-seed values;
+    None when either group has fewer than two values."""
+    from scipy import stats
+
+    a = np.asarray([v for v in a if v is not None], float)
+    b = np.asarray([v for v in b if v is not None], float)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    if a.std() == 0 and b.std() == 0:
+        return 1.0 if a.mean() == b.mean() else 0.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+# ---- calibration and operating points --------------------------------------------------------------
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE (Guo et al. 2017): images binned by their top probability into `bins` equal-width bins
+    of [0, 1]; the gap between each bin's accuracy and mean confidence, weighted by its share."""
+    confidence, correct, counts = reliability_bins(probs, labels, bins)
+    present = counts > 0
+    return float(np.sum(counts[present] * np.abs(correct[present] - confidence[present])) / counts.sum()) \
+        if counts.sum() else float("nan")
+
+
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = 15):
+    """Per bin of top probability: (mean confidence, accuracy, count); empty bins hold nan, nan, 0."""
+    top = probs.max(1)
+    correct = (probs.argmax(1) == labels).astype(float)
+    # bin k holds (k/bins, (k+1)/bins]; a confidence of exactly 0 goes to the first bin
+    index = np.clip(np.ceil(top * bins).astype(int) - 1, 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore"):
+        confidence = np.bincount(index, weights=top, minlength=bins) / counts
+        accuracy = np.bincount(index, weights=correct, minlength=bins) / counts
+    return confidence, accuracy, counts
+
+
+def brier_score(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean squared error of the probabilities: for two classes, of the positive class's
+    probability against 0/1 (Brier 1950, as clinical papers report it); for more, summed over classes."""
+    if probs.shape[1] == 2:
+        return float(np.mean((probs[:, 1] - labels) ** 2))
+    onehot = np.eye(probs.shape[1])[labels]
+    return float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
+
+
+def sensitivity_at_specificity(scores: np.ndarray, labels: np.ndarray, target: float = 0.95) -> float:
+    """The highest sensitivity among thresholds whose specificity is at least `target`, read off
+    the empirical ROC curve (its points, no interpolation)."""
+    fpr, tpr = roc_curve(scores, labels)
+    ok = (1 - fpr) >= target - 1e-12
+    return float(tpr[ok].max()) if ok.any() else float("nan")
+
+
+def specificity_at_sensitivity(scores: np.ndarray, labels: np.ndarray, target: float = 0.95) -> float:
+    """The highest specificity among thresholds whose sensitivity is at least `target`."""
+    fpr, tpr = roc_curve(scores, labels)
+    ok = tpr >= target - 1e-12
+    return float((1 - fpr[ok]).max()) if ok.any() else float("nan")
+
+
+# ---- DeLong's test for AUCs ----------------------------------------------------------------------
+
+def _midranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing the mean of their ranks."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)
+    return (last - (counts - 1) / 2)[inverse.reshape(-1)]
+
+
+def delong_components(scores: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """AUC and DeLong's structural components (placement values): V10 for each positive (the share
+    of negatives it outscores, ties half) and V01 for each negative (the share of positives that
+    outscore it), by midranks (Sun & Xu 2014) rather than the m x n comparisons."""
+    labels = np.asarray(labels).astype(bool)
+    pos, neg = np.asarray(scores, float)[labels], np.asarray(scores, float)[~labels]
+    m, n = len(pos), len(neg)
+    both = _midranks(np.concatenate([pos, neg]))
+    v10 = (both[:m] - _midranks(pos)) / n
+    v01 = 1.0 - (both[m:] - _midranks(neg)) / m
+    return float(v10.mean()), v10, v01
+
+
+def delong_variance(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(AUC, its variance by DeLong et al. 1988)."""
+    auc, v10, v01 = delong_components(scores, labels)
+    return auc, float(np.var(v10, ddof=1) / len(v10) + np.var(v01, ddof=1) / len(v01))
+
+
+def delong_interval(scores: np.ndarray, labels: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Confidence interval of an AUC from DeLong's variance (normal), clipped to [0, 1]."""
+    from scipy import stats
+
+    auc, var = delong_variance(scores, labels)
+    half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(var)
+    return max(0.0, auc - half), min(1.0, auc + half)
+
+
+def delong_test(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """DeLong's paired test of two AUCs on the same images: (z, two-sided p)."""
+    from scipy import stats
+
+    auc_a, a10, a01 = delong_components(scores_a, labels)
+    auc_b, b10, b01 = delong_components(scores_b, labels)
+    s10 = np.cov(np.vstack([a10, b10]))
+    s01 = np.cov(np.vstack([a01, b01]))
+    cov = s10 / len(a10) + s01 / len(a01)
+    var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    if var <= 0:
+        return 0.0, 1.0 if auc_a == auc_b else 0.0
+    z = (auc_a - auc_b) / math.sqrt(var)
+    return float(z), float(2 * stats.norm.sf(abs(z)))

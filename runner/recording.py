@@ -67,8 +67,9 @@ class RunRecorder:
             self.log.close()
             self.log = None
 
-    def finish(self) -> None:
-        """Once the run has trained: the best epoch's confusion matrix and ROC, drawn once for VisualDL."""
+    def finish(self, gradcam: dict) -> None:
+        """Once the run has trained: the best epoch's confusion matrix and ROC and the Grad-CAM of the
+        final network, drawn once for VisualDL."""
         if not self.main or self.best is None or "best" not in self.predictions:
             return
         from runner.vdl import RunLog
@@ -76,6 +77,8 @@ class RunRecorder:
         log = RunLog(self.layout.vdl, self.spec.display_name, len(self.history), self.steps_per_epoch)
         try:
             log.best_epoch(self.best["epoch"], self.predictions["best"], self.predictions["labels"], self.class_names)
+            if gradcam:
+                log.gradcam(gradcam, self.class_names, len(self.history))
         finally:
             log.close()
 

@@ -17,6 +17,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from runner import metrics
 from runner.config import dotted, identity, with_defaults
 from runner.layout import SweepLayout
@@ -30,6 +32,8 @@ from runner.runfiles import load_predictions, read_result, result_problem
 COURSE_TEXT = {"lenet": 0.5275, "alexnet": 0.94, "vgg16": 0.94, "googlenet": 0.95, "resnet50": 0.95}
 COURSE_SAVED_RUN = {"alexnet": 0.925, "vgg16": 0.9475, "googlenet": 0.8575, "resnet50": 0.93}
 ALPHA = 0.05
+PROBABILITY_FIELDS = ("ece", "brier", "auc_ci_low", "auc_ci_high", "sensitivity_at_95_specificity",
+                      "specificity_at_95_sensitivity")
 
 
 # ---- reading the runs ----------------------------------------------------------------------------
@@ -69,11 +73,13 @@ def finished_runs(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict
 
 
 def add_statistics(rows: list[dict]) -> None:
-    """Wilson interval per run; McNemar of each run against the best run on the same images."""
+    """Per run: Wilson interval, calibration, operating points and DeLong's AUC interval; against
+    the best run on the same images: McNemar's test, and DeLong's for two-class data."""
     for row in rows:
         correct = row["correct"]
         row["ci"] = metrics.wilson_interval(int(correct.sum()), len(correct)) if correct is not None else (None, None)
-        row["mcnemar"] = None
+        row["mcnemar"] = row["delong_p"] = None
+        row["probability"] = probability_statistics(row["predictions"])
     for row in rows:
         c = row["result"]["config"]
         peers = [r for r in rows if same_val_set(r["result"]["config"], c) and r["correct"] is not None]
@@ -87,6 +93,26 @@ def add_statistics(rows: list[dict]) -> None:
             continue
         _, _, p = metrics.mcnemar(best["correct"], row["correct"])
         row["mcnemar"] = p
+        if row["predictions"]["final"].shape[1] == 2 and np.array_equal(best["predictions"]["labels"],
+                                                                       row["predictions"]["labels"]):
+            row["delong_p"] = metrics.delong_test(best["predictions"]["final"][:, 1],
+                                                  row["predictions"]["final"][:, 1], row["predictions"]["labels"])[1]
+
+
+def probability_statistics(predictions: dict) -> dict:
+    """ECE, Brier and, for two classes, the operating points and DeLong's AUC interval, from a
+    run's final validation probabilities."""
+    if "final" not in predictions or "labels" not in predictions:
+        return {}
+    probs, labels = predictions["final"], predictions["labels"]
+    out = {"ece": metrics.expected_calibration_error(probs, labels), "brier": metrics.brier_score(probs, labels)}
+    if probs.shape[1] == 2 and 0 < labels.sum() < len(labels):
+        scores = probs[:, 1]
+        low, high = metrics.delong_interval(scores, labels)
+        out.update(auc_ci_low=low, auc_ci_high=high,
+                   sensitivity_at_95_specificity=metrics.sensitivity_at_specificity(scores, labels, 0.95),
+                   specificity_at_95_sensitivity=metrics.specificity_at_sensitivity(scores, labels, 0.95))
+    return out
 
 
 def same_val_set(a: dict, b: dict) -> bool:
@@ -118,8 +144,16 @@ def seed_groups(rows: list[dict]) -> list[dict]:
             values = [m["result"]["final"].get(name) for m in members]
             summary[name] = metrics.mean_std_interval([v for v in values if v is not None])
         summary["course_text"], summary["course_saved_run"] = course_figures(first["config"])
+        summary["per_seed_acc"] = [m["result"]["final"].get("acc") for m in members]
+        summary["members"] = members
         out.append(summary)
     out.sort(key=lambda s: -(s["acc"][0] if not math.isnan(s["acc"][0]) else -1))
+    for group in out:  # Welch's t on per-seed accuracy against the best group of the same images
+        best = next((g for g in out if same_val_set(g["members"][0]["result"]["config"],
+                                                     group["members"][0]["result"]["config"])), None)
+        group["welch_p"] = None if best is group or best is None else \
+            metrics.welch_p(best["per_seed_acc"], group["per_seed_acc"])
+        group["is_best"] = best is group
     return out
 
 
@@ -175,14 +209,19 @@ def run_record(row: dict) -> dict:
         "f1": final.get("f1"), "top5": final.get("top5"),
         "train_seconds": res.get("train_seconds"), "images_per_second": res.get("images_per_second"),
         "peak_memory_mb": res.get("peak_memory_mb"), "host": res.get("host"), "node": res.get("node"),
+        "latency_ms": res.get("latency_ms"), "throughput_ips": res.get("throughput_ips"),
+        "model_mb": res.get("model_mb"),
+        **{k: row["probability"].get(k) for k in PROBABILITY_FIELDS},
         "course_text": course_text, "course_saved_run": course_saved,
-        "is_best": p == "best", "mcnemar_p": None if p in (None, "best") else p,
+        "is_best": p == "best", "mcnemar_p": None if p in (None, "best") else p, "delong_p": row.get("delong_p"),
         "in_file": row.get("in_file", True),
     }
 
 
 def group_record(group: dict) -> dict:
-    out = {k: group[k] for k in ("model", "dataset", "image_size", "seeds", "course_text", "course_saved_run")}
+    out = {k: group[k] for k in ("model", "dataset", "image_size", "seeds", "course_text", "course_saved_run",
+                                 "per_seed_acc", "is_best", "welch_p")}
+    out["run_ids"] = [m["result"]["run_id"] for m in group["members"]]
     for name in ("acc", "auc"):
         mean, std, low, high = (None if math.isnan(v) else v for v in group[name])
         out.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_ci_low": low, f"{name}_ci_high": high})
@@ -234,13 +273,37 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     return header, body
 
 
+def choice_table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """What a person choosing a network also asks: can its AUC be told from the best one's, where
+    would it operate, can its probabilities be trusted, what does it cost to run."""
+    binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
+    header = ["run", "model"]
+    header += ["AUC (95% CI, DeLong)", "AUC differs from best (DeLong p)", "sensitivity at 95% specificity",
+               "specificity at 95% sensitivity"] if binary else []
+    header += ["ECE", "Brier", "latency ms (batch 1)", "img/s (batch 32)", "model MB", "peak train MB"]
+    body = []
+    for row in rows:
+        r = run_record(row)
+        line = [r["run_id"], r["model"]]
+        if binary:
+            auc = f"{num(r['auc'])} ({num(r['auc_ci_low'], 3)}–{num(r['auc_ci_high'], 3)})" if r["auc_ci_low"] is not None \
+                else num(r["auc"])
+            line += [auc, differs("best" if r["is_best"] else r["delong_p"]), pct(r["sensitivity_at_95_specificity"]),
+                     pct(r["specificity_at_95_sensitivity"])]
+        line += [num(r["ece"], 3), num(r["brier"], 3), num(r["latency_ms"], 1), num(r["throughput_ips"], 1),
+                 num(r["model_mb"], 1), num(r["peak_memory_mb"], 0)]
+        body.append(line)
+    return header, body
+
+
 def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
     header = ["model", "dataset", "size", "seeds", "final acc mean ± std", "95% interval", "AUC mean ± std",
-              "course (text)", "course (its saved run)"]
+              "differs from best group (Welch p)", "course (text)", "course (its saved run)"]
     body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
              # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
              f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if not math.isnan(g["acc"][2]) else "—",
-             mean_std(g["auc"], percent=False), pct(g["course_text"]), pct(g["course_saved_run"])] for g in groups]
+             mean_std(g["auc"], percent=False), differs("best" if g.get("is_best") else g.get("welch_p")),
+             pct(g["course_text"]), pct(g["course_saved_run"])] for g in groups]
     return header, body
 
 
@@ -254,11 +317,50 @@ def mean_std(stats, percent: bool = True) -> str:
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}{unit}"
 
 
-def render(rows: list[dict], fmt: str = "md", skipped: list[str] = ()) -> str:
+def ensembles(rows: list[dict]) -> list[dict]:
+    """A row per model group of two or more seeds that averages its seeds' final validation
+    probabilities. Its members are the group's, never chosen by a validation score; it is compared
+    with the best single run on the same images (McNemar, and DeLong for two classes)."""
+    out = []
+    for label, members in group_by_seed(rows):
+        usable = [m for m in members if "final" in m["predictions"] and "labels" in m["predictions"]]
+        if len(usable) < 2 or not all(np.array_equal(m["predictions"]["labels"], usable[0]["predictions"]["labels"])
+                                      for m in usable):
+            continue
+        labels = usable[0]["predictions"]["labels"]
+        probs = np.mean([m["predictions"]["final"] for m in usable], axis=0)
+        correct = probs.argmax(1) == labels
+        low, high = metrics.wilson_interval(int(correct.sum()), len(correct))
+        record = {"model": label, "seeds": len(usable), "acc": float(correct.mean()), "acc_ci_low": low,
+                  "acc_ci_high": high, **metrics.summarize(probs, labels),
+                  **probability_statistics({"final": probs, "labels": labels})}
+        record["acc"] = float(correct.mean())
+        best = next((r for r in rows if r["correct"] is not None and r.get("mcnemar") == "best"
+                     and np.array_equal(r["predictions"]["labels"], labels)), None)
+        record["best_run"] = best["result"]["run_id"] if best else None
+        record["mcnemar_p"] = metrics.mcnemar(best["correct"], correct)[2] if best else None
+        record["delong_p"] = (metrics.delong_test(best["predictions"]["final"][:, 1], probs[:, 1], labels)[1]
+                              if best and probs.shape[1] == 2 else None)
+        out.append(record)
+    return out
+
+
+def ensemble_table(records: list[dict]) -> tuple[list[str], list[list]]:
+    header = ["ensemble of", "seeds", "acc", "95% CI", "AUC (95% CI, DeLong)", "ECE", "Brier",
+              "differs from the best run (McNemar p)", "AUC differs (DeLong p)"]
+    body = [[e["model"], e["seeds"], pct(e["acc"]), f"{pct(e['acc_ci_low'])}–{pct(e['acc_ci_high'])}",
+             f"{num(e.get('auc'))} ({num(e.get('auc_ci_low'), 3)}–{num(e.get('auc_ci_high'), 3)})",
+             num(e["ece"], 3), num(e["brier"], 3), differs(e["mcnemar_p"]), differs(e["delong_p"])] for e in records]
+    return header, body
+
+
+def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble: bool = False) -> str:
     if fmt == "json":
-        return json.dumps({"runs": [run_record(r) for r in rows],
-                           "seed_groups": [group_record(g) for g in seed_groups(rows)],
-                           "skipped": list(skipped)}, indent=1)
+        out = {"runs": [run_record(r) for r in rows], "seed_groups": [group_record(g) for g in seed_groups(rows)],
+               "skipped": list(skipped)}
+        if ensemble:
+            out["ensembles"] = ensembles(rows)
+        return json.dumps(out, indent=1, default=float)
     if fmt == "csv":
         records = [run_record(r) for r in rows]
         buf = io.StringIO()
@@ -267,9 +369,14 @@ def render(rows: list[dict], fmt: str = "md", skipped: list[str] = ()) -> str:
         writer.writerows(records)
         return buf.getvalue()
     text = markdown(*table(rows))
+    if rows:
+        text += ("\n\nCost, calibration and operating points (measured on the validation images):\n\n"
+                 + markdown(*choice_table(rows)))
     groups = seed_groups(rows)
     if any(g["seeds"] > 1 for g in groups):
         text += "\n\nOver seeds:\n\n" + markdown(*group_table(groups))
+    if ensemble:
+        text += "\n\nEnsembles (the mean of each group's seeds' probabilities):\n\n" + markdown(*ensemble_table(ensembles(rows)))
     if any(not r.get("in_file", True) for r in rows):
         text += f"\n\nRuns marked \"not in the file\" were trained here earlier but are not in {rows[0]['source']} now."
     if skipped:
@@ -283,7 +390,7 @@ def markdown(header, body) -> str:
     return "\n".join(lines)
 
 
-def report_for(output_dirs: list[Path], fmt: str = "md") -> tuple[str, list[str]]:
+def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False) -> tuple[str, list[str]]:
     """One table over the finished runs of one or more sweeps, and what could not be shown. The
     paired test compares every run with the best run on the same validation images, whichever sweep
     it came from; a folder named twice, or a run found in two folders, counts once."""
@@ -305,4 +412,4 @@ def report_for(output_dirs: list[Path], fmt: str = "md") -> tuple[str, list[str]
             rows.append(row)
         if not any(seen[r["result"]["run_id"]] == output_dir for r in rows) and not notes:
             skipped.append(f"{output_dir}: no finished run yet")
-    return render(ranked_with_statistics(rows), fmt, skipped), skipped
+    return render(ranked_with_statistics(rows), fmt, skipped, ensemble), skipped

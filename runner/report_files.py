@@ -16,11 +16,13 @@ import numpy as np
 from runner import metrics, plots
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
-from runner.report import collect, group_table, plot_groups, render, seed_groups, table
-from runner.runfiles import atomic_write
+from runner.report import (choice_table, collect, group_by_seed, group_table, plot_groups, render, run_record,
+                           seed_groups, table)
+from runner.runfiles import atomic_write, load_arrays
 
-STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px}"
-         "td,th{border:1px solid #ccc;padding:3px 6px}th{background:#f0f0f0}img.wide{max-width:100%}"
+STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px;"
+         "margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 6px}th{background:#f0f0f0}"
+         "img.wide{max-width:100%;display:block;margin:0.5em 0}p{max-width:60em}"
          ".run{display:flex;flex-wrap:wrap;gap:6px}.run img{width:300px}.skipped{color:#a00}")
 
 
@@ -57,15 +59,52 @@ def html_table(header, body) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{lines}</tbody></table>"
 
 
-def comparison_figures(layout: SweepLayout, rows: list[dict]) -> list[Path]:
-    """The sweep's comparison plots as PNG files in its folder (for the README, and for the page)."""
-    groups = plot_groups(rows)
-    figures = {"val_acc_per_epoch.png": lambda: plots.curves_figure(groups, "acc", "val", "Validation accuracy per epoch"),
-               "val_loss_per_epoch.png": lambda: plots.curves_figure(groups, "loss", "val", "Validation loss per epoch"),
-               "acc_vs_train_time.png": lambda: plots.cost_figure(groups)}
+def comparison_figures(layout: SweepLayout, rows: list[dict], groups: list[dict]) -> dict[str, Path]:
+    """The sweep's comparison figures as PNG files in its folder (for the README, and for the page):
+    each drawn only where it has something to show."""
+    named = plot_groups(rows)
+    figures = {
+        "accuracy_by_group.png": lambda: plots.interval_dot_figure(
+            [(g["model"], 100 * g["acc"][0], 100 * max(0.0, g["acc"][2]), 100 * min(1.0, g["acc"][3]))
+             for g in groups]),
+        "val_acc_per_epoch.png": lambda: plots.small_multiples_figure(named, "acc", "val"),
+        "val_loss_per_epoch.png": lambda: plots.small_multiples_figure(named, "loss", "val"),
+        "acc_vs_train_time.png": lambda: plots.cost_figure(named),
+    }
+    points = [(label, r["latency_ms"], r["final_acc"], r["auc"])
+              for label, members in group_by_seed(rows) for r in map(run_record, members)]
+    if any(lat is not None for _, lat, _, _ in points):
+        figures["pareto.png"] = lambda: plots.pareto_figure(points, [label for label, _ in group_by_seed(rows)])
+    calibrated = [(label, [metrics.reliability_bins(m["predictions"]["final"], m["predictions"]["labels"])
+                           for m in members if "final" in m["predictions"]])
+                  for label, members in group_by_seed(rows)]
+    if any(seeds for _, seeds in calibrated):
+        figures["reliability.png"] = lambda: plots.reliability_figure([c for c in calibrated if c[1]])
+    cams = [(label, cam) for label, members in group_by_seed(rows)
+            for cam in [next((load_arrays(m["run"].gradcam) for m in members if m["run"].gradcam.exists()), {})] if cam]
+    if cams:
+        class_names = rows[0]["result"]["class_names"]
+        figures["gradcam.png"] = lambda: plots.gradcam_figure(cams, class_names,
+                                                              "Grad-CAM: where each model group looks (its first run)")
     for name, draw in figures.items():
         atomic_write(layout.root / name, plots.figure_to_png(draw()))
-    return [layout.root / name for name in figures]
+    return {name: layout.root / name for name in figures}
+
+
+SECTIONS = [  # (figure, heading, what it shows)
+    ("accuracy_by_group.png", "Accuracy by model group", "Mean final validation accuracy of each group of seeds "
+     "with its 95 % t-interval (one run: the point alone)."),
+    ("pareto.png", "Accuracy against cost", "A point per run, a ring at each group's mean; the line joins the runs "
+     "no other run beats on both accuracy and CPU latency at batch 1 (the exported model, one thread)."),
+    ("val_acc_per_epoch.png", "Learning curves", "Validation accuracy per epoch, a panel per model group: each seed "
+     "thin, their mean thick."),
+    ("val_loss_per_epoch.png", "", ""),
+    ("reliability.png", "Calibration", "Reliability diagrams, a panel per model group: accuracy against "
+     "confidence in 15 equal-width bins, a line per seed; the diagonal is perfect calibration."),
+    ("gradcam.png", "Where it looks", "Grad-CAM of the positive class on a fixed set of validation images, chosen "
+     "by position (four positives, then four negatives), never by a model's errors: a row per model group."),
+    ("acc_vs_train_time.png", "Accuracy against training time", ""),
+]
 
 
 def write_html(layout: SweepLayout, rows: list[dict], skipped: list[str] = ()) -> Path:
@@ -74,16 +113,22 @@ def write_html(layout: SweepLayout, rows: list[dict], skipped: list[str] = ()) -
 
     parts = [f"<h1>Sweep {html.escape(layout.root.name)}</h1>",
              f"<p>{len(rows)} finished run(s). Final = last epoch; 95% CI = Wilson interval; McNemar = exact "
-             "test against the best run on the same validation images.</p>"]
+             "test against the best run on the same validation images; DeLong = paired test of AUCs. Everything "
+             "below is measured on the validation images.</p>"]
     if skipped:
         parts.append("<ul class='skipped'>" + "".join(f"<li>{html.escape(s)}</li>" for s in skipped) + "</ul>")
     if rows:
-        parts.append(html_table(*table(rows)))
         groups = seed_groups(rows)
+        figures = comparison_figures(layout, rows, groups)
+        parts += ["<h2>Runs</h2>", html_table(*table(rows)),
+                  "<h2>Cost, calibration and operating points</h2>", html_table(*choice_table(rows))]
         if any(g["seeds"] > 1 for g in groups):
             parts += ["<h2>Over seeds</h2>", html_table(*group_table(groups))]
-        parts += ["<h2>Comparison</h2>", *(img(p, ' class="wide"') for p in comparison_figures(layout, rows)),
-                  "<h2>Runs</h2>"]
+        for name, heading, caption in SECTIONS:
+            if name in figures:
+                parts += ([f"<h2>{html.escape(heading)}</h2>"] if heading else []) + \
+                         ([f"<p>{html.escape(caption)}</p>"] if caption else []) + [img(figures[name], ' class="wide"')]
+        parts.append("<h2>Each run</h2>")
     for row in rows:
         res = row["result"]
         parts.append(f"<h3>{html.escape(res['name'])} <small>({html.escape(res['run_id'])})</small></h3><div class='run'>")

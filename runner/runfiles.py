@@ -4,6 +4,7 @@
     progress.json     where a worker is (epoch, step), rewritten as it trains
     result.json       the finished run's metrics and history, written last
     predictions.npz   validation probabilities and labels (final and best epoch)
+    gradcam.npz       Grad-CAM heat maps on a fixed set of validation images
     error.txt         why a worker stopped without a result
 
 Every write goes through `atomic_write`: a temporary file in the same folder, flushed to disk, then
@@ -67,12 +68,21 @@ def result_problem(run) -> str | None:
 
 
 def save_predictions(run, predictions: dict) -> None:
-    atomic_write(run.predictions, lambda f: np.savez(f, **{k: v for k, v in predictions.items() if v is not None}))
+    save_arrays(run.predictions, {k: v for k, v in predictions.items() if v is not None})
 
 
 def load_predictions(run) -> dict:
+    return load_arrays(run.predictions)
+
+
+def save_arrays(path: Path, arrays: dict) -> None:
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_arrays(path: Path) -> dict:
+    """The arrays of an .npz run file ({} if it is missing or damaged)."""
     try:
-        with np.load(run.predictions) as z:
+        with np.load(path) as z:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError):
         return {}

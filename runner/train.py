@@ -27,7 +27,7 @@ from runner.inference_eval import InferenceEvaluation
 from runner.layout import RunLayout
 from runner.metrics import confusion_matrix
 from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
-from runner.runfiles import write_json_atomic
+from runner.runfiles import load_arrays, save_arrays, write_json_atomic
 from runner.objectives import ClassificationLoss, ClassificationMetrics, build_optimizer
 from runner.recording import RunRecorder
 from runner.vdl import input_grid
@@ -158,9 +158,11 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
         finally:
             recorder.close_log()
     recorder.close_log()
-    recorder.finish()
+    assessment = assess(network, c, splits, layout, report) if main else {}
+    recorder.finish(load_arrays(layout.gradcam) if main else {})
 
     result = build_result(spec, history, recorder.best, params, flops, splits, recorder.predictions)
+    result.update(assessment)
     result["parallel"] = {"processes": world, "device": c["device"], "global_batch_size": c["batch_size"],
                           "batch_per_process": c["batch_size"] // world,
                           "learning_rate": c["optimizer"]["learning_rate"]}
@@ -170,6 +172,26 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
         checkpoints.keep_last_only()
     report("done", result=result)
     return result
+
+
+def assess(network, config: dict, splits, layout: RunLayout, report: Report) -> dict:
+    """Cost to run and Grad-CAM of the trained network (runner/assess.py); what cannot be measured
+    (a network the inference engine cannot take, say) is a note, not a failed run."""
+    from runner.assess import inference_cost, where_it_looks
+
+    def note(what, err):
+        report("note", message=f"{what} not measured ({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]})")
+
+    out = {}
+    try:
+        out.update(inference_cost(network, config["image_size"], config["threads"]))
+    except Exception as err:  # noqa: BLE001 - any failure of the export has the same remedy: none needed
+        note("cost to run", err)
+    try:
+        save_arrays(layout.gradcam, where_it_looks(network, splits.val, splits.num_classes, config["image_size"]))
+    except Exception as err:  # noqa: BLE001
+        note("Grad-CAM", err)
+    return out
 
 
 def record_rank_share(layout: RunLayout, rank: int, world: int, n_train: int, config: dict) -> None:

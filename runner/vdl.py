@@ -65,6 +65,13 @@ class RunLog:
             self.image("best/roc", plots.figure_to_array(
                 plots.roc_figure(fpr, tpr, metrics.roc_auc(probs[:, 1], labels), f"ROC, epoch {epoch}")), epoch)
 
+    def gradcam(self, cam: dict, class_names: list[str], epoch: int) -> None:
+        """Where the final network looks, on the sweep's fixed validation images."""
+        from runner import plots
+
+        self.image("gradcam/val", plots.figure_to_array(
+            plots.gradcam_figure([("", cam)], class_names, title=f"Grad-CAM, epoch {epoch}")), epoch)
+
     def image(self, tag: str, image: np.ndarray, step: int = 0) -> None:
         self.writer.add_image(tag, image, step)
 
@@ -102,7 +109,7 @@ def keep_records_until(logdir: Path, epochs: int, steps_per_epoch: int) -> None:
 
 
 def keep_value(value, epochs: int, steps_per_epoch: int) -> bool:
-    if value.HasField("meta_data") or value.tag.startswith("best/"):
+    if value.HasField("meta_data") or value.tag.startswith(("best/", "gradcam/")):
         return False
     return value.id <= (epochs * steps_per_epoch if value.tag == STEP_TAG else epochs)
 

@@ -25,7 +25,7 @@ from runner.options import HEADS
 from runner.errors import RunnerError
 
 __all__ = ["describe_models", "build_network", "SigmoidHead", "build_model", "check_input_size", "count_parameters", "count_flops",
-           "check_model_args", "get_model", "list_models", "register_model", "ModelEntry", "COURSE", "PADDLE_VISION", "RUNNER"]
+           "benchmark_models", "check_model_args", "get_model", "list_models", "register_model", "ModelEntry", "COURSE", "PADDLE_VISION", "RUNNER"]
 
 
 def build_network(name: str, num_classes: int, image_size: int = 224, pretrained: bool = False,
@@ -205,5 +205,29 @@ def describe_models(with_flops: bool = False) -> list[dict]:
                "image_size": size, "summary": entry.summary}
         if with_flops:
             row["flops"] = count_flops(network, size, 1 if name.endswith("/lenet") else 3)
+        rows.append(row)
+    return rows
+
+
+def benchmark_models(names: list[str] | None = None, image_size: int | None = None, on_model=None) -> list[dict]:
+    """Every model's (or `names`') inference cost untrained, measured as runner.assess measures a
+    trained run: a network that cannot take the size or be exported gets an "error" instead."""
+    from runner.assess import inference_cost
+
+    rows = []
+    for name in names or list_models():
+        entry = get_model(name)
+        size = image_size or entry.default_image_size
+        channels = 1 if name.endswith("/lenet") else 3
+        if on_model:
+            on_model(name)
+        row = {"name": name, "origin": entry.origin, "image_size": size}
+        try:
+            network = build_network(name, 2, size)
+            check_input_size(network, name, size, channels)
+            row.update(parameters=count_parameters(network), flops=count_flops(network, size, channels))
+            row.update(inference_cost(network, size, threads=1, in_channels=channels))
+        except Exception as err:  # noqa: BLE001 - reported per model, the others go on
+            row["error"] = (str(err).splitlines() or [type(err).__name__])[0][:160]
         rows.append(row)
     return rows
