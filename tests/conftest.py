@@ -123,3 +123,21 @@ def wait_until_no_worker(root, timeout: float = 60.0) -> None:
     while workers_writing_to(root):
         assert _time.monotonic() < deadline, f"workers still running under {root}: {workers_writing_to(root)}"
         _time.sleep(0.05)
+
+
+# Fields of a result that measure the machine rather than the run: left out where two sweeps' tables
+# are compared.
+TIMINGS = ("train_seconds", "images_per_second", "peak_memory_mb", "latency_ms", "throughput_ips")
+
+
+def first_table(markdown: str) -> list[str]:
+    """The rows of the first table of a results.md or `runner report` (one line per run)."""
+    rows = []
+    for line in markdown.splitlines():
+        if line.startswith("|---"):
+            continue
+        if line.startswith("|"):
+            rows.append(line)
+        elif rows:
+            break
+    return rows[1:]  # without the header

@@ -51,11 +51,17 @@ def test_run_id_is_stable_and_changes_only_with_the_config(tmp_path):
     ('name = "x"\n[[runs]]\nmodel = "lenet"\nepochs = [1\n', [], "not valid TOML"),
     (BASE, ["validation=holdout:2"], "expected \"official\" or \"holdout:F\""),
 ])
-def test_bad_experiment_files(tmp_path, text, overrides, expected):
+def test_bad_experiment_files(tmp_path, outputs, text, overrides, expected):
+    """As a user meets them: `runner sweep` stops before anything trains, with one line."""
     path = write_toml(tmp_path, text)
-    with pytest.raises(ConfigError) as err:
+    proc = cli("sweep", path, "--dry-run", *[arg for o in overrides for arg in ("--set", o)])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and expected in proc.stderr, proc.stderr
+    assert str(path) in errors[0] or errors[0].startswith("error: --set"), errors[0]
+    assert not outputs.exists()
+    with pytest.raises(ConfigError):  # the library says the same to a script
         load_experiment(path, overrides)
-    assert expected in str(err.value)
 
 
 def test_cli_reports_toml_line_and_file(tmp_path):

@@ -27,11 +27,13 @@ def small_network():
 
 
 def forward_and_gradients(network, x):
+    """{name: array}: the output, the input's gradient and every parameter's gradient."""
     x = x.detach()
     x.stop_gradient = False
     y = network(x)
     (y * y).sum().backward()
-    return [y.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in network.parameters()]
+    return {"output": y.numpy(), "input grad": x.grad.numpy(),
+            **{name: p.grad.numpy() for name, p in network.named_parameters()}}
 
 
 def test_matmul_bias_converts_only_plain_convolutions_with_a_bias():
@@ -48,10 +50,14 @@ def test_matmul_bias_trains_to_the_same_numbers():
     fast = copy.deepcopy(plain)
     use_matmul_bias(fast)
     x = paddle.randn([3, 3, 19, 17])
-    for ours, theirs in zip(forward_and_gradients(fast, x), forward_and_gradients(plain, x)):
-        # the output and every gradient but the bias's are bit-identical; the bias gradient sums
-        # the same terms in another order
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5 * np.abs(theirs).max())
+    ours, theirs = forward_and_gradients(fast, x), forward_and_gradients(plain, x)
+    converted_biases = {f"{i}.bias" for i, layer in enumerate(fast) if isinstance(layer, MatmulBiasConv2D)}
+    assert converted_biases == {"0.bias", "4.bias"} and set(ours) == set(theirs)
+    for name in ours:
+        if name in converted_biases:  # the same terms summed in another order: equal to float32 rounding
+            np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-5, atol=1e-5 * np.abs(theirs[name]).max())
+        else:  # the output and every other gradient: bit for bit
+            np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
     bias_grads = [layer.bias.grad.numpy() for layer in fast if isinstance(layer, MatmulBiasConv2D)]
     assert all(np.abs(g).max() > 1 for g in bias_grads)  # a real sum was compared, not zeros
 

@@ -48,8 +48,8 @@ def test_visualdl_pages_render_both_runs(tmp_path, two_runs, artifacts):
     try:
         dom = chromium(tmp_path, "--dump-dom", f"http://127.0.0.1:{port}/app/scalar").stdout
         assert "lenet adam lr=0.001 32px seed=0" in dom and "alexnet adam lr=0.001 32px seed=0" in dom
-        for tag in ("acc/val", "loss/val", "auc/val", "train/loss_step"):
-            assert tag in dom, tag
+        for group in ("acc", "loss", "auc", "train"):  # the tag groups: acc/*, loss/*, auc/val, train/loss_step
+            assert f">{group}<" in dom, group
         shot = artifacts / "visualdl-scalar.png"
         chromium(tmp_path, f"--screenshot={shot}", f"http://127.0.0.1:{port}/app/scalar")
         assert shot.stat().st_size > 10_000
@@ -75,6 +75,10 @@ def test_report_html_opens_with_table_and_plots(tmp_path, two_runs, artifacts):
         assert row and f"{100 * run['final_acc']:.2f}%" in row.group(1), run["run_id"]
     images = re.findall(r'<img[^>]* src="([^"]+\.png)"', dom)
     assert len(images) >= 3 + 2 * 3  # the comparison plots, and each run's curves, confusion matrix and ROC
+    for figure in ("gradcam.png", "reliability.png", "pareto.png", "accuracy_by_group.png", "val_acc_per_epoch.png"):
+        assert figure in images, figure
+    for heading in ("Where it looks", "Calibration", "Accuracy against cost", "Cost, calibration and operating points"):
+        assert f"<h2>{heading}</h2>" in dom, heading
     assert all((two_runs / src).stat().st_size > 1000 for src in images)
     shot = artifacts / "report-html.png"
     chromium(tmp_path, f"--screenshot={shot}", report.as_uri())

@@ -62,7 +62,7 @@ def test_mcnemar_exact_by_hand():
 def test_mean_std_interval_by_hand():
     mean, std, low, high = metrics.mean_std_interval([0.90, 0.92, 0.94])
     assert mean == pytest.approx(0.92) and std == pytest.approx(0.02)
-    half = 4.303 * 0.02 / math.sqrt(3)
+    half = 4.302653 * 0.02 / math.sqrt(3)  # t(0.975, 2) from tables, to 7 digits
     assert low == pytest.approx(0.92 - half) and high == pytest.approx(0.92 + half)
 
 
@@ -84,7 +84,7 @@ def test_seed_groups_join_runs_recorded_before_and_after_new_settings():
     assert [(g["image_size"], g["seeds"]) for g in groups] == [(224, 2), (128, 1)]
     mean, std, low, high = groups[0]["acc"]
     assert mean == pytest.approx(0.85) and std == pytest.approx(math.sqrt(0.005))
-    half = 12.706 * math.sqrt(0.005) / math.sqrt(2)
+    half = 12.706205 * math.sqrt(0.005) / math.sqrt(2)  # t(0.975, 1)
     assert low == pytest.approx(0.85 - half) and high == pytest.approx(0.85 + half)
     header, body = group_table(groups)
     row = dict(zip(header, body[0]))

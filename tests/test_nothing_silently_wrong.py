@@ -10,7 +10,7 @@ import numpy as np
 import openpyxl
 import pytest
 
-from conftest import PM, cli, small_copy, tiny_experiment, write_toml
+from conftest import PM, cli, first_table, small_copy, tiny_experiment, write_toml
 from runner.config import load_experiment, parse_experiment
 
 ONE = '[[runs]]\nmodel = "lenet"\n'
@@ -144,7 +144,7 @@ def test_runs_no_longer_in_the_file_leave_the_summary_and_the_exit_code(tmp_path
     assert sum("(not in the file)" in line for line in table.splitlines()) == 1  # the seed-7 run, marked
     cli("sweep", path, "--set", "seed=3", check=True)
     table = (outputs / "tiny" / "results.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| lenet-")]
+    rows = [line for line in first_table(table) if line.startswith("| lenet-")]
     assert len(rows) == 3 and sum("(not in the file)" in r for r in rows) == 2
 
 
@@ -242,12 +242,12 @@ def test_report_counts_a_folder_once_and_says_what_it_cannot_show(tmp_path, outp
     shutil.copytree(sweep, copy)
     both = cli("report", sweep, copy)
     assert both.returncode == 1 and both.stderr.count("not shown again, it is the same run as in") == 2
-    assert sum(line.startswith("| lenet-") for line in both.stdout.splitlines()) == 2
+    assert sum(line.startswith("| lenet-") for line in first_table(both.stdout)) == 2
     damaged = next((sweep / "runs").iterdir()) / "result.json"
     damaged.write_text(damaged.read_text()[:200])
     proc = cli("report", sweep)
     assert proc.returncode == 1 and f"{damaged} is damaged" in proc.stderr
-    assert sum(line.startswith("| lenet-") for line in proc.stdout.splitlines()) == 1
+    assert sum(line.startswith("| lenet-") for line in first_table(proc.stdout)) == 1
     shutil.rmtree(sweep / "runs")
     gone = cli("report", sweep)
     assert gone.returncode == 1 and gone.stderr.count("is gone") == 2 and "Traceback" not in gone.stderr

@@ -16,7 +16,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import (DATA_ROOT, PM, cli, epochs_logged_before_each_start, resumed_at, tiny_experiment,
+from conftest import (DATA_ROOT, PM, TIMINGS, cli, epochs_logged_before_each_start, resumed_at, tiny_experiment,
                       wait_until_no_worker)
 from runner.checkpoints import Checkpoints
 from runner.config import load_experiment
@@ -24,10 +24,10 @@ from runner.conv_bias import ChannelBiasAdd
 from runner.errors import RunnerError
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
+from runner.sweep import train_one
 from runner.train import train_run
 
 ONE_RUN = '[[runs]]\nmodel = "lenet"\n'
-TIMINGS = ("train_seconds", "images_per_second", "peak_memory_mb")  # of the machine, not of the run
 
 
 def tiny_run(tmp_path, epochs):
@@ -54,7 +54,7 @@ def digest(path):
 def test_image_size_too_small_for_the_model(tmp_path, outputs):
     path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\nimage_size = 16\n')
     proc = cli("train", path)
-    assert proc.returncode == 1
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "'lenet' cannot take 3x16x16 input: layer conv3" in proc.stderr and "image_size >= 28" in proc.stderr
 
 
@@ -170,11 +170,17 @@ def test_ctrl_c_inside_a_backward_paddle_calls_from_cpp_is_an_interrupt(tmp_path
         return real_backward(ctx, grad)
 
     monkeypatch.setattr(ChannelBiasAdd, "backward", staticmethod(backward))
-    with pytest.raises(KeyboardInterrupt):
-        train_run(spec, run, DATA_ROOT)
+    experiment = load_experiment(tmp_path / "tiny.toml")
+    with pytest.raises(KeyboardInterrupt):  # `runner train`'s path: the run is recorded in the registry
+        train_one(experiment, spec, DATA_ROOT)
     assert [p.name for p in run.checkpoints.glob("epoch-*")] == ["epoch-0001"]
+    registry = RunRegistry(outputs / "tiny" / "runs.sqlite", create=False)
+    assert registry.get(spec.run_id)["status"] == "interrupted"
+    registry.close()
     monkeypatch.setattr(ChannelBiasAdd, "backward", staticmethod(real_backward))
-    assert train_run(spec, run, DATA_ROOT)["epochs_run"] == 3
+    notes, starts = [], []
+    assert train_run(spec, run, DATA_ROOT, report=note_collector(notes, starts))["epochs_run"] == 3
+    assert starts == [1]  # resumed after the epoch that finished before the interrupt
 
 
 def test_predict_on_bad_and_odd_images(tmp_path, outputs):
@@ -193,6 +199,11 @@ def test_predict_on_bad_and_odd_images(tmp_path, outputs):
     assert any(str(gray) in line and "resized from 70x50" in line for line in lines)
     assert f"{text}: error:" in proc.stderr and "not a readable image" in proc.stderr
     assert "missing.jpg: no such file" in proc.stderr and "Traceback" not in proc.stderr
+    # a grayscale image is read as three equal channels: it predicts what its RGB copy predicts
+    rgb = tmp_path / "rgb.png"
+    cv2.imwrite(str(rgb), np.full((50, 70, 3), 128, np.uint8))
+    both = cli("predict", checkpoint, gray, rgb, check=True).stdout.splitlines()
+    assert both[0].split(":", 1)[1] == both[1].split(":", 1)[1]
     bad = cli("predict", tmp_path / "nowhere", fundus)
     assert bad.returncode == 1 and "no checkpoint at" in bad.stderr
 

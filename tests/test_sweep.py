@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import cli, tiny_experiment, wait_until_no_worker
+from conftest import TIMINGS, cli, first_table, tiny_experiment, wait_until_no_worker
 from runner.registry import RunRegistry
 from runner.config import load_experiment
 from runner.plan import estimate_minutes, plan_sweep
@@ -41,8 +41,7 @@ def final_metrics(outputs, name="tiny"):
 def table_without_timings(outputs, name="tiny"):
     with open(outputs / name / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    return [{k: v for k, v in row.items() if k not in ("train_seconds", "images_per_second", "peak_memory_mb")}
-            for row in rows]
+    return [{k: v for k, v in row.items() if k not in TIMINGS} for row in rows]
 
 
 def test_sweep_table_skip_and_parallel_equivalence(tmp_path, outputs):
@@ -52,7 +51,7 @@ def test_sweep_table_skip_and_parallel_equivalence(tmp_path, outputs):
     rows = registry_rows(outputs)
     assert len(rows) == 3 and all(r["status"] == "done" and r["attempts"] == 1 for r in rows.values())
     table = (outputs / "tiny" / "results.md").read_text()
-    assert sum(line.startswith("| lenet-") or line.startswith("| alexnet-") for line in table.splitlines()) == 3
+    assert sum(line.startswith("| lenet-") or line.startswith("| alexnet-") for line in first_table(table)) == 3
     assert (outputs / "tiny" / "val_acc_per_epoch.png").stat().st_size > 1000
     assert len(list((outputs / "tiny" / "vdl").iterdir())) == 3
 
