@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import ConfigError, RunnerError, close_matches
+from runner.validation import parse_validation
 from runner.options import (EVAL_ENGINES, HEADS, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS, SCHEDULER_KEYS,
                             SCHEDULERS)
 
@@ -51,6 +52,7 @@ RUN_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "amp": ((bool,), False),
     "eval_engine": ((str,), "inference"),
     "label": ((str,), ""),
+    "fold": ((int,), 0),
 }
 TABLE_FIELDS = {
     "optimizer": {"name": (str,), "learning_rate": (float,), "momentum": (float,), "weight_decay": (float,),
@@ -64,7 +66,7 @@ TABLE_FIELDS = {
 TOP_LEVEL = {"name": (str,), "description": (str,), "defaults": (dict,), "runs": (list,), "grid": (dict,)}
 # The keys runs were first recorded with. A key added since is left out of a run's id while it keeps
 # its default, so adding a key never changes the id of a run that does not use it.
-ORIGINAL_KEYS = frozenset(RUN_FIELDS) - {"device", "nproc", "amp", "eval_engine", "head"}
+ORIGINAL_KEYS = frozenset(RUN_FIELDS) - {"device", "nproc", "amp", "eval_engine", "head", "fold"}
 # Keys that do not change what is trained (a label; which device of a kind), so not a run's identity.
 NOT_IDENTITY = ("label", "device")
 
@@ -232,11 +234,21 @@ def parse_experiment(data: dict, path: Path, overrides=()) -> Experiment:
         check_run(run, where, f"runs[{i}].")
         for combo in itertools.product(*grid.values()):
             config = resolve({**defaults, **run}, zip(grid.keys(), combo), parsed_overrides, where, f"runs[{i}]")
-            spec = RunSpec(name, config)
-            if spec.run_id not in seen:  # identical runs collapse into one
-                seen.add(spec.run_id)
-                specs.append(spec)
+            for one in each_fold(config):
+                spec = RunSpec(name, one)
+                if spec.run_id not in seen:  # identical runs collapse into one
+                    seen.add(spec.run_id)
+                    specs.append(spec)
     return Experiment(name, path, specs)
+
+
+def each_fold(config: dict) -> list[dict]:
+    """A run scored by k-fold cross-validation is K runs, one per fold (each trains on the other
+    folds); a run that names its fold, or any other run, is itself."""
+    folds = parse_validation(config["validation"]).folds
+    if not folds or config["fold"]:
+        return [config]
+    return [{**config, "fold": fold} for fold in range(1, folds + 1)]
 
 
 def resolve(run: dict, grid_items, overrides, where: str, context: str) -> dict:
@@ -360,13 +372,13 @@ def check_values(config: dict, where: str, context: str) -> None:
         check_model_args(config["model"], config["model_args"])
     except RunnerError as err:
         fail(f"model_args: {err}")
-    if config["validation"] != "official":
-        from runner.data import parse_holdout
-
-        try:
-            parse_holdout(config["validation"])
-        except ConfigError as err:
-            fail(str(err))
+    try:
+        scheme = parse_validation(config["validation"])
+    except ConfigError as err:
+        fail(str(err))
+    if config["fold"] and not 1 <= config["fold"] <= scheme.folds:
+        fail(f"fold = {config['fold']} needs validation = \"kfold:K\" with K >= {config['fold']}"
+             if not scheme.folds else f"fold = {config['fold']} is out of range: it must be in [1, {scheme.folds}]")
 
 
 def out_of_bounds(config: dict) -> str | None:

@@ -13,6 +13,7 @@ from runner.errors import RunnerError
 from runner.config import Experiment, RunSpec, evaluates_on_inference_engine
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
+from runner.validation import parse_validation
 from runner.runfiles import read_result
 
 
@@ -110,8 +111,9 @@ def estimate_minutes(config: dict, epochs_done: int = 0) -> float | None:
     n_train, n_val = KNOWN_SIZES.get(config["dataset"], (1000, 200))
     n_train = min(n_train, config["train_limit"] or n_train)
     n_val = min(n_val, config["val_limit"] or n_val)
-    if config["validation"].startswith("holdout:"):  # the held-out share of the training images
-        held_out = round(n_train * float(config["validation"].split(":")[1]))
+    scheme = parse_validation(config["validation"])
+    if not scheme.official:  # the validation images are a share of the training images
+        held_out = round(n_train * (scheme.fraction or 1 / max(1, scheme.folds)))
         n_train, n_val = n_train - held_out, held_out
     if evaluates_on_inference_engine(config):
         n_val /= INFERENCE_EVAL_GAIN

@@ -116,20 +116,27 @@ def probability_statistics(predictions: dict) -> dict:
 
 
 def same_val_set(a: dict, b: dict) -> bool:
-    return (a["dataset"], a.get("validation", "official"), a.get("val_limit", 0)) == \
-        (b["dataset"], b.get("validation", "official"), b.get("val_limit", 0))
+    def images(c):
+        return c["dataset"], c.get("validation", "official"), c.get("val_limit", 0), c.get("fold", 0)
+    return images(a) == images(b)
 
 
 def group_by_seed(rows: list[dict]) -> list[tuple[str, list[dict]]]:
-    """Runs alike but for the seed, in order of their first run, each group named by its model and
-    what sets it apart from the model's other groups."""
+    """Runs alike but for the seed (and, under k-fold cross-validation, the fold), in order of their
+    first run, each group named by its model and what sets it apart from the model's other groups."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        key = json.dumps(identity(row["result"]["config"], ignore=("seed",)), sort_keys=True)
+        key = json.dumps(identity(row["result"]["config"], ignore=("seed", "fold")), sort_keys=True)
         groups.setdefault(key, []).append(row)
     settings = {key: dotted(with_defaults(json.loads(key))) for key in groups}
-    return [(members[0]["result"]["config"]["model"] + distinguishing(settings[key], settings.values()), members)
-            for key, members in groups.items()]
+    return [(members[0]["result"]["config"]["model"] + distinguishing(settings[key], settings.values())
+             + folds_of(members), members) for key, members in groups.items()]
+
+
+def folds_of(members: list[dict]) -> str:
+    """' (5 folds)' for a group scored by k-fold cross-validation."""
+    folds = {m["result"]["config"].get("fold", 0) for m in members} - {0}
+    return f" ({len(folds)} folds)" if folds else ""
 
 
 def seed_groups(rows: list[dict]) -> list[dict]:

@@ -64,7 +64,7 @@ def prepare_run(spec: RunSpec, data_root=None, cache_dir=None):
     seed_everything(c["seed"])
     augment = Augment(**c["augment"]) if c["augment"] else None
     splits = load_splits(c["dataset"], c["image_size"], data_root, augment, c["validation"],
-                         c["train_limit"], c["val_limit"], cache_dir)
+                         c["train_limit"], c["val_limit"], cache_dir, c.get("fold", 0))
     network = build_network(c["model"], splits.num_classes, c["image_size"], c["pretrained"],
                             c["weights"] or None, c["head"], **c["model_args"])
     check_input_size(network, c["model"], c["image_size"])

@@ -49,7 +49,10 @@ def test_run_id_is_stable_and_changes_only_with_the_config(tmp_path):
     (BASE, ["optimiser.learning_rate=1"], "--set: unknown key optimiser; did you mean optimizer?"),
     ('name = "x"\n[defaults]\nepochs = 1\n', [], "no [[runs]]"),
     ('name = "x"\n[[runs]]\nmodel = "lenet"\nepochs = [1\n', [], "not valid TOML"),
-    (BASE, ["validation=holdout:2"], "expected \"official\" or \"holdout:F\""),
+    (BASE, ["validation=holdout:2"], "expected \"official\", \"holdout:F\" with 0 < F < 1, or \"kfold:K\""),
+    (BASE, ["validation=kfold:1"], "\"kfold:K\" with 2 <= K <= 20"),
+    (BASE, ["fold=2"], "fold = 2 needs validation = \"kfold:K\""),
+    (BASE, ["validation=kfold:3", "fold=4"], "fold = 4 is out of range: it must be in [1, 3]"),
 ])
 def test_bad_experiment_files(tmp_path, outputs, text, overrides, expected):
     """As a user meets them: `runner sweep` stops before anything trains, with one line."""

@@ -223,3 +223,40 @@ def test_folder_dataset(tmp_path):
     splits = load_splits(f"folder:{tmp_path / 'pets'}", 32)
     assert splits.class_names == ["cats", "dogs"]
     assert len(splits.val) == 4 and len(splits.train) == 16
+
+
+def test_kfold_folds_are_disjoint_stratified_fixed_and_cover_every_training_image():
+    from runner.validation import fold_numbers, parse_validation, split_indices
+
+    labels = np.array([1] * 213 + [0] * 187)  # iChallenge-PM's training classes
+    folds = fold_numbers(labels, 5)
+    assert set(folds) == {1, 2, 3, 4, 5} and np.array_equal(folds, fold_numbers(labels, 5))  # fixed
+    sizes = np.bincount(folds)[1:]
+    assert sizes.sum() == 400 and sizes.max() - sizes.min() <= 1  # every image in exactly one fold
+    for fold in range(1, 6):
+        positives = int(((folds == fold) & (labels == 1)).sum())
+        assert positives in (213 // 5, 213 // 5 + 1)  # stratified
+        train, val = split_indices(labels, parse_validation("kfold:5"), fold)
+        assert not set(train) & set(val) and len(train) + len(val) == 400
+    assert np.array_equal(np.sort(np.concatenate([split_indices(labels, parse_validation("kfold:5"), f)[1]
+                                                  for f in range(1, 6)])), np.arange(400))
+
+
+def test_kfold_runs_are_one_per_fold_and_the_report_groups_them(tmp_path, outputs):
+    import json
+
+    from conftest import tiny_experiment
+    from runner.config import load_experiment
+
+    path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\nvalidation = "kfold:3"\ntrain_limit = 0\n'
+                                     'val_limit = 0\nimage_size = 28\n', epochs=1)
+    runs = load_experiment(path).runs
+    assert [r.config["fold"] for r in runs] == [1, 2, 3] and len({r.run_id for r in runs}) == 3
+    cli("sweep", path, check=True)
+    data = json.loads(cli("report", outputs / "tiny", "--format", "json", check=True).stdout)
+    assert sorted(r["validation"] for r in data["runs"]) == ["kfold:3"] * 3
+    (group,) = data["seed_groups"]
+    assert group["model"] == "lenet (3 folds)" and group["seeds"] == 3 and group["acc_std"] is not None
+    results = [json.loads(p.read_text()) for p in (outputs / "tiny" / "runs").glob("*/result.json")]
+    assert sum(r["val_images"] for r in results) == 400 and all(r["train_images"] + r["val_images"] == 400
+                                                               for r in results)

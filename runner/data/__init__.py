@@ -15,7 +15,8 @@ from runner.data.registry import (is_known_dataset, list_datasets, open_dataset,
                                   resolve_data_root, unknown_dataset_message)
 from runner.data.source import DataReport, DataSource
 from runner.data.transforms import Augment, ArrayDataset
-from runner.errors import ConfigError, DataError
+from runner.errors import DataError
+from runner.validation import parse_validation, split_indices
 
 __all__ = ["Augment", "ArrayDataset", "DataReport", "DataSource", "Splits", "check_dataset", "default_augment",
            "is_known_dataset", "list_datasets", "load_splits", "open_dataset", "register_dataset",
@@ -38,7 +39,7 @@ class Splits:
     train: ArrayDataset
     val: ArrayDataset
     class_names: list[str]
-    validation: str  # "official" or "holdout:<fraction>": which images the val split holds
+    validation: str  # "official", "holdout:<fraction>" or "kfold:<K> fold <i>": which images the val split holds
 
     @property
     def num_classes(self) -> int:
@@ -51,50 +52,28 @@ def check_dataset(name: str, data_root=None) -> DataReport:
 
 def load_splits(name: str, image_size: int, data_root=None, augment: Augment | None = None,
                 validation: str = "official", train_limit: int = 0, val_limit: int = 0,
-                cache_dir: Path | None = None) -> Splits:
+                cache_dir: Path | None = None, fold: int = 0) -> Splits:
     source = open_dataset(name, data_root)
     train_y = source.labels("train", cache_dir)
-    if validation == "official":
+    scheme = parse_validation(validation)
+    if scheme.official:
         val_split, val_y = "val", source.labels("val", cache_dir)
         train_idx, val_idx = np.arange(len(train_y)), np.arange(len(val_y))
-    else:  # the validation images are a held-out share of the training images
-        keep = holdout_mask(train_y, parse_holdout(validation))
+    else:  # the validation images are a held-out share, or a fold, of the training images
         val_split, val_y = "train", train_y
-        train_idx, val_idx = np.flatnonzero(~keep), np.flatnonzero(keep)
+        train_idx, val_idx = split_indices(train_y, scheme, fold)
     train_idx, val_idx = evenly_spaced(train_idx, train_limit), evenly_spaced(val_idx, val_limit)
     train_y, val_y = train_y[train_idx], val_y[val_idx]
     for split, labels, limit in (("train", train_y, train_limit), ("val", val_y, val_limit)):
-        problems = source.split_problems(split if validation == "official" else f"{split} ({validation})", labels)
+        where = validation + (f", fold {fold}" if fold else "")
+        problems = source.split_problems(split if scheme.official else f"{split} ({where})", labels)
         if problems:
             fix = f"; raise {split}_limit (now {limit})" if limit else ""
             raise DataError(problems[0] + fix)
     train_x = source.images("train", train_idx, image_size, cache_dir)
     val_x = source.images(val_split, val_idx, image_size, cache_dir)
     return Splits(ArrayDataset(train_x, train_y, image_size, augment), ArrayDataset(val_x, val_y, image_size),
-                  list(source.class_names), validation)
-
-
-def parse_holdout(validation: str) -> float:
-    """'holdout:0.2' -> 0.2; anything else is a configuration error."""
-    kind, _, value = validation.partition(":")
-    try:
-        fraction = float(value)
-    except ValueError:
-        fraction = -1.0
-    if kind != "holdout" or not 0.0 < fraction < 1.0:
-        raise ConfigError(f"validation = {validation!r}: expected \"official\" or \"holdout:F\" with 0 < F < 1")
-    return fraction
-
-
-def holdout_mask(labels: np.ndarray, fraction: float) -> np.ndarray:
-    """A fixed, class-stratified choice of `fraction` of the images: the same for every run and seed,
-    so models selected on it are compared on the same images."""
-    rng = np.random.RandomState(12345)
-    mask = np.zeros(len(labels), bool)
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        mask[rng.permutation(idx)[: int(round(len(idx) * fraction))]] = True
-    return mask
+                  list(source.class_names), validation + (f" fold {fold}" if fold else ""))
 
 
 def evenly_spaced(indices: np.ndarray, limit: int) -> np.ndarray:

@@ -1,0 +1,82 @@
+"""Which images a run is scored on: the official validation images, a fixed share of the training
+images (`holdout:F`), or one of K folds of the training images (`kfold:K`, one run per fold).
+
+Holdouts and folds are stratified by class and fixed by a seed of their own, the same for every
+run and every model, so that models selected on them are compared on the same images; selection
+done this way never sees the official validation images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from runner.errors import ConfigError
+
+SPLIT_SEED = 12345  # fixes every holdout and every set of folds, whatever the run's own seed
+MAX_FOLDS = 20
+
+
+@dataclass(frozen=True)
+class Validation:
+    kind: str  # official, holdout or kfold
+    fraction: float = 0.0  # holdout
+    folds: int = 0  # kfold
+
+    @property
+    def official(self) -> bool:
+        return self.kind == "official"
+
+
+def parse_validation(text: str) -> Validation:
+    """'official', 'holdout:0.2' or 'kfold:5'; anything else is one line saying what is accepted."""
+    if text == "official":
+        return Validation("official")
+    kind, _, value = text.partition(":")
+    if kind == "holdout":
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = -1.0
+        if 0.0 < fraction < 1.0:
+            return Validation("holdout", fraction=fraction)
+    if kind == "kfold" and value.isdigit() and 2 <= int(value) <= MAX_FOLDS:
+        return Validation("kfold", folds=int(value))
+    raise ConfigError(f"validation = {text!r}: expected \"official\", \"holdout:F\" with 0 < F < 1, or "
+                      f"\"kfold:K\" with 2 <= K <= {MAX_FOLDS}")
+
+
+def holdout_mask(labels: np.ndarray, fraction: float) -> np.ndarray:
+    """A fixed, class-stratified choice of `fraction` of the images."""
+    rng = np.random.RandomState(SPLIT_SEED)
+    mask = np.zeros(len(labels), bool)
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        mask[rng.permutation(idx)[: int(round(len(idx) * fraction))]] = True
+    return mask
+
+
+def fold_numbers(labels: np.ndarray, folds: int) -> np.ndarray:
+    """For each image, its fold (1..folds): each class is shuffled once, by SPLIT_SEED, and dealt
+    out in turn, so the folds are disjoint, cover every image, and hold each class in shares that
+    differ by at most one image."""
+    rng = np.random.RandomState(SPLIT_SEED)
+    out = np.zeros(len(labels), int)
+    dealt = 0
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        # continue the deal where the last class stopped, so that fold sizes stay within one image
+        out[idx] = (np.arange(len(idx)) + dealt) % folds + 1
+        dealt += len(idx)
+    return out
+
+
+def split_indices(train_labels: np.ndarray, validation: Validation, fold: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(training indices, validation indices) into the training images, for a holdout or a fold."""
+    if validation.kind == "holdout":
+        keep = holdout_mask(train_labels, validation.fraction)
+    elif validation.kind == "kfold":
+        keep = fold_numbers(train_labels, validation.folds) == fold
+    else:
+        raise ValueError("the official validation images are not drawn from the training images")
+    return np.flatnonzero(~keep), np.flatnonzero(keep)
