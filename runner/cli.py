@@ -222,6 +222,13 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
     # --devices runs on GPUs: the runs' ids say so before the workers are placed on one GPU each
     experiment = load_experiment(file, [*(overrides or []), *(["device=gpu"] if gpus else [])])
     layout = SweepLayout.for_experiment(experiment.name)
+    if experiment.search and dry_run:
+        print_search_plan(experiment, jobs or (len(gpus) if gpus else None))
+        return
+    if experiment.search:  # the same loop, making its trials as it goes
+        from runner.search import run_search as start
+    else:
+        start = run_sweep
     if dry_run:
         registry = RunRegistry(layout.registry, create=False) if layout.registry.exists() else None
         print_plan(plan_sweep(experiment, registry, retry_failed), jobs or (len(gpus) if gpus else None))
@@ -235,22 +242,49 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
                 live.update(progress_table(progress))
                 if line and kind in ("finished", "plan"):
                     live.console.print(line)
-            rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event=on_event, devices=gpus,
-                             cluster=cluster, retries=retries)
+            rows = start(experiment, jobs, data_root=data_root, on_event=on_event, devices=gpus,
+                             cluster=cluster, retries=retries, **retry(experiment, retry_failed))
     else:
         def on_event(kind, **d):
             line = progress.on_event(kind, **d)
             if line:
                 print(line, flush=True)  # a file or a pipe gets each line as it happens
-        rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event=on_event, devices=gpus,
-                         cluster=cluster, retries=retries)
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "failed", "interrupted", "queued")}
+        rows = start(experiment, jobs, data_root=data_root, on_event=on_event, devices=gpus,
+                         cluster=cluster, retries=retries, **retry(experiment, retry_failed))
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "pruned", "failed", "interrupted", "queued")}
     out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; table: {layout.root / 'results.md'}")
     for r in rows:
         if r["status"] == "failed":
             err.print(f"failed {r['id']}: {r['error']}")
     if counts["failed"]:
         raise typer.Exit(1)
+
+
+def retry(experiment, retry_failed: bool) -> dict:
+    """--retry-failed is a sweep's: a search's failed trials are Optuna's to replace."""
+    return {} if experiment.search else {"retry_failed": retry_failed}
+
+
+def print_search_plan(experiment, parallel: int | None) -> None:
+    from runner.cpu import usable_cores
+    from runner.plan import estimate_minutes
+    from runner.progress import clock
+    from runner.search import trial_specs
+
+    search = experiment.search
+    base = trial_specs(experiment, {})
+    t = Table("setting", "searched over")
+    for dim in search.space:
+        t.add_row(dim.key, f"{dim.kind} {list(dim.values)}")
+    out.print(t)
+    per_trial = sum(estimate_minutes(s.config) or 0 for s in base)
+    finals = len(search.final_seeds) * (estimate_minutes({**base[0].config, "validation": "official", "fold": 0}) or 0)
+    slots = parallel or usable_cores()
+    out.print(f"search: {search.trials} trials of {len(base)} run(s) each, {search.sampler} sampler, {search.pruner} "
+              f"pruner, {search.objective} on {base[0].config['validation']}; then seeds {search.final_seeds} on the "
+              f"official validation images")
+    out.print(f"about {clock(60 * (search.trials * per_trial + finals) / slots)} at {slots} at a time if no trial is "
+              f"pruned (a trial of the base run: {per_trial:.1f} min; the space's settings change it)")
 
 
 def parse_devices(text: Optional[str]) -> list[int] | None:

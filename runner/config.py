@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import ConfigError, RunnerError, close_matches
+from runner.search_space import parse_search
 from runner.validation import parse_validation
 from runner.options import (EVAL_ENGINES, HEADS, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS, SCHEDULER_KEYS,
                             SCHEDULERS)
@@ -63,7 +64,8 @@ TABLE_FIELDS = {
                 "pad_crop": (int,), "brightness": (float,), "contrast": (float,)},
     "early_stopping": {"patience": (int,), "monitor": (str,), "min_delta": (float,)},
 }
-TOP_LEVEL = {"name": (str,), "description": (str,), "defaults": (dict,), "runs": (list,), "grid": (dict,)}
+TOP_LEVEL = {"name": (str,), "description": (str,), "defaults": (dict,), "runs": (list,), "grid": (dict,),
+             "search": (dict,)}
 # The keys runs were first recorded with. A key added since is left out of a run's id while it keeps
 # its default, so adding a key never changes the id of a run that does not use it.
 ORIGINAL_KEYS = frozenset(RUN_FIELDS) - {"device", "nproc", "amp", "eval_engine", "head", "fold"}
@@ -170,6 +172,8 @@ class Experiment:
     name: str
     path: Path
     runs: list[RunSpec]
+    search: Any = None  # a runner.search.SearchSpec: the runs are then the search's trials
+
 
     def find(self, run: str | None) -> RunSpec:
         if run is None:
@@ -226,6 +230,19 @@ def parse_experiment(data: dict, path: Path, overrides=()) -> Experiment:
     parsed_overrides = [parse_override(o) for o in overrides]
     check_assignments(parsed_overrides, "--set")
     check_assignments([(k, v[0]) for k, v in grid.items()], f"{where}: grid")
+    if "search" in data:
+        if len(runs) != 1 or grid or not isinstance(runs[0], dict):
+            raise ConfigError(f"{where}: a [search] searches around one run: give exactly one [[runs]] and no [grid]")
+        check_run(runs[0], where, "runs[0].")
+        base = {**defaults, **runs[0]}
+
+        def check_setting(key, value):
+            check_assignments([(key, value)], f"{where}: search.space")
+            resolve(base, [(key, value)], parsed_overrides, where, f"search.space.{key} = {value!r}")
+
+        search = parse_search(data["search"], base, parsed_overrides, where, check_setting,
+                              lambda: resolve(base, [], parsed_overrides, where, "search")["validation"])
+        return Experiment(name, path, [], search)
 
     specs, seen = [], set()
     for i, run in enumerate(runs):
@@ -255,17 +272,24 @@ def resolve(run: dict, grid_items, overrides, where: str, context: str) -> dict:
     config = {k: copy.deepcopy(default) for k, (_, default) in RUN_FIELDS.items()}
     config.update(copy.deepcopy(run))
     for key, value in list(grid_items) + overrides:
+        head, dotted_key, _ = key.partition(".")
+        if dotted_key and config.get(head) is True:  # `augment = true` and a field of it: the defaults, then the field
+            config[head] = switched_on(head, config)
         set_dotted(config, key, value)
     check_run(config, where, f"{context}.")
     config = normalised(config)
     if config["model"] is None:
         raise ConfigError(f"{where}: {context}: no model; set `model = \"...\"` (`runner models` lists them)")
-    if isinstance(config["augment"], bool):
-        config["augment"] = _default_augment(config["dataset"]) if config["augment"] else {}
-    if isinstance(config["early_stopping"], bool):
-        config["early_stopping"] = {"patience": 3} if config["early_stopping"] else {}
+    for head in ("augment", "early_stopping"):
+        if isinstance(config[head], bool):
+            config[head] = switched_on(head, config) if config[head] else {}
     check_values(config, where, context)
     return config
+
+
+def switched_on(head: str, config: dict) -> dict:
+    """What `augment = true` or `early_stopping = true` stands for."""
+    return _default_augment(config["dataset"]) if head == "augment" else {"patience": 3}
 
 
 def _default_augment(dataset: str) -> dict:

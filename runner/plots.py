@@ -24,11 +24,32 @@ def figure_to_array(fig) -> np.ndarray:
 
 
 def figure_to_png(fig) -> bytes:
+    import warnings
+
     buf = io.BytesIO()
-    # "tight": a legend placed beside the axes is part of the picture, not cut off
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    with warnings.catch_warnings():
+        # a crowded figure may not fit the layout engine's margins; "tight" below still keeps it whole
+        warnings.filterwarnings("ignore", message=".*(layout not applied|constrained_layout).*")
+        # "tight": a legend placed beside the axes is part of the picture, not cut off
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
     return buf.getvalue()
+
+
+def optuna_figure(kind: str, study):
+    """Optuna's own matplotlib plots of a study: the optimisation history or the settings' importances."""
+    import warnings
+
+    from optuna.visualization import matplotlib as optuna_plots
+
+    _pyplot()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental, every call
+        ax = (optuna_plots.plot_optimization_history(study) if kind == "history"
+              else optuna_plots.plot_param_importances(study))
+    fig = ax.figure
+    fig.set_size_inches(8, 4)
+    return fig
 
 
 def confusion_matrix_figure(matrix: np.ndarray, class_names: list[str], title: str = "Confusion matrix"):

@@ -63,8 +63,18 @@ class SweepProgress:
                     state.estimate = self.estimate(p)
                 self.runs[state.run_id] = state
             todo = [r for r in self.runs.values() if r.status == "queued"]
+            if not self.runs:
+                return None
             return (f"plan: {len(self.runs)} runs, {len(todo)} to train; about {clock(self.seconds_left())} "
                     f"at {self.parallel} at a time")
+        if kind == "added":  # a run a search adds as it goes
+            p = d["planned"]
+            self.runs[p.spec.run_id] = RunState(p.spec.run_id, p.spec.display_name, p.spec.config["epochs"],
+                                                epoch=p.epochs_done, epochs_at_start=p.epochs_done,
+                                                estimate=self.estimate(p) if self.estimate else None)
+            return None
+        if kind == "note":
+            return f"note: {d['message']}"
         if kind == "started":
             run = self.runs[d["planned"].spec.run_id]
             run.status, run.started = "running", time.monotonic()

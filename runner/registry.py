@@ -1,6 +1,6 @@
 """The run registry of a sweep: outputs/<name>/runs.sqlite (sqlite3, WAL).
 
-One row per run: id, config JSON, status (queued | running | done | failed | interrupted),
+One row per run: id, config JSON, status (queued | running | done | failed | interrupted | pruned),
 metrics JSON, error text, timestamps. Every change is one short transaction, so a process
 killed at any moment (even kill -9) leaves the last committed state, never a torn one.
 Only the sweep process writes here; its workers report through files.
@@ -14,16 +14,15 @@ from pathlib import Path
 
 from runner.errors import RunnerError
 
-SCHEMA_VERSION = 1
-STATUSES = ("queued", "running", "done", "failed", "interrupted")
+SCHEMA_VERSION = 2  # 2: the status `pruned` (a search's pruner stopped the run)
+STATUSES = ("queued", "running", "done", "failed", "interrupted", "pruned")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
+RUNS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
     config      TEXT NOT NULL,
-    status      TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'interrupted')),
+    status      TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'interrupted', 'pruned')),
     metrics     TEXT,
     error       TEXT,
     attempts    INTEGER NOT NULL DEFAULT 0,
@@ -31,8 +30,8 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at  REAL,
     finished_at REAL,
     position    INTEGER NOT NULL DEFAULT 0
-);
-"""
+)"""
+SCHEMA = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);" + RUNS_TABLE.format(name="runs")
 
 
 def now() -> float:
@@ -74,6 +73,8 @@ class RunRegistry:
             if version > SCHEMA_VERSION:
                 raise RunnerError(f"{self.path} was written by a newer runner (registry version {version}, "
                                   f"this runner reads {SCHEMA_VERSION}); upgrade runner — the file was left untouched")
+            if version < SCHEMA_VERSION and create:
+                self._upgrade()
             return
         if tables - {"meta", "runs"}:
             raise RunnerError(f"{self.path} is an sqlite file but not a run registry; it was left untouched")
@@ -84,6 +85,16 @@ class RunRegistry:
                     if statement.strip():
                         self.db.execute(statement)
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _upgrade(self) -> None:
+        """Version 1 -> 2 in one transaction: sqlite cannot widen a CHECK, so the table is copied."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(RUNS_TABLE.format(name="runs_v2"))
+            self.db.execute("INSERT INTO runs_v2 SELECT * FROM runs")
+            self.db.execute("DROP TABLE runs")
+            self.db.execute("ALTER TABLE runs_v2 RENAME TO runs")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self.db.close()
@@ -135,6 +146,9 @@ class RunRegistry:
 
     def mark_failed(self, run_id: str, error: str) -> None:
         self.db.execute("UPDATE runs SET status='failed', error=?, finished_at=? WHERE id=?", (error, now(), run_id))
+
+    def mark_pruned(self, run_id: str, why: str) -> None:
+        self.db.execute("UPDATE runs SET status='pruned', error=?, finished_at=? WHERE id=?", (why, now(), run_id))
 
     def mark_interrupted(self, run_id: str, why: str = "interrupted") -> None:
         self.db.execute("UPDATE runs SET status='interrupted', error=? WHERE id=? AND status='running'", (why, run_id))

@@ -185,7 +185,9 @@ def distinguishing(settings: dict, all_settings) -> str:
     # keys this group sets; a group told apart only by keys the others set (model_args.aux_heads, say)
     # has those at its network's default
     shown = [k for k in keys if k in settings] or keys
-    return " (" + ", ".join(f"{k}={settings.get(k, 'default')}" for k in shown) + ")"
+    def shown_value(value):
+        return f"{value:.4g}" if isinstance(value, float) else value
+    return " (" + ", ".join(f"{k}={shown_value(settings.get(k, 'default'))}" for k in shown) + ")"
 
 
 def course_figures(config: dict) -> tuple[float | None, float | None]:
@@ -265,7 +267,9 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     body = []
     for row in rows:
         r = run_record(row)
-        line = [r["run_id"] + ("" if r["in_file"] else " (not in the file)"), r["model"], r["dataset"],
+        marks = ("" if r["in_file"] else " (not in the file)") + \
+            (" (selected by search)" if "selected by search" in r["name"] else "")
+        line = [r["run_id"] + marks, r["model"], r["dataset"],
                 r["image_size"], r["epochs_run"], num(r["parameters"] / 1e6, 2), num(r["gmacs"], 2),
                 pct(r["final_acc"]), f"{pct(r['acc_ci_low'])}–{pct(r['acc_ci_high'])}",
                 f"{pct(r['best_acc'])} ({r['best_epoch']})"]
@@ -420,3 +424,32 @@ def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False)
         if not any(seen[r["result"]["run_id"]] == output_dir for r in rows) and not notes:
             skipped.append(f"{output_dir}: no finished run yet")
     return render(ranked_with_statistics(rows), fmt, skipped, ensemble), skipped
+
+
+# ---- a search's trials ---------------------------------------------------------------------------
+
+def search_trials(folder: Path) -> tuple[list[str], list[list]] | None:
+    """The trials of the search stored in `folder` (Optuna's study.sqlite): number, state, score,
+    epochs reported, settings; None where there is no study."""
+    study = load_study(folder)
+    if study is None:
+        return None
+    names = sorted({k for t in study.trials for k in t.params})
+    header = ["trial", "state", "score", "epochs reported", *names]
+    body = [[t.number, t.state.name.lower(), num(t.value), len(t.intermediate_values),
+             *[num(t.params[k], 6) if isinstance(t.params.get(k), float) else t.params.get(k) for k in names]]
+            for t in study.trials]
+    return header, body
+
+
+def load_study(folder: Path):
+    path = Path(folder) / "study.sqlite"
+    if not path.exists():
+        return None
+    try:
+        import optuna
+    except ImportError:
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    names = optuna.get_all_study_names(storage=f"sqlite:///{path}")
+    return optuna.load_study(study_name=names[0], storage=f"sqlite:///{path}") if names else None

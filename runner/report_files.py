@@ -16,8 +16,8 @@ import numpy as np
 from runner import metrics, plots
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
-from runner.report import (choice_table, collect, group_by_seed, group_table, plot_groups, render, run_record,
-                           seed_groups, table)
+from runner.report import (choice_table, collect, group_by_seed, group_table, load_study, plot_groups, render,
+                           run_record, search_trials, seed_groups, table)
 from runner.runfiles import atomic_write, load_arrays
 
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px;"
@@ -86,9 +86,20 @@ def comparison_figures(layout: SweepLayout, rows: list[dict], groups: list[dict]
         class_names = rows[0]["result"]["class_names"]
         figures["gradcam.png"] = lambda: plots.gradcam_figure(cams, class_names,
                                                               "Grad-CAM: where each model group looks (its first run)")
+    study = load_study(layout.root)
+    if study is not None and sum(t.value is not None for t in study.trials) >= 1:
+        figures["search_history.png"] = lambda: plots.optuna_figure("history", study)
+        if sum(t.value is not None for t in study.trials) >= 2 and len(study.best_trial.params) >= 1:
+            figures["search_importance.png"] = lambda: plots.optuna_figure("importance", study)
+    drawn = {}
     for name, draw in figures.items():
-        atomic_write(layout.root / name, plots.figure_to_png(draw()))
-    return {name: layout.root / name for name in figures}
+        try:
+            atomic_write(layout.root / name, plots.figure_to_png(draw()))
+            drawn[name] = layout.root / name
+        except Exception:  # noqa: BLE001 - Optuna declines some plots (one distinct value, say): leave it out
+            if not name.startswith("search_"):
+                raise
+    return drawn
 
 
 SECTIONS = [  # (figure, heading, what it shows)
@@ -124,6 +135,14 @@ def write_html(layout: SweepLayout, rows: list[dict], skipped: list[str] = ()) -
                   "<h2>Cost, calibration and operating points</h2>", html_table(*choice_table(rows))]
         if any(g["seeds"] > 1 for g in groups):
             parts += ["<h2>Over seeds</h2>", html_table(*group_table(groups))]
+        trials = search_trials(layout.root)
+        if trials:
+            parts += ["<h2>Search</h2>", "<p>Every trial of the search, scored on training images only (a holdout "
+                      "or k folds); the runs marked \"selected by search\" are the best trial's settings trained on "
+                      "all training images and scored once on the official validation images.</p>",
+                      html_table(*trials)] + [img(figures[n], ' class="wide"') for n in ("search_history.png",
+                                                                                      "search_importance.png")
+                                              if n in figures]
         for name, heading, caption in SECTIONS:
             if name in figures:
                 parts += ([f"<h2>{html.escape(heading)}</h2>"] if heading else []) + \

@@ -193,7 +193,7 @@ class SweepLoop:
     def run(self, todo: list[PlannedRun]) -> None:
         pending = list(todo)
         try:
-            while pending or self.executor.running():
+            while self.top_up(pending) or pending or self.executor.running():
                 self.start_what_fits(pending)
                 time.sleep(0.2)
                 self.report_progress()
@@ -240,9 +240,31 @@ class SweepLoop:
                 if record["epoch"] > self.seen_epoch.get(run_id, 0):
                     self.seen_epoch[run_id] = record["epoch"]
                     self.on_event("epoch", planned=planned, record=record)
+                    self.epoch_done(planned, record)
+
+    # ---- hooks for a loop that makes its own work (runner/search.py) ------------------------------
+
+    def top_up(self, pending: list[PlannedRun]) -> bool:
+        """Add runs to `pending` as room frees up; True while more may come."""
+        return False
+
+    def epoch_done(self, planned: PlannedRun, record: dict) -> None:
+        pass
+
+    def run_ended(self, planned: PlannedRun, status: str) -> None:
+        pass
+
+    def stopping(self, run_id: str) -> str | None:
+        """Why the loop itself stopped this run (a pruner), if it did."""
+        return None
 
     def finish(self, ended: Ended, pending: list[PlannedRun]) -> bool:
         """Record how a worker ended; True if its run is done."""
+        status = self.record_end(ended, pending)
+        self.run_ended(ended.planned, status)
+        return status == "done"
+
+    def record_end(self, ended: Ended, pending: list[PlannedRun]) -> str:
         planned, code = ended.planned, ended.code
         run_id, run = planned.spec.run_id, self.layout.run(planned.spec.run_id)
         result = read_result(run) if code == 0 else None
@@ -250,21 +272,27 @@ class SweepLoop:
             fault_point("registry-update")
             self.registry.mark_done(run_id, result_metrics(result))
             self.on_event("finished", planned=planned, status="done", result=result)
-            return True
+            return "done"
         error = ended.lost or why_it_ended(run, code)
+        why = self.stopping(run_id)
+        if why:
+            self.registry.mark_pruned(run_id, why)
+            self.on_event("finished", planned=planned, status="pruned", error=why)
+            return "pruned"
         if code == EXIT_INTERRUPTED or code == -signal.SIGINT:
             self.registry.mark_interrupted(run_id, error)
             self.on_event("finished", planned=planned, status="interrupted", error=error)
-        elif (code < 0 or ended.lost) and self.resumes.get(run_id, 0) < SIGNAL_RESUMES:
+            return "interrupted"
+        if (code < 0 or ended.lost) and self.resumes.get(run_id, 0) < SIGNAL_RESUMES:
             # killed from outside, not failed on its own: resume it from its last checkpoint
             self.resumes[run_id] = self.resumes.get(run_id, 0) + 1
             error = f"{error}; resuming from its last checkpoint ({self.resumes[run_id]} of {SIGNAL_RESUMES})"
             self.registry.mark_interrupted(run_id, error)
             self.on_event("finished", planned=planned, status="interrupted", error=error)
             pending.insert(0, planned)
-        else:
-            if code < 0 or ended.lost:
-                error = f"{error}; it was resumed {SIGNAL_RESUMES} times in this sweep and killed again"
-            self.registry.mark_failed(run_id, error)
-            self.on_event("finished", planned=planned, status="failed", error=error)
-        return False
+            return "resuming"
+        if code < 0 or ended.lost:
+            error = f"{error}; it was resumed {SIGNAL_RESUMES} times in this sweep and killed again"
+        self.registry.mark_failed(run_id, error)
+        self.on_event("finished", planned=planned, status="failed", error=error)
+        return "failed"

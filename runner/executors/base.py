@@ -17,6 +17,10 @@ class Ended:
 class Executor:
     name = "?"
 
+    def capacity(self) -> int:
+        """How many one-core runs can train at once."""
+        return 1
+
     def fits(self, planned: PlannedRun, idle: bool) -> bool:
         """Whether `planned` can start now (`idle`: nothing is running)."""
         raise NotImplementedError
@@ -33,6 +37,10 @@ class Executor:
 
     def ended(self) -> list[Ended]:
         """The runs whose workers have ended since the last call (never blocks)."""
+        raise NotImplementedError
+
+    def stop(self, run_id: str) -> None:
+        """Stop one run's worker as Ctrl-C would (a search's pruner); it ends like any other."""
         raise NotImplementedError
 
     def stop_all(self) -> list[PlannedRun]:

@@ -35,6 +35,9 @@ class LocalExecutor(Executor):
         self.slots = len(self.devices) if self.devices else max(1, jobs or usable_cores())
         self.procs: dict[str, tuple[subprocess.Popen, PlannedRun, str]] = {}
 
+    def capacity(self) -> int:
+        return self.slots
+
     def free_slots(self) -> int:
         return self.slots - sum(slots_needed(p.spec.config, bool(self.devices)) for _, p, _ in self.procs.values())
 
@@ -65,6 +68,11 @@ class LocalExecutor(Executor):
                 del self.procs[run_id]
                 out.append(Ended(planned, code))
         return out
+
+    def stop(self, run_id: str) -> None:
+        proc = self.procs.get(run_id, (None,))[0]
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
 
     def stop_all(self) -> list[PlannedRun]:
         """From a terminal the workers got the same SIGINT; a `kill -INT` of the sweep alone is passed on."""

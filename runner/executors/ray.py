@@ -132,6 +132,9 @@ class RayExecutor(Executor):
                                   f"Outputs ({sweep_root}) and data must be on storage every node mounts at the same "
                                   "path (NFS or the like); see docs/cluster.md")
 
+    def capacity(self) -> int:
+        return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+
     def fits(self, planned: PlannedRun, idle: bool) -> bool:
         return True  # Ray queues a task until some node has the resources it asks for
 
@@ -160,6 +163,11 @@ class RayExecutor(Executor):
                 out.append(Ended(planned, -signal.SIGKILL, lost=f"Ray lost the run's task ({type(err).__name__}: "
                                                                   f"{str(err).splitlines()[0][:200]})"))
         return out
+
+    def stop(self, run_id: str) -> None:
+        for ref, planned in self.tasks.items():
+            if planned.spec.run_id == run_id:
+                self.ray.cancel(ref, force=False)
 
     def stop_all(self) -> list[PlannedRun]:
         """Cancel every task: a running one gets KeyboardInterrupt and stops its worker cleanly."""
