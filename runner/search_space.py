@@ -80,7 +80,7 @@ def parse_search(table: dict, base: dict, overrides: list, where: str, check_set
 
 def dimension(key: str, rule, fail) -> Dimension:
     if not isinstance(rule, dict) or len(rule) != 1 or next(iter(rule)) not in KINDS:
-        fail(f"give one of {{ log = [lo, hi] }}, {{ range = [lo, hi] }}, {{ int = [lo, hi] }}, {{ choice = [...] }}")
+        fail("give one of { log = [lo, hi] }, { range = [lo, hi] }, { int = [lo, hi] }, { choice = [...] }")
     kind, values = next(iter(rule.items()))
     if not isinstance(values, list) or not values:
         fail(f"{kind} needs a non-empty list")

@@ -11,7 +11,6 @@ import platform
 import time
 from typing import Callable
 
-import numpy as np
 import paddle
 
 import runner
