@@ -269,7 +269,7 @@ def print_search_plan(experiment, parallel: int | None) -> None:
     from runner.cpu import usable_cores
     from runner.plan import estimate_minutes
     from runner.progress import clock
-    from runner.search import trial_specs
+    from runner.search import runs_to_come, trial_specs
 
     search = experiment.search
     base = trial_specs(experiment, {})
@@ -278,13 +278,13 @@ def print_search_plan(experiment, parallel: int | None) -> None:
         t.add_row(dim.key, f"{dim.kind} {list(dim.values)}")
     out.print(t)
     per_trial = sum(estimate_minutes(s.config) or 0 for s in base)
-    finals = len(search.final_seeds) * (estimate_minutes({**base[0].config, "validation": "official", "fold": 0}) or 0)
+    total = sum(estimate_minutes(s.config) or 0 for s in runs_to_come(experiment, search.trials))
     slots = parallel or usable_cores()
     out.print(f"search: {search.trials} trials of {len(base)} run(s) each, {search.sampler} sampler, {search.pruner} "
               f"pruner, {search.objective} on {base[0].config['validation']}; then seeds {search.final_seeds} on the "
               f"official validation images")
-    out.print(f"about {clock(60 * (search.trials * per_trial + finals) / slots)} at {slots} at a time if no trial is "
-              f"pruned (a trial of the base run: {per_trial:.1f} min; the space's settings change it)")
+    out.print(f"about {clock(60 * total / slots)} at {slots} at a time if no trial is pruned (a trial of the base "
+              f"run: {per_trial:.1f} min; the space's settings change it)")
 
 
 def parse_devices(text: Optional[str]) -> list[int] | None:

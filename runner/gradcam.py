@@ -40,11 +40,15 @@ def last_spatial_layer(network: paddle.nn.Layer, image_size: int, in_channels: i
 def grad_cam(network: paddle.nn.Layer, images: np.ndarray, classes: np.ndarray, layer_name: str) -> np.ndarray:
     """Heat maps (N x H x W, each scaled to [0, 1]) of `classes` on float32 NCHW `images`."""
     layer = dict(network.named_sublayers())[layer_name]
-    kept: dict = {}
+    # A layer may be called more than once per forward (the course AlexNet shares one pooling
+    # layer between three stages), so each call keeps its own output and gradient and the last
+    # call with an image-shaped output is the one explained.
+    calls: list[dict] = []
 
     def keep(layer, inputs, output):
-        kept["activations"] = output
-        output.register_hook(lambda grad: kept.__setitem__("gradients", grad))
+        call = {"activations": output}
+        calls.append(call)
+        output.register_hook(lambda grad: call.__setitem__("gradients", grad))
 
     hook = layer.register_forward_post_hook(keep)
     was_training = network.training
@@ -55,7 +59,10 @@ def grad_cam(network: paddle.nn.Layer, images: np.ndarray, classes: np.ndarray, 
             logits = logits[0]
         chosen = F.one_hot(paddle.to_tensor(classes.astype("int64")), logits.shape[1]).astype(logits.dtype)
         (logits * chosen).sum().backward()
-        activations, gradients = kept["activations"], kept["gradients"]
+        spatial = [call for call in calls if call["activations"].ndim == 4 and "gradients" in call]
+        if not spatial:
+            raise ValueError(f"layer {layer_name!r} has no image-shaped output that the class logit depends on")
+        activations, gradients = spatial[-1]["activations"], spatial[-1]["gradients"]
         weights = gradients.mean(axis=[2, 3], keepdim=True)
         cam = F.relu((weights * activations).sum(axis=1, keepdim=True))
         cam = F.interpolate(cam, size=images.shape[2:], mode="bilinear", align_corners=False)[:, 0].numpy()

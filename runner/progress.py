@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from runner.plan import PlannedRun
+
 
 @dataclass
 class RunState:
@@ -49,6 +51,7 @@ class SweepProgress:
         self.parallel, self.estimate = max(1, parallel), estimate
         self.started = time.monotonic()
         self.estimated_done: list[tuple[float, float]] = []  # (estimate s, actual s) of finished runs
+        self.to_come: list[float | None] = []  # plan minutes of the runs a search has yet to ask for
 
     # ---- events ----------------------------------------------------------------------------------
 
@@ -72,6 +75,10 @@ class SweepProgress:
             self.runs[p.spec.run_id] = RunState(p.spec.run_id, p.spec.display_name, p.spec.config["epochs"],
                                                 epoch=p.epochs_done, epochs_at_start=p.epochs_done,
                                                 estimate=self.estimate(p) if self.estimate else None)
+            return None
+        if kind == "expected":  # the runs a search will still add: their settings are not drawn yet
+            self.to_come = [self.estimate(PlannedRun(spec, "new", "run", 0)) if self.estimate else None
+                            for spec in d["specs"]]
             return None
         if kind == "note":
             return f"note: {d['message']}"
@@ -129,9 +136,10 @@ class SweepProgress:
     def seconds_left(self) -> float | None:
         open_runs = [r for r in self.runs.values() if r.status in ("queued", "running")]
         lefts = [r.seconds_left(self.scale()) for r in open_runs]
+        lefts += [None if m is None else m * 60 * self.scale() for m in self.to_come]
         if any(left is None for left in lefts):
             return None
-        return sum(lefts) / min(self.parallel, max(1, len(open_runs)))
+        return sum(lefts) / min(self.parallel, max(1, len(lefts)))
 
     def sweep_times(self) -> str:
         return f"sweep {clock(time.monotonic() - self.started)} elapsed, {clock(self.seconds_left())} left"

@@ -56,6 +56,13 @@ def final_specs(experiment: Experiment, params: dict, trial_number: int) -> list
     return specs
 
 
+def runs_to_come(experiment: Experiment, trials_left: int, finals: bool = True) -> list[RunSpec]:
+    """The runs a search has yet to ask for, as the base run stands in for settings not drawn yet:
+    for the time-left estimate of a running search and of its dry run."""
+    base = trial_specs(experiment, {})
+    return base * max(0, trials_left) + (final_specs(experiment, {}, 0) if finals else [])
+
+
 def make_study(experiment: Experiment, storage_path, epochs: int):
     """The study of `experiment`, created or loaded from Optuna's storage in the sweep's folder."""
     try:
@@ -192,8 +199,11 @@ class SearchLoop(SweepLoop):
             self.attach(trial, trial_specs(self.experiment, suggest(trial, self.search.space)), pending)
             room = self.executor.capacity() - len(self.executor.running()) - len(pending)
         if self.open or (self.counted() < self.search.trials and self.failed() < self.search.trials):
+            self.on_event("expected", specs=runs_to_come(self.experiment, self.search.trials - self.counted()
+                                                         - len(self.open)))
             return True
         self.finals_started = True
+        self.on_event("expected", specs=[])
         self.start_finals(pending)
         return False
 

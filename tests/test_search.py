@@ -52,6 +52,22 @@ def states(outputs):
     return [t.state.name for t in study(outputs).trials]
 
 
+def test_time_left_counts_the_trials_not_asked_for_yet_and_the_final_seeds(tmp_path):
+    """A running search's "left" is not only its running trials: the trials still to ask for and
+    the final seeds are counted at the base run's estimate."""
+    from runner.config import load_experiment
+    from runner.progress import SweepProgress
+    from runner.search import runs_to_come
+
+    experiment = load_experiment(search_file(tmp_path, trials=4))
+    progress = SweepProgress(parallel=2, estimate=lambda planned: 2.0)
+    progress.on_event("plan", planned=[])
+    progress.on_event("expected", specs=runs_to_come(experiment, 3))
+    assert progress.seconds_left() == pytest.approx((3 + 1) * 120 / 2)  # 3 trials and 1 final seed
+    progress.on_event("expected", specs=[])
+    assert progress.seconds_left() == 0
+
+
 def test_a_tiny_search_completes_and_trains_the_best_settings_on_the_official_images(tmp_path, outputs):
     proc = cli("sweep", search_file(tmp_path), "--jobs", "2", check=True)
     counted = [s for s in states(outputs) if s in ("COMPLETE", "PRUNED")]

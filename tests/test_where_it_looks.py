@@ -68,6 +68,21 @@ def test_the_stage_is_found_for_course_and_zoo_networks():
         assert last_spatial_layer(network, 64).split(".")[-1] == stage, name
 
 
+def test_grad_cam_explains_every_course_network_and_a_shared_layer():
+    """The course AlexNet calls one pooling layer after three stages (96, then 256 channels): the
+    heat must pair the last call's activations with that call's own gradients."""
+    from runner.models import build_network
+
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 3, 64, 64)).astype("float32")
+    for name in ("alexnet", "vgg16", "resnet50", "lenet", "paddle.vision/squeezenet1_1"):
+        paddle.seed(0)
+        network = build_network(name, 2, 64)
+        layer = last_spatial_layer(network, 64)
+        heat = grad_cam(network, images, np.array([1, 0]), layer)
+        assert heat.shape == (2, 64, 64) and np.isfinite(heat).all(), name
+        assert 0.0 <= heat.min() and heat.max() <= 1.0, name
+
+
 def test_fixed_images_are_chosen_by_position_not_by_errors():
     labels = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0])
     assert list(fixed_images(labels, 2)) == [1, 2, 4, 7, 0, 3, 5, 6]
