@@ -147,7 +147,10 @@ def gradcam_figure(rows: list[tuple[str, dict]], class_names: list[str], title: 
             if r == 0:
                 ax.set_title(f"{class_names[int(cam['labels'][c])]}\nimage {int(cam['indices'][c])}", fontsize=8)
         axes[r][0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
-    fig.suptitle(title, fontsize=10)
+    explained = {int(k) for _, cam in rows for k in np.asarray(cam.get("classes", [])).ravel()}
+    what = (f"the evidence for {class_names[explained.pop()]!r}" if len(explained) == 1
+            else "the evidence for each image's own class")
+    fig.suptitle(f"{title}: {what}, each map scaled to its own peak", fontsize=10)
     return fig
 
 
@@ -178,7 +181,7 @@ def pareto_figure(points: list[tuple[str, float, float, float | None]], groups: 
     """Final accuracy (and AUC, where there is one) against CPU latency at batch 1: a point per run,
     a ringed marker at each model group's mean, the runs no other run beats on both joined."""
     plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     has_auc = any(auc is not None for _, _, _, auc in points)
     fig, axes = plt.subplots(1, 2 if has_auc else 1, figsize=(11 if has_auc else 6, 4.2), squeeze=False,
@@ -203,6 +206,7 @@ def pareto_figure(points: list[tuple[str, float, float, float | None]], groups: 
         if front:
             ax.plot(*zip(*front), color="black", linewidth=0.8, alpha=0.6, drawstyle="steps-post")
         ax.set(xscale="log", xlabel="CPU latency at batch 1 (ms, log scale)", ylabel=metric)
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # latencies span one or two decades
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3)

@@ -85,7 +85,7 @@ def comparison_figures(layout: SweepLayout, rows: list[dict], groups: list[dict]
     if cams:
         class_names = rows[0]["result"]["class_names"]
         figures["gradcam.png"] = lambda: plots.gradcam_figure(cams, class_names,
-                                                              "Grad-CAM: where each model group looks (its first run)")
+                                                              "Grad-CAM of each model group's first run")
     study = load_study(layout.root)
     if study is not None and sum(t.value is not None for t in study.trials) >= 1:
         figures["search_history.png"] = lambda: plots.optuna_figure("history", study)
