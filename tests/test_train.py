@@ -86,8 +86,9 @@ def test_same_seed_gives_identical_metrics(tmp_path, outputs, monkeypatch):
 
 
 def test_killed_run_resumes_to_the_same_metrics(tmp_path, outputs, monkeypatch):
+    # with a warm-up wrapping the cosine schedule: both schedules' states must come back
     text = LENET_64.replace("epochs = 2", "epochs = 3").replace('"lenet"', '"alexnet"').replace(
-        "[[runs]]", "augment = true\n[[runs]]")
+        "[[runs]]", 'augment = true\nscheduler = { name = "cosine", warmup_epochs = 1 }\n[[runs]]')
     path = write_toml(tmp_path, text)
     # reference: never interrupted
     monkeypatch.setenv("RUNNER_OUTPUT_ROOT", str(tmp_path / "reference"))
@@ -110,6 +111,7 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, outputs, monkeypatch):
     result = json.loads(next(outputs.rglob("result.json")).read_text())
     assert [h["val"] for h in result["history"]] == [h["val"] for h in reference["history"]]
     assert result["final"] == reference["final"]
+    assert "unused values in state_dict" not in resumed.stdout + resumed.stderr
 
 
 def test_googlenet_trains_with_aux_losses_and_reports_main_head(tmp_path, outputs):
