@@ -214,14 +214,15 @@ def pareto_figure(points: list[tuple[str, float, float, float | None]], groups: 
     return fig
 
 
-def interval_dot_figure(rows: list[tuple[str, float, float, float]], xlabel: str = "final accuracy (%)"):
-    """A dot per model group at its mean with its 95 % interval, best at the top."""
+def interval_dot_figure(rows: list[tuple[str, float, float, float, str]], xlabel: str = "final accuracy (%)"):
+    """A dot per model group at its mean with its 95 % interval, best at the top: filled for a
+    t-interval over seeds, hollow for one run's Wilson interval over the images."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.38 * len(rows) + 1.2), layout="constrained")
-    for y, (label, mean, low, high) in enumerate(reversed(rows)):
+    for y, (label, mean, low, high, kind) in enumerate(reversed(rows)):
         if not np.isnan(low):
             ax.plot([low, high], [y, y], color="tab:blue", linewidth=2, alpha=0.6)
-        ax.plot(mean, y, "o", color="tab:blue")
+        ax.plot(mean, y, "o", color="tab:blue", markerfacecolor="white" if kind == "wilson" else "tab:blue")
     ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)], fontsize=8)
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)

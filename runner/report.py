@@ -164,6 +164,22 @@ def seed_groups(rows: list[dict]) -> list[dict]:
     return out
 
 
+def accuracy_intervals(groups: list[dict]) -> list[tuple[str, float, float, float, str]]:
+    """(model group, mean, low, high, kind) of final accuracy in %: a t-interval over the seeds, or for
+    a group of one run its Wilson interval over the validation images ("wilson"): one run still has
+    an uncertainty, its images are a sample."""
+    out = []
+    for g in groups:
+        mean, _, low, high = g["acc"]
+        kind = "t"
+        if len(g["members"]) == 1:
+            low, high = g["members"][0].get("ci") or (None, None)
+            kind = "wilson"
+        low, high = (float("nan") if v is None or math.isnan(v) else 100 * min(1.0, max(0.0, v)) for v in (low, high))
+        out.append((g["model"], 100 * mean, low, high, kind))
+    return out
+
+
 def plot_groups(rows: list[dict]) -> list[tuple[str, list[dict]]]:
     """Seed groups as the comparison plots draw them: named results, with the dataset and image size
     in the name where the groups do not all share them."""

@@ -16,8 +16,8 @@ import numpy as np
 from runner import metrics, plots
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
-from runner.report import (choice_table, collect, group_by_seed, group_table, load_study, plot_groups, render,
-                           run_record, search_trials, seed_groups, table)
+from runner.report import (accuracy_intervals, choice_table, collect, group_by_seed, group_table, load_study,
+                           plot_groups, render, run_record, search_trials, seed_groups, table)
 from runner.runfiles import atomic_write, load_arrays
 
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px;"
@@ -64,9 +64,7 @@ def comparison_figures(layout: SweepLayout, rows: list[dict], groups: list[dict]
     each drawn only where it has something to show."""
     named = plot_groups(rows)
     figures = {
-        "accuracy_by_group.png": lambda: plots.interval_dot_figure(
-            [(g["model"], 100 * g["acc"][0], 100 * max(0.0, g["acc"][2]), 100 * min(1.0, g["acc"][3]))
-             for g in groups]),
+        "accuracy_by_group.png": lambda: plots.interval_dot_figure(accuracy_intervals(groups)),
         "val_acc_per_epoch.png": lambda: plots.small_multiples_figure(named, "acc", "val"),
         "val_loss_per_epoch.png": lambda: plots.small_multiples_figure(named, "loss", "val"),
         "acc_vs_train_time.png": lambda: plots.cost_figure(named),
@@ -104,7 +102,8 @@ def comparison_figures(layout: SweepLayout, rows: list[dict], groups: list[dict]
 
 SECTIONS = [  # (figure, heading, what it shows)
     ("accuracy_by_group.png", "Accuracy by model group", "Mean final validation accuracy of each group of seeds "
-     "with its 95 % t-interval (one run: the point alone)."),
+     "with its 95 % t-interval over the seeds; a group of one run, with its 95 % Wilson interval over the "
+     "validation images (hollow)."),
     ("pareto.png", "Accuracy against cost", "A point per run, a ring at each group's mean; the line joins the runs "
      "no other run beats on both accuracy and CPU latency at batch 1 (the exported model, one thread)."),
     ("val_acc_per_epoch.png", "Learning curves", "Validation accuracy per epoch, a panel per model group: each seed "

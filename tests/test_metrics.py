@@ -94,6 +94,24 @@ def test_seed_groups_join_runs_recorded_before_and_after_new_settings():
     assert row["course (text)"] == "94.00%" and row["course (its saved run)"] == "92.50%"
 
 
+def test_a_group_of_one_run_is_drawn_with_its_wilson_interval_not_from_0_to_100():
+    from runner.metrics import wilson_interval
+    from runner.report import accuracy_intervals, seed_groups
+
+    base = {"model": "alexnet", "dataset": "ichallenge-pm", "image_size": 224, "epochs": 5, "label": ""}
+    rows = [{"result": {"config": {**base, "seed": s}, "final": {"acc": acc}}, "ci": (None, None)}
+            for s, acc in ((0, 0.90), (1, 0.80))]
+    rows.append({"result": {"config": {**base, "seed": 0, "model": "vgg16"}, "final": {"acc": 0.9725}},
+                 "ci": wilson_interval(389, 400)})
+    drawn = {label: rest for label, *rest in accuracy_intervals(seed_groups(rows))}
+    mean, low, high, kind = drawn["vgg16"]
+    assert kind == "wilson" and mean == pytest.approx(97.25)
+    assert (low, high) == pytest.approx(tuple(100 * v for v in wilson_interval(389, 400)))
+    assert 94 < low < 96 and 98 < high < 99.5
+    mean, low, high, kind = drawn["alexnet"]  # two seeds: the t-interval, kept within 0-100 %
+    assert kind == "t" and mean == pytest.approx(85.0) and low == pytest.approx(21.47, abs=0.01) and high == 100.0
+
+
 def test_differs_from_best_never_prints_p_equal_to_zero():
     from runner.report import differs
 
