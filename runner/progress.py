@@ -52,6 +52,7 @@ class SweepProgress:
         self.started = time.monotonic()
         self.estimated_done: list[tuple[float, float]] = []  # (estimate s, actual s) of finished runs
         self.to_come: list[float | None] = []  # plan minutes of the runs a search has yet to ask for
+        self.to_come_said = False
 
     # ---- events ----------------------------------------------------------------------------------
 
@@ -79,6 +80,11 @@ class SweepProgress:
         if kind == "expected":  # the runs a search will still add: their settings are not drawn yet
             self.to_come = [self.estimate(PlannedRun(spec, "new", "run", 0)) if self.estimate else None
                             for spec in d["specs"]]
+            if not self.to_come_said:  # once: the search's plan
+                self.to_come_said = True
+                queued = sum(r.status in ("queued", "running") for r in self.runs.values())
+                return (f"plan: {queued} runs queued and {len(self.to_come)} to come; about "
+                        f"{clock(self.seconds_left())} at {self.parallel} at a time")
             return None
         if kind == "note":
             return f"note: {d['message']}"

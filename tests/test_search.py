@@ -62,7 +62,8 @@ def test_time_left_counts_the_trials_not_asked_for_yet_and_the_final_seeds(tmp_p
     experiment = load_experiment(search_file(tmp_path, trials=4))
     progress = SweepProgress(parallel=2, estimate=lambda planned: 2.0)
     progress.on_event("plan", planned=[])
-    progress.on_event("expected", specs=runs_to_come(experiment, 3))
+    line = progress.on_event("expected", specs=runs_to_come(experiment, 3))
+    assert line == "plan: 0 runs queued and 4 to come; about 4:00 at 2 at a time"
     assert progress.seconds_left() == pytest.approx((3 + 1) * 120 / 2)  # 3 trials and 1 final seed
     progress.on_event("expected", specs=[])
     assert progress.seconds_left() == 0
