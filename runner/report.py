@@ -381,12 +381,18 @@ def ensemble_table(records: list[dict]) -> tuple[list[str], list[list]]:
     return header, body
 
 
-def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble: bool = False) -> str:
+def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble: bool = False,
+           searches: dict | None = None) -> str:
+    """The table in `fmt`; `searches`: {sweep name: search_trials(...)} of the sweeps that searched."""
+    searches = searches or {}
     if fmt == "json":
         out = {"runs": [run_record(r) for r in rows], "seed_groups": [group_record(g) for g in seed_groups(rows)],
                "skipped": list(skipped)}
         if ensemble:
             out["ensembles"] = ensembles(rows)
+        if searches:
+            out["searches"] = {name: [dict(zip(header, line)) for line in body]
+                               for name, (header, body) in searches.items()}
         return json.dumps(out, indent=1, default=float)
     if fmt == "csv":
         records = [run_record(r) for r in rows]
@@ -404,6 +410,9 @@ def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble:
         text += "\n\nOver seeds:\n\n" + markdown(*group_table(groups))
     if ensemble:
         text += "\n\nEnsembles (the mean of each group's seeds' probabilities):\n\n" + markdown(*ensemble_table(ensembles(rows)))
+    for name, (header, body) in searches.items():
+        text += (f"\n\nSearch {name}: its trials, scored on training images only (the runs marked \"selected by "
+                 f"search\" are the best trial's settings on the official images):\n\n" + markdown(header, body))
     if any(not r.get("in_file", True) for r in rows):
         text += f"\n\nRuns marked \"not in the file\" were trained here earlier but are not in {rows[0]['source']} now."
     if skipped:
@@ -421,9 +430,12 @@ def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False)
     """One table over the finished runs of one or more sweeps, and what could not be shown. The
     paired test compares every run with the best run on the same validation images, whichever sweep
     it came from; a folder named twice, or a run found in two folders, counts once."""
-    rows, skipped, seen = [], [], {}
+    rows, skipped, seen, searches = [], [], {}, {}
     for output_dir in dict.fromkeys(Path(d).resolve() for d in output_dirs):
         layout = SweepLayout(output_dir)
+        trials = search_trials(output_dir)
+        if trials is not None:
+            searches[output_dir.name] = trials
         registry = RunRegistry(layout.registry, create=False)
         try:
             found, notes = finished_runs(layout, registry)
@@ -439,7 +451,7 @@ def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False)
             rows.append(row)
         if not any(seen[r["result"]["run_id"]] == output_dir for r in rows) and not notes:
             skipped.append(f"{output_dir}: no finished run yet")
-    return render(ranked_with_statistics(rows), fmt, skipped, ensemble), skipped
+    return render(ranked_with_statistics(rows), fmt, skipped, ensemble, searches), skipped
 
 
 # ---- a search's trials ---------------------------------------------------------------------------

@@ -84,6 +84,13 @@ def test_a_tiny_search_completes_and_trains_the_best_settings_on_the_official_im
     assert "(selected by search)" in table
     html = (outputs / "srch" / "report.html").read_text()
     assert "<h2>Search</h2>" in html and "search_history.png" in html
+    # `runner report` shows the search itself too: every trial with its state and settings
+    printed = cli("report", outputs / "srch", check=True).stdout
+    assert "Search srch: its trials" in printed
+    as_json = json.loads(cli("report", outputs / "srch", "--format", "json", check=True).stdout)
+    listed = as_json["searches"]["srch"]
+    assert sorted(t["trial"] for t in listed) == [t.number for t in study(outputs).trials]
+    assert {t["state"] for t in listed} <= {"complete", "pruned"} and all("optimizer.learning_rate" in t for t in listed)
 
 
 def test_the_pruner_stops_a_bad_trial_before_its_last_epoch(tmp_path, outputs):
