@@ -241,7 +241,7 @@ def parse_experiment(data: dict, path: Path, overrides=()) -> Experiment:
             resolve(base, [(key, value)], parsed_overrides, where, f"search.space.{key} = {value!r}")
 
         search = parse_search(data["search"], base, parsed_overrides, where, check_setting,
-                              lambda: resolve(base, [], parsed_overrides, where, "search")["validation"])
+                              lambda: resolve(base, [], parsed_overrides, where, "search"))
         return Experiment(name, path, [], search)
 
     specs, seen = [], set()

@@ -4,6 +4,7 @@
     trials = 40                       trials to finish (pruned ones count)
     sampler = "tpe"                   tpe | random
     pruner = "hyperband"              hyperband | median | none
+    prune_after = 3                   epochs a trial trains before the pruner may stop it (default 1)
     objective = "auc"                 acc | auc | loss (loss is minimised)
     final_seeds = [0, 1, 2]           the best settings, trained on all training images, scored once
     [search.space]                    on the official validation set
@@ -78,8 +79,10 @@ def make_study(experiment: Experiment, storage_path, epochs: int):
         seed = 0
     sampler = (optuna.samplers.TPESampler(seed=seed) if search.sampler == "tpe"
                else optuna.samplers.RandomSampler(seed=seed))
-    pruner = {"hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, epochs)),
-              "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    # an epoch is a step: no trial is stopped before `prune_after` epochs (Hyperband's first rung)
+    pruner = {"hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=search.prune_after,
+                                                                  max_resource=max(1, epochs)),
+              "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=search.prune_after),
               "none": optuna.pruners.NopPruner}[search.pruner]()
     return optuna.create_study(study_name=experiment.name, storage=storage,
                                direction=search.direction, sampler=sampler, pruner=pruner, load_if_exists=True)

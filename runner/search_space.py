@@ -14,7 +14,8 @@ SAMPLERS = ("tpe", "random")
 PRUNERS = ("hyperband", "median", "none")
 OBJECTIVES = {"acc": "maximize", "auc": "maximize", "loss": "minimize"}
 KINDS = ("log", "range", "int", "choice")
-SEARCH_KEYS = {"trials": int, "sampler": str, "pruner": str, "objective": str, "final_seeds": list, "space": dict}
+SEARCH_KEYS = {"trials": int, "sampler": str, "pruner": str, "prune_after": int, "objective": str, "final_seeds": list,
+               "space": dict}
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class SearchSpec:
     trials: int
     sampler: str
     pruner: str
+    prune_after: int  # epochs every trial trains before the pruner may stop it
     objective: str
     final_seeds: list[int]
     space: list[Dimension]
@@ -40,10 +42,10 @@ class SearchSpec:
         return OBJECTIVES[self.objective]
 
 
-def parse_search(table: dict, base: dict, overrides: list, where: str, check_setting, validation_of) -> SearchSpec:
+def parse_search(table: dict, base: dict, overrides: list, where: str, check_setting, resolved_base) -> SearchSpec:
     """Check the [search] table, every key of its space as a run key, and the selection rule.
     `check_setting(key, value)` raises ConfigError for a setting no run could take (the config's own
-    checks); `validation_of()` is the base run's resolved `validation`."""
+    checks); `resolved_base()` is the base run's resolved configuration."""
     def fail(message):
         raise ConfigError(f"{where}: search.{message}")
 
@@ -53,7 +55,7 @@ def parse_search(table: dict, base: dict, overrides: list, where: str, check_set
         if not isinstance(value, SEARCH_KEYS[key]) or isinstance(value, bool):
             fail(f"{key} = {value!r} is a {type(value).__name__}; expected {SEARCH_KEYS[key].__name__}")
     spec = SearchSpec(trials=table.get("trials", 20), sampler=table.get("sampler", "tpe"),
-                      pruner=table.get("pruner", "hyperband"), objective=table.get("objective", "acc"),
+                      pruner=table.get("pruner", "hyperband"), prune_after=table.get("prune_after", 1), objective=table.get("objective", "acc"),
                       final_seeds=table.get("final_seeds", [0]), space=[], base=base, overrides=list(overrides))
     if spec.trials < 1:
         fail(f"trials = {spec.trials} must be at least 1")
@@ -70,7 +72,11 @@ def parse_search(table: dict, base: dict, overrides: list, where: str, check_set
     for dim in spec.space:  # each end of each range, each choice, as a run would be resolved with it
         for value in (dim.values if dim.kind == "choice" else dim.values[:2]):
             check_setting(dim.key, value)
-    scheme = parse_validation(validation_of())
+    resolved = resolved_base()
+    if not 1 <= spec.prune_after < resolved["epochs"]:
+        fail(f"prune_after = {spec.prune_after} must be at least 1 and below epochs = {resolved['epochs']} (the "
+             "pruner may stop a trial after that many epochs)")
+    scheme = parse_validation(resolved["validation"])
     if scheme.official:
         raise ConfigError(f"{where}: a search must not be scored on the official validation images, or the table "
                           "would report the very images the settings were chosen on; set validation = "

@@ -33,15 +33,16 @@ sampler = "tpe"
 pruner = "{pruner}"
 objective = "auc"
 final_seeds = [0]
+{extra}
 [search.space]
 {space}
 """
 SPACE = '"optimizer.learning_rate" = { log = [1e-4, 1e-2] }\nlabel_smoothing = { range = [0.0, 0.2] }'
 
 
-def search_file(tmp_path, epochs=2, trials=4, pruner="median", validation="holdout:0.25", space=SPACE):
+def search_file(tmp_path, epochs=2, trials=4, pruner="median", validation="holdout:0.25", space=SPACE, extra=""):
     return write_toml(tmp_path, SEARCH.format(epochs=epochs, trials=trials, pruner=pruner, validation=validation,
-                                              space=space), "srch.toml")
+                                              space=space, extra=extra), "srch.toml")
 
 
 def study(outputs):
@@ -93,9 +94,11 @@ def test_a_tiny_search_completes_and_trains_the_best_settings_on_the_official_im
     assert {t["state"] for t in listed} <= {"complete", "pruned"} and all("optimizer.learning_rate" in t for t in listed)
 
 
-def test_the_pruner_stops_a_bad_trial_before_its_last_epoch(tmp_path, outputs):
-    path = search_file(tmp_path, epochs=4, trials=3, space='"optimizer.name" = { choice = ["adam", "sgd"] }\n'
-                                                           '"optimizer.learning_rate" = { choice = [0.001, 0.002, 10.0] }')
+@pytest.mark.parametrize("prune_after", [1, 2])
+def test_the_pruner_stops_a_bad_trial_before_its_last_epoch(tmp_path, outputs, prune_after):
+    path = search_file(tmp_path, epochs=4, trials=3, extra=f"prune_after = {prune_after}",
+                       space='"optimizer.name" = { choice = ["adam", "sgd"] }\n'
+                             '"optimizer.learning_rate" = { choice = [0.001, 0.002, 10.0] }')
     cli("sweep", path, "--dry-run", check=True)  # the study does not exist yet: queue the trials in their order
     (outputs / "srch").mkdir(parents=True, exist_ok=True)
     queued = optuna.create_study(study_name="srch", storage=f"sqlite:///{outputs / 'srch' / 'study.sqlite'}",
@@ -107,7 +110,7 @@ def test_the_pruner_stops_a_bad_trial_before_its_last_epoch(tmp_path, outputs):
     proc = cli("sweep", path, "--jobs", "1", check=True)
     bad = study(outputs).trials[2]
     assert bad.params["optimizer.learning_rate"] == 10.0 and bad.state.name == "PRUNED", proc.stdout
-    assert max(bad.intermediate_values) < 4  # stopped before its last epoch
+    assert prune_after <= max(bad.intermediate_values) < 4  # stopped before its last epoch, not before prune_after
     rows = {r["id"]: r for r in RunRegistry(outputs / "srch" / "runs.sqlite", create=False).rows()}
     pruned = [r for r in rows.values() if r["config"]["optimizer"]["learning_rate"] == 10.0]
     assert len(pruned) == 1 and pruned[0]["status"] == "pruned" and "pruned by the search after epoch" in pruned[0]["error"]
@@ -145,6 +148,7 @@ def test_kill_9_mid_search_then_the_same_command_finishes_exactly_the_trials(tmp
     ({"space": 'model = { choice = ["lenet", "resnet5O"] }'}, "unknown model 'resnet5O'"),
     ({"space": 'image_size = { between = [1, 2] }'}, "give one of"),
     ({"pruner": "asha"}, "search.pruner = 'asha'; allowed: hyperband, median, none"),
+    ({"extra": "prune_after = 2"}, "search.prune_after = 2 must be at least 1 and below epochs = 2"),
 ])
 def test_a_bad_search_is_one_line_before_anything_trains(tmp_path, outputs, change, expected):
     proc = cli("sweep", search_file(tmp_path, **change), "--dry-run")
