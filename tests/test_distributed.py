@@ -1,7 +1,6 @@
 """Data parallelism on CPU: two processes through paddle.distributed.launch (gloo) against one."""
 import json
 
-import numpy as np
 import pytest
 
 from conftest import cli, tiny_experiment
