@@ -57,11 +57,10 @@ def final_specs(experiment: Experiment, params: dict, trial_number: int) -> list
     return specs
 
 
-def runs_to_come(experiment: Experiment, trials_left: int, finals: bool = True) -> list[RunSpec]:
-    """The runs a search has yet to ask for, as the base run stands in for settings not drawn yet:
-    for the time-left estimate of a running search and of its dry run."""
-    base = trial_specs(experiment, {})
-    return base * max(0, trials_left) + (final_specs(experiment, {}, 0) if finals else [])
+def runs_to_come(experiment: Experiment, trials_left: int) -> list[RunSpec]:
+    """The runs a search has yet to ask for, its final seeds included, as the base run stands in for
+    settings not drawn yet: for the time-left estimate of a running search and of its dry run."""
+    return trial_specs(experiment, {}) * max(0, trials_left) + final_specs(experiment, {}, 0)
 
 
 def make_study(experiment: Experiment, storage_path, epochs: int):
@@ -125,6 +124,7 @@ class SearchLoop(SweepLoop):
         self.pruned: dict[str, str] = {}
         self.current: list[str] = []
         self.finals_started = False
+        self.trials_to_come: int | None = None  # as last told to on_event("expected")
 
     # ---- bookkeeping -------------------------------------------------------------------------------
 
@@ -202,8 +202,10 @@ class SearchLoop(SweepLoop):
             self.attach(trial, trial_specs(self.experiment, suggest(trial, self.search.space)), pending)
             room = self.executor.capacity() - len(self.executor.running()) - len(pending)
         if self.open or (self.counted() < self.search.trials and self.failed() < self.search.trials):
-            self.on_event("expected", specs=runs_to_come(self.experiment, self.search.trials - self.counted()
-                                                         - len(self.open)))
+            left = self.search.trials - self.counted() - len(self.open)
+            if left != self.trials_to_come:  # top_up runs every poll: say it only when it changes
+                self.trials_to_come = left
+                self.on_event("expected", specs=runs_to_come(self.experiment, left))
             return True
         self.finals_started = True
         self.on_event("expected", specs=[])

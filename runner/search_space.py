@@ -55,7 +55,8 @@ def parse_search(table: dict, base: dict, overrides: list, where: str, check_set
         if not isinstance(value, SEARCH_KEYS[key]) or isinstance(value, bool):
             fail(f"{key} = {value!r} is a {type(value).__name__}; expected {SEARCH_KEYS[key].__name__}")
     spec = SearchSpec(trials=table.get("trials", 20), sampler=table.get("sampler", "tpe"),
-                      pruner=table.get("pruner", "hyperband"), prune_after=table.get("prune_after", 1), objective=table.get("objective", "acc"),
+                      pruner=table.get("pruner", "hyperband"), prune_after=table.get("prune_after", 1),
+                      objective=table.get("objective", "acc"),
                       final_seeds=table.get("final_seeds", [0]), space=[], base=base, overrides=list(overrides))
     if spec.trials < 1:
         fail(f"trials = {spec.trials} must be at least 1")
