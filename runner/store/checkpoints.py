@@ -23,7 +23,7 @@ from pathlib import Path
 
 from runner.errors import RunnerError
 from runner.faults import fault_point
-from runner.runfiles import write_json_atomic
+from runner.store.runfiles import write_json_atomic
 
 KEEP = 2
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runner.runfiles import load_predictions, save_predictions
+from runner.store.runfiles import load_predictions, save_predictions
 
 
 class RunRecorder:
@@ -26,7 +26,7 @@ class RunRecorder:
 
     def open_log(self, steps_per_epoch: int, input_grid: np.ndarray) -> None:
         """The run's VisualDL log, whole across resumes (records past the resumed epoch are dropped)."""
-        from runner.vdl import RunLog
+        from runner.run.vdl import RunLog
 
         self.steps_per_epoch = steps_per_epoch
         if not self.main:
@@ -72,7 +72,7 @@ class RunRecorder:
         final network, drawn once for VisualDL."""
         if not self.main or self.best is None or "best" not in self.predictions:
             return
-        from runner.vdl import RunLog
+        from runner.run.vdl import RunLog
 
         log = RunLog(self.layout.vdl, self.spec.display_name, len(self.history), self.steps_per_epoch)
         try:
