@@ -189,7 +189,7 @@ class Experiment:
     name: str
     path: Path
     runs: list[RunSpec]
-    search: Any = None  # a runner.search.SearchSpec: the runs are then the search's trials
+    search: Any = None  # a runner.sweep.search.SearchSpec: the runs are then the search's trials
 
 
     def find(self, run: str | None) -> RunSpec:

@@ -25,7 +25,7 @@ SCHEDULER_KEYS = {
     "linear": ("warmup_share", "start_factor", "end_factor"),  # stepped per batch (runner/objectives.py)
 }
 MONITORS = ("acc", "loss", "auc")
-EVAL_ENGINES = ("inference", "dygraph")  # see runner/inference_eval.py
+EVAL_ENGINES = ("inference", "dygraph")  # see runner/run/inference_eval.py
 HEADS = ("softmax", "sigmoid")  # one logit per class, or the course's one logit (runner/models/layers.py)
 
 # Metrics by kind of task, in the table's order. Binary tasks: the positive class is label 1.

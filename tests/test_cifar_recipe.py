@@ -8,13 +8,13 @@ import paddle
 import pytest
 
 from conftest import cli, write_toml
-from runner.callbacks import DecoupledWeightDecay, Lookahead
+from runner.run.callbacks import DecoupledWeightDecay, Lookahead
 from runner.data.batches import BatchLoader, augment_batch, scale_batch, translated
 from runner.data.transforms import Augment, ArrayDataset, augment_image
-from runner.distributed import ShardedBatchSampler
+from runner.run.distributed import ShardedBatchSampler
 from runner.models.airbench import Airbench, patches, whitening_filters
-from runner.objectives import Triangle, build_schedule, scale_norm_bias_lr
-from runner.tta import TTANetwork, averaged, views
+from runner.run.objectives import Triangle, build_schedule, scale_norm_bias_lr
+from runner.run.tta import TTANetwork, averaged, views
 
 RECIPE = """
 name = "fast"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runner.runfiles import load_predictions, save_predictions
+from runner.store.runfiles import load_predictions, save_predictions
 
 
 class RunRecorder:
@@ -27,7 +27,7 @@ class RunRecorder:
 
     def open_log(self, steps_per_epoch: int, input_grid: np.ndarray) -> None:
         """The run's VisualDL log, whole across resumes (records past the resumed epoch are dropped)."""
-        from runner.vdl import RunLog
+        from runner.run.vdl import RunLog
 
         self.steps_per_epoch = steps_per_epoch
         if not self.main:
@@ -45,7 +45,7 @@ class RunRecorder:
     def epoch_done(self, record: dict, probs: np.ndarray, labels: np.ndarray) -> None:
         record["stopped_early"] = bool(self.model.stop_training)
         tta = self.spec.config.get("tta", 0)
-        if tta:  # runner/tta.py: the last epoch's evaluation averages the views
+        if tta:  # runner/run/tta.py: the last epoch's evaluation averages the views
             record["tta"] = tta if record["epoch"] == self.spec.config["epochs"] else 0
         if self.val_order is not None:  # all-gathered predictions come rank by rank: back to dataset order
             probs, labels = reorder(probs, self.val_order), reorder(labels, self.val_order)
@@ -78,7 +78,7 @@ class RunRecorder:
         final network, drawn once for VisualDL."""
         if not self.main or self.best is None or "best" not in self.predictions:
             return
-        from runner.vdl import RunLog
+        from runner.run.vdl import RunLog
 
         log = RunLog(self.layout.vdl, self.spec.display_name, len(self.history), self.steps_per_epoch)
         try:

@@ -26,7 +26,7 @@ import numpy as np
 
 from runner.errors import RunnerError
 from runner.faults import fault_point
-from runner.runfiles import write_json_atomic
+from runner.store.runfiles import write_json_atomic
 
 KEEP = 2
 ARRAYS = "callbacks.npz"  # the state of callbacks that keep their own (runner.callbacks.Lookahead)

@@ -14,26 +14,26 @@ from typing import Callable
 import paddle
 
 import runner
-from runner.callbacks import (DecoupledWeightDecay, DivergenceGuard, EpochSeeder, History, Lookahead, NetworkEpochHook,
+from runner.run.callbacks import (DecoupledWeightDecay, DivergenceGuard, EpochSeeder, History, Lookahead, NetworkEpochHook,
                               seed_everything)
-from runner.checkpoints import Checkpoints
+from runner.store.checkpoints import Checkpoints
 from runner.config import RunSpec, evaluates_on_inference_engine
-from runner.conv_bias import use_matmul_bias
+from runner.run.conv_bias import use_matmul_bias
 from runner.cpu import keep_freed_memory, set_math_threads
-from runner.distributed import ShardedBatchSampler, gathered_order, rank_and_world, where_it_runs
+from runner.run.distributed import ShardedBatchSampler, gathered_order, rank_and_world, where_it_runs
 from runner.errors import RunnerError
 from runner.data import Augment, load_splits
 from runner.data.batches import BatchLoader, scale_batch
-from runner.inference_eval import InferenceEvaluation
-from runner.layout import RunLayout
+from runner.run.inference_eval import InferenceEvaluation
+from runner.store.layout import RunLayout
 from runner.metrics import confusion_matrix
 from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
-from runner.runfiles import load_arrays, save_arrays, write_json_atomic
-from runner.objectives import (ClassificationLoss, ClassificationMetrics, build_optimizer, scale_norm_bias_lr,
+from runner.store.runfiles import load_arrays, save_arrays, write_json_atomic
+from runner.run.objectives import (ClassificationLoss, ClassificationMetrics, build_optimizer, scale_norm_bias_lr,
                                steps_by_batch)
-from runner.recording import RunRecorder
-from runner.tta import DygraphTestTimeAugmentation, TTAOnLastEpoch
-from runner.vdl import input_grid
+from runner.run.recording import RunRecorder
+from runner.run.tta import DygraphTestTimeAugmentation, TTAOnLastEpoch
+from runner.run.vdl import input_grid
 
 Report = Callable[..., None]  # report(event, **details): "start", "note", "step", "epoch", "done"
 
@@ -74,7 +74,7 @@ def prepare_run(spec: RunSpec, data_root=None, cache_dir=None):
                             c["weights"] or None, c["head"], **c["model_args"])
     check_input_size(network, c["model"], c["image_size"])
     fit_to_data(network, splits.train)
-    if c["device"] == "cpu":  # the slow bias kernels are the CPU's (runner/conv_bias.py)
+    if c["device"] == "cpu":  # the slow bias kernels are the CPU's (runner/run/conv_bias.py)
         use_matmul_bias(network)
     model = build_model(network, c["image_size"])
     opt = c["optimizer"]
@@ -211,9 +211,9 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
 
 
 def assess(network, config: dict, splits, layout: RunLayout, report: Report) -> dict:
-    """Cost to run and Grad-CAM of the trained network (runner/assess.py); what cannot be measured
+    """Cost to run and Grad-CAM of the trained network (runner/run/assess.py); what cannot be measured
     (a network the inference engine cannot take, say) is a note, not a failed run."""
-    from runner.assess import inference_cost, where_it_looks
+    from runner.run.assess import inference_cost, where_it_looks
 
     def note(what, err):
         report("note", message=f"{what} not measured ({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]})")

@@ -23,7 +23,7 @@ import paddle
 from paddle.callbacks import Callback
 
 from runner.cpu import set_math_threads
-from runner.tta import TTANetwork, TTAOnLastEpoch
+from runner.run.tta import TTANetwork, TTAOnLastEpoch
 
 
 @contextlib.contextmanager
