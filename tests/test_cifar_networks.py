@@ -8,6 +8,7 @@ import pytest
 
 from conftest import cli
 from runner.conv_bias import use_matmul_bias
+from runner.errors import RunnerError
 from runner.data import load_splits
 from runner.inference_eval import build_predictor
 from runner.models import RUNNER, build_model, build_network, count_flops, count_parameters, get_model, list_models
@@ -123,3 +124,11 @@ def test_runner_models_lists_the_cifar_networks():
     for name in FACTS:
         assert rows[name]["origin"] == RUNNER and rows[name]["image_size"] == 32
         assert rows[name]["parameters"] > 0.98 * FACTS[name][0]  # 2 classes, with batch-norm statistics
+
+
+def test_vgg11_refuses_an_input_its_five_pools_cannot_halve_and_names_the_smallest():
+    with pytest.raises(RunnerError) as err:
+        build_network("cifar_vgg11", 10, 16)
+    assert str(err.value) == ("model 'cifar_vgg11' cannot take 3x16x16 input: layer features fails "
+                              "(5 2x2 max-pools take 16x16 below 1x1); use image_size >= 32")
+    assert build_network("cifar_vgg11", 10, 64).classifier.weight.shape == [512 * 2 * 2, 10]
