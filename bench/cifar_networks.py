@@ -29,10 +29,10 @@ import runner  # noqa: E402,F401  (sets MKL's CPU switch before paddle loads)
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
-from runner.conv_bias import use_matmul_bias  # noqa: E402
+from runner.run.conv_bias import use_matmul_bias  # noqa: E402
 from runner.cpu import keep_freed_memory, set_math_threads  # noqa: E402
 from runner.models import RUNNER, build_model, build_network, count_flops, list_models  # noqa: E402
-from runner.objectives import ClassificationLoss  # noqa: E402
+from runner.run.objectives import ClassificationLoss  # noqa: E402
 from speed import matmul_limit_gflops  # noqa: E402
 
 EPOCH_IMAGES = 50_000

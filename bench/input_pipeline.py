@@ -34,7 +34,7 @@ def course_epoch(paths: list[Path], size: int) -> None:
 
 
 def runner_epoch(dataset, batch_size: int) -> None:
-    from runner.train import data_loader
+    from runner.run.train import data_loader
 
     for _ in data_loader(dataset, batch_size, True, 0):
         pass

@@ -7,12 +7,12 @@ import paddle
 import pytest
 
 from conftest import cli
-from runner.conv_bias import use_matmul_bias
+from runner.run.conv_bias import use_matmul_bias
 from runner.errors import RunnerError
 from runner.data import load_splits
-from runner.inference_eval import build_predictor
+from runner.run.inference_eval import build_predictor
 from runner.models import RUNNER, build_model, build_network, count_flops, count_parameters, get_model, list_models
-from runner.objectives import ClassificationLoss
+from runner.run.objectives import ClassificationLoss
 
 # Trainable parameters with 10 classes as the source publishes or its code counts them, and
 # multiply-accumulates of one 32x32 forward pass, derived layer by layer from the architecture.

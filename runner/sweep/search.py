@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from runner.config import ConfigError, Experiment, RunSpec, each_fold, resolve
 from runner.search_space import Dimension
-from runner.sweep import SweepLoop
+from runner.sweep.loop import SweepLoop
 
 def suggest(trial, space: list[Dimension]) -> dict:
     """The trial's settings, drawn by Optuna's sampler."""
@@ -92,9 +92,9 @@ def make_study(experiment: Experiment, storage_path, epochs: int):
 def run_search(experiment: Experiment, jobs=None, data_root=None, on_event=None, devices=None, cluster=None,
                retries=None) -> list[dict]:
     """Run the search's trials, then its final seeds, through the same executors as a sweep."""
-    from runner.executors import build_executor
-    from runner.plan import preflight_data, preflight_devices
-    from runner.sweep import open_sweep
+    from runner.sweep.executors import build_executor
+    from runner.sweep.plan import preflight_data, preflight_devices
+    from runner.sweep.loop import open_sweep
 
     on_event = on_event or (lambda kind, **details: None)
     with open_sweep(experiment) as (layout, registry):
@@ -142,9 +142,9 @@ class SearchLoop(SweepLoop):
 
     def add_runs(self, specs: list[RunSpec], pending: list, number: int | None) -> list[str]:
         """Register the runs in the registry (the sweep's only writer) and queue those not done."""
-        from runner.checkpoints import Checkpoints
-        from runner.plan import PlannedRun
-        from runner.runfiles import read_result
+        from runner.store.checkpoints import Checkpoints
+        from runner.sweep.plan import PlannedRun
+        from runner.store.runfiles import read_result
 
         ids = []
         for spec in specs:
@@ -258,7 +258,7 @@ class SearchLoop(SweepLoop):
         """Tell Optuna how a trial ended once all its runs have."""
         import optuna
 
-        from runner.runfiles import read_result
+        from runner.store.runfiles import read_result
 
         state = self.open[number]
         rows = [self.registry.get(run_id) for run_id in state["runs"]]
