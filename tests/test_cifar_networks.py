@@ -75,17 +75,19 @@ def test_cifar_networks_downsample_32x32_as_their_sources():
 
 
 def test_resnet9_scales_its_logits_and_starts_as_pytorch():
+    paddle.seed(0)
     network = build_network("resnet9", 10, 32)
     assert network.linear.bias is None and network.logit_scale == 0.125
     x = paddle.randn([2, 3, 32, 32])
     network.eval()
     with paddle.no_grad():
         features = network.pool(network.layer3(network.layer2(network.layer1(network.prep(x))))).flatten(1)
-        np.testing.assert_allclose(network(x).numpy(), 0.125 * (features @ network.linear.weight).numpy(), rtol=1e-5)
+        np.testing.assert_allclose(network(x).numpy(), 0.125 * (features @ network.linear.weight).numpy(),
+                                   rtol=1e-5, atol=1e-6)
     # PyTorch's default start, uniform in +-1/sqrt(fan_in), not paddle's larger normal one
     conv = network.layer3[0].conv.weight.numpy()
     bound = 1 / np.sqrt(256 * 9)
-    assert np.abs(conv).max() <= bound and np.abs(conv).max() > 0.95 * bound
+    assert 0.95 * bound < np.abs(conv).max() <= bound * (1 + 1e-6)  # float32 may round the edge up
     assert abs(conv.std() - bound / np.sqrt(3)) / (bound / np.sqrt(3)) < 0.02
 
 
