@@ -19,6 +19,9 @@ from runner.models import googlenet  # noqa: F401
 from runner.models import resnet  # noqa: F401
 from runner.models import cifar_resnet  # noqa: F401
 from runner.models import airbench  # noqa: F401
+from runner.models import resnet9  # noqa: F401
+from runner.models import cifar_mobilenet  # noqa: F401
+from runner.models import cifar_vgg  # noqa: F401
 from runner.models import paddle_vision  # noqa: F401
 from runner.models.layers import InputTooSmall, SigmoidHead, run_dummy
 from runner.models.registry import COURSE, PADDLE_VISION, RUNNER, ModelEntry, get_model, list_models, register_model
