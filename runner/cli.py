@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
@@ -18,18 +19,25 @@ from rich.live import Live
 from rich.table import Table
 
 import runner
-from runner.errors import RunnerError
+from runner.errors import RunnerError, UsageError
 
-HELP = {"help_option_names": ["-h", "--help"]}
+HELP = {"help_option_names": ["-h", "--help"], "max_content_width": 120}
+# No rich markup in help texts: they name extras such as '.[cluster]', which markup would eat.
 app = typer.Typer(help="Benchmark image-classification architectures side by side with PaddlePaddle.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=HELP)
-data_app = typer.Typer(help="Inspect datasets on disk.", no_args_is_help=True, context_settings=HELP)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=HELP,
+                  rich_markup_mode=None)
+data_app = typer.Typer(help="Inspect datasets on disk.", no_args_is_help=True, context_settings=HELP,
+                       rich_markup_mode=None)
 app.add_typer(data_app, name="data")
 # Piped output (logs, CI) gets wide tables rather than rich's 80-column default with cut-off cells.
 # No markup: file names, labels and messages are printed as they are, brackets and all.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220, markup=False, highlight=False)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 220, markup=False,
               highlight=False)
+
+
+# Where a sweep or run that has started keeps its results: said by main's Ctrl-C message too.
+stopped_note: list[str] = []
 
 
 def show_version(value: bool) -> None:
@@ -58,31 +66,53 @@ def stop_cleanly_on_signals() -> None:
 
 
 def main() -> None:
-    """Console entry point: user mistakes become one line on stderr, never a traceback."""
+    """Console entry point: user mistakes become one line on stderr, never a traceback; a mistake in
+    the command line itself (click's, or a value the runner refuses) exits 2, anything else 1."""
     if len(sys.argv) == 1:
         sys.argv.append("--help")  # `runner` alone: the help, not a usage error
     try:
         code = app(standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as e:  # `runner data` alone: its help, as `runner` alone
+        print(e.format_message())
+        sys.exit(0)
     except click_exceptions.NoSuchOption as e:
         hint = f"; did you mean {', '.join(e.possibilities)}?" if e.possibilities else ""
-        command = e.ctx.command_path if e.ctx else "runner"
-        err.print(f"error: no such option {e.option_name}{hint} (see `{command} --help`)", highlight=False)
-        sys.exit(2)
+        usage_error(f"no such option {e.option_name}{hint}")
     except click_exceptions.UsageError as e:
-        command = e.ctx.command_path if e.ctx else "runner"
-        err.print(f"error: {e.format_message()} (see `{command} --help`)", highlight=False)
-        sys.exit(2)
-    except typer.Abort:
-        err.print("interrupted")
-        sys.exit(130)
+        usage_error(e.format_message())
+    except UsageError as e:
+        usage_error(str(e))
+    except typer.Abort:  # click's Ctrl-C
+        code = 130
     except RunnerError as e:
         err.print(f"error: {e}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         code = 130
     if code == 130:  # typer turns Ctrl-C into exit code 130
-        err.print("interrupted; finished work is kept — run the same command again to resume")
+        err.print("interrupted; finished work is kept — run the same command again to resume"
+                  + "".join(f"; {note}" for note in stopped_note[-1:]))
     sys.exit(code or 0)
+
+
+def usage_error(message: str) -> None:
+    """One line in one wording for every usage error, click's ("No such command 'x'.") and ours,
+    naming the help of the command that was given; exit code 2."""
+    message = message.strip().rstrip(".").replace("Value error, ", "")  # typer's prefix to a bad choice
+    message = message[:1].lower() + message[1:]
+    err.print(f"error: {message} (see `{command_path(sys.argv[1:])} --help`)", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def command_path(argv: list[str]) -> str:
+    """'runner data check' for the words of argv that name commands, however runner was started."""
+    group, words = typer.main.get_command(app), ["runner"]
+    for word in argv:
+        group = getattr(group, "commands", {}).get(word)
+        if group is None:
+            break
+        words.append(word)
+    return " ".join(words)
 
 
 # ---- models ------------------------------------------------------------------------------------
@@ -167,11 +197,19 @@ def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
 
     experiment = load_experiment(file, [*(overrides or []), *([f"nproc={nproc}"] if nproc else [])])
     spec = experiment.find(run)
+    layout = SweepLayout.for_experiment(experiment.name)
     stop_cleanly_on_signals()
+    stopped_note.append(where_to_look(layout))
     result = train_one(experiment, spec, data_root, report=print_training_event)
     out.print(f"done {spec.run_id}: final val acc {result['final'].get('acc', float('nan')):.2%}, "
               f"best {result['best'].get('acc', float('nan')):.2%} at epoch {result['best_epoch']}; "
-              f"outputs in {SweepLayout.for_experiment(experiment.name).root}")
+              + where_to_look(layout))
+
+
+def where_to_look(layout) -> str:
+    """The sentence that ends a sweep or a run, and a Ctrl-C of either: where its results are."""
+    return (f"results in {layout.root}: results.md (the table), report.html (open it in a browser), "
+            f"`runner board {layout.root}` (VisualDL)")
 
 
 def print_training_event(event: str, **d) -> None:
@@ -213,8 +251,8 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
 
     gpus = parse_devices(devices)
     if cluster and (gpus or jobs):
-        raise RunnerError("--cluster runs each run where Ray places it: --jobs and --devices are for local sweeps "
-                          "(a run asks Ray for threads x nproc CPUs, or nproc GPUs with device = \"gpu\")")
+        raise UsageError("--cluster runs each run where Ray places it: --jobs and --devices are for local sweeps "
+                         "(a run asks Ray for threads x nproc CPUs, or nproc GPUs with device = \"gpu\")")
     if cluster:
         from runner.sweep.executors.ray import import_ray
 
@@ -235,6 +273,7 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
         return
     progress = sweep_progress(jobs or (len(gpus) if gpus else None))
     stop_cleanly_on_signals()
+    stopped_note.append(where_to_look(layout))
     if out.is_terminal:
         with Live(progress_table(progress), console=out, refresh_per_second=2) as live:
             def on_event(kind, **d):
@@ -252,7 +291,7 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
         rows = start(experiment, jobs, data_root=data_root, on_event=on_event, devices=gpus,
                          cluster=cluster, retries=retries, **retry(experiment, retry_failed))
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "pruned", "failed", "interrupted", "queued")}
-    out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; table: {layout.root / 'results.md'}")
+    out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + "; " + where_to_look(layout))
     for r in rows:
         if r["status"] == "failed":
             err.print(f"failed {r['id']}: {r['error']}")
@@ -293,7 +332,7 @@ def parse_devices(text: Optional[str]) -> list[int] | None:
     try:
         return [int(d) for d in text.split(",") if d.strip()]
     except ValueError:
-        raise RunnerError(f"--devices {text!r}: give GPU numbers separated by commas, e.g. --devices 0,1") from None
+        raise UsageError(f"--devices {text!r}: give GPU numbers separated by commas, e.g. --devices 0,1") from None
 
 
 def sweep_progress(parallel: int | None):
@@ -339,21 +378,33 @@ def default_output_dir(output_dir: Optional[Path]) -> Path:
     return sweeps[-1]
 
 
+class ReportFormat(str, Enum):
+    md = "md"
+    csv = "csv"
+    json = "json"
+
+
 @app.command()
 def report(output_dirs: Optional[List[Path]] = typer.Argument(
                None, help="outputs/<name> (default: the newest sweep); several sweeps make one table"),
-           fmt: str = typer.Option("md", "--format", help="md, csv or json"),
+           fmt: Optional[ReportFormat] = typer.Option(None, "--format", help="md, csv or json (default: md; on "
+                                                      "a terminal, a compact table led by a verdict)"),
            ensemble: bool = typer.Option(False, "--ensemble", help="Add a row per model group that averages its "
                                                                     "seeds' validation probabilities")):
     """The comparison table of a sweep, or of several side by side."""
     from runner.report.comparison import report_for
 
-    if fmt not in ("md", "csv", "json"):
-        raise RunnerError(f"--format {fmt!r}: use md, csv or json")
-    text, skipped = report_for(output_dirs or [default_output_dir(None)], fmt, ensemble)
+    on_terminal = sys.stdout.isatty()
+    # `--format md` on a terminal is the markdown; ensembles have their table there only
+    compact = on_terminal and fmt is None and not ensemble
+    fmt = (fmt or ReportFormat.md).value
+    text, skipped, shown_once = report_for(output_dirs or [default_output_dir(None)], fmt, ensemble, compact)
     print(text)
-    for note in skipped:
-        err.print(f"skipped {note}")
+    if not on_terminal or fmt == "csv":  # else the text on the screen already lists them: said once
+        for note in skipped:
+            err.print(f"skipped {note}")
+        for note in shown_once:
+            err.print(note)
     if skipped:  # the table is incomplete: say so to scripts too
         raise typer.Exit(1)
 

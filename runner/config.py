@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.errors import ConfigError, RunnerError, close_matches
+from runner.errors import ConfigError, OverrideError, RunnerError, UsageError, close_matches
 from runner.search_space import parse_search
 from runner.validation import parse_validation
 from runner.options import (BATCH_RULES, EVAL_ENGINES, HEADS, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS,
@@ -146,6 +146,9 @@ class RunSpec:
 
     experiment: str
     config: dict = field(hash=False, compare=False)
+    # the settings (dotted keys) in which the runs of its experiment differ: shown first where runs
+    # are told apart (VisualDL's hyper-parameters). Not part of the run: its id ignores them.
+    varies: tuple[str, ...] = field(default=(), hash=False, compare=False)
 
     @property
     def run_id(self) -> str:
@@ -160,7 +163,8 @@ class RunSpec:
         c, opt = self.config, self.config["optimizer"]
         head = " sigmoid-head" if c.get("head") == "sigmoid" else ""
         args = "".join(f" {k}={v}" for k, v in sorted(c.get("model_args", {}).items()))
-        return f"{c['model']}{args}{head} {opt['name']} lr={opt['learning_rate']:g} {c['image_size']}px seed={c['seed']}"
+        # what tells runs apart first (a list of names cut short by a dashboard still shows it)
+        return f"{c['model']} seed={c['seed']}{args}{head} {opt['name']} lr={opt['learning_rate']:g} {c['image_size']}px"
 
 
 def evaluates_on_inference_engine(config: dict) -> bool:
@@ -190,7 +194,11 @@ class Experiment:
     path: Path
     runs: list[RunSpec]
     search: Any = None  # a runner.sweep.search.SearchSpec: the runs are then the search's trials
-
+    # the command line's assignments (--set, and --devices' or --nproc's) the runs were resolved with
+    overrides: tuple[str, ...] = ()
+    # the runs the file holds on its own, without those: what the folder calls "the file's runs".
+    # None where the file resolves only with them (a model given by --set, say)
+    file_run_ids: list[str] | None = None
 
     def find(self, run: str | None) -> RunSpec:
         if run is None:
@@ -198,7 +206,7 @@ class Experiment:
         for spec in self.runs:
             if run in (spec.run_id, spec.config["label"], spec.config["model"]):
                 return spec
-        raise ConfigError(f"{self.path}: no run named {run!r}; runs: "
+        raise UsageError(f"--run {run!r}: {self.path} has no run of that id, label or model; runs: "
                           + ", ".join(s.run_id for s in self.runs))
 
 
@@ -244,8 +252,7 @@ def parse_experiment(data: dict, path: Path, overrides=()) -> Experiment:
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}: grid.{key} must be a non-empty list of values")
-    parsed_overrides = [parse_override(o) for o in overrides]
-    check_assignments(parsed_overrides, "--set")
+    parsed_overrides = parse_overrides(overrides)
     check_assignments([(k, v[0]) for k, v in grid.items()], f"{where}: grid")
     if "search" in data:
         if len(runs) != 1 or grid or not isinstance(runs[0], dict):
@@ -273,7 +280,26 @@ def parse_experiment(data: dict, path: Path, overrides=()) -> Experiment:
                 if spec.run_id not in seen:  # identical runs collapse into one
                     seen.add(spec.run_id)
                     specs.append(spec)
-    return Experiment(name, path, specs)
+    varies = varying_keys([spec.config for spec in specs])
+    specs = [RunSpec(name, spec.config, varies) for spec in specs]
+    experiment = Experiment(name, path, specs, overrides=tuple(overrides))
+    experiment.file_run_ids = [s.run_id for s in specs] if not overrides else runs_of_the_file(data, path)
+    return experiment
+
+
+def varying_keys(configs: list[dict]) -> tuple[str, ...]:
+    """The dotted keys whose values differ between `configs`, in the order the configs hold them."""
+    flat = [dotted(c) for c in configs]
+    keys = dict.fromkeys(k for f in flat for k in f)
+    return tuple(k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1)
+
+
+def runs_of_the_file(data: dict, path: Path) -> list[str] | None:
+    """The run ids of the file without any --set, or None where it does not resolve without them."""
+    try:
+        return parse_experiment(data, path).file_run_ids
+    except ConfigError:
+        return None
 
 
 def each_fold(config: dict) -> list[dict]:
@@ -483,6 +509,16 @@ def type_ok(value, types) -> bool:
 
 def type_name(t: type) -> str:
     return {str: "string", int: "integer", float: "number", bool: "boolean", dict: "table", list: "list"}.get(t, t.__name__)
+
+
+def parse_overrides(overrides) -> list[tuple[str, Any]]:
+    """--set pairs, read and checked on their own: a mistake there is the command line's (exit 2)."""
+    try:
+        parsed = [parse_override(o) for o in overrides]
+        check_assignments(parsed, "--set")
+    except ConfigError as err:
+        raise OverrideError(str(err)) from None
+    return parsed
 
 
 def parse_override(text: str) -> tuple[str, Any]:

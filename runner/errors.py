@@ -5,8 +5,16 @@ class RunnerError(Exception):
     """A problem the user can fix; the message says what and how."""
 
 
+class UsageError(RunnerError):
+    """The command line itself is wrong (an option's value, a --set): exit code 2, as click's own."""
+
+
 class ConfigError(RunnerError):
     """The experiment file or a --set override is wrong."""
+
+
+class OverrideError(ConfigError, UsageError):
+    """A --set that cannot be read or names no setting."""
 
 
 class UnknownModelError(RunnerError):

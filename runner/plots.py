@@ -102,6 +102,25 @@ def curves_figure(groups: list[tuple[str, list[dict]]], key: str = "acc", split:
     return fig
 
 
+def run_curves_figure(result: dict):
+    """One run's accuracy and loss per epoch, training and validation, in two panels sized to be
+    read at the size report.html shows them (its natural size)."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.9), layout="constrained")
+    epochs = [h["epoch"] for h in result["history"]]
+    for ax, key, what in zip(axes, ("acc", "loss"), ("accuracy", "loss")):
+        for split, style in (("train", "--"), ("val", "-")):
+            ax.plot(epochs, [h[split].get(key, np.nan) for h in result["history"]], style, marker="o", markersize=4,
+                    label="training" if split == "train" else "validation")
+        ax.set(xlabel="epoch", ylabel=what, title=what)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
+
+
 def cost_figure(groups: list[tuple[str, list[dict]]]):
     """Final validation accuracy against training minutes: a point per run, one colour per group."""
     plt = _pyplot()
@@ -109,7 +128,8 @@ def cost_figure(groups: list[tuple[str, list[dict]]]):
     for (label, runs), color in zip(groups, group_colours(len(groups))):
         ax.scatter([result["train_seconds"] / 60 for result in runs],
                    [100 * result["final"].get("acc", np.nan) for result in runs], color=color, label=label)
-    ax.set(xlabel="training time (min)", ylabel="final validation accuracy (%)", title="Accuracy against cost")
+    ax.set(xlabel="training time (min)", ylabel="final validation accuracy (%)",
+           title="Accuracy against training time")
     ax.grid(alpha=0.3)
     if groups:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -127,14 +147,21 @@ def mean_of_present(values) -> float:
     return float(np.mean(present)) if present else np.nan
 
 
-def gradcam_figure(rows: list[tuple[str, dict]], class_names: list[str], title: str = "Grad-CAM"):
-    """A row per model, a column per image: each image with its heat map laid over it. `rows` hold
-    (model label, the arrays runner.run.assess.where_it_looks saved)."""
+def gradcam_figure(rows: list[tuple], class_names: list[str], title: str = "Grad-CAM"):
+    """A row per model, a column per image: each image with its heat map laid over it, named by its
+    file and true class, with the model's prediction, its probability and whether it was right.
+    `rows` hold (model label, the arrays runner.run.assess.where_it_looks saved[, the run's final
+    validation probabilities, N x classes]). Each map is scaled to its own peak: the colour bar
+    says so."""
     plt = _pyplot()
-    columns = max(len(cam["indices"]) for _, cam in rows)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(1.6 * columns + 1.6, 1.75 * len(rows) + 0.6),
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    columns = max(len(row[1]["indices"]) for row in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.7 * columns + 2.4, 2.1 * len(rows) + 0.8),
                              squeeze=False, layout="constrained")
-    for r, (label, cam) in enumerate(rows):
+    for r, (label, cam, *probabilities) in enumerate(rows):
+        probs = probabilities[0] if probabilities and probabilities[0] is not None else None
         for c in range(columns):
             ax = axes[r][c]
             ax.set_xticks([])
@@ -142,31 +169,44 @@ def gradcam_figure(rows: list[tuple[str, dict]], class_names: list[str], title: 
             if c >= len(cam["indices"]):
                 ax.axis("off")
                 continue
+            index, truth = int(cam["indices"][c]), int(cam["labels"][c])
             ax.imshow(cam["images"][c])
             ax.imshow(cam["heat"][c].astype(float), cmap="jet", alpha=0.45, vmin=0, vmax=1)
-            if r == 0:
-                ax.set_title(f"{class_names[int(cam['labels'][c])]}\nimage {int(cam['indices'][c])}", fontsize=8)
+            name = str(cam["names"][c]) if "names" in cam else f"image {index}"
+            ax.set_title(f"{name[:18]}\ntrue {class_names[truth]}", fontsize=7)
+            if probs is not None and index < len(probs):
+                said = int(np.argmax(probs[index]))
+                right = said == truth
+                ax.set_xlabel(f"{class_names[said]} {probs[index][said]:.2f}\n{'right' if right else 'wrong'}",
+                              fontsize=7, color="green" if right else "red")
         axes[r][0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
-    explained = {int(k) for _, cam in rows for k in np.asarray(cam.get("classes", [])).ravel()}
+    explained = {int(k) for row in rows for k in np.asarray(row[1].get("classes", [])).ravel()}
     what = (f"the evidence for {class_names[explained.pop()]!r}" if len(explained) == 1
             else "the evidence for each image's own class")
-    fig.suptitle(f"{title}: {what}, each map scaled to its own peak", fontsize=10)
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap="jet"), ax=axes, shrink=0.8, pad=0.01)
+    bar.set_label("heat, each map scaled to its own peak\n(1 = that map's strongest, not comparable across maps)",
+                  fontsize=7)
+    bar.ax.tick_params(labelsize=7)
+    fig.suptitle(f"{title}: {what}; under each image the model's prediction, its probability and whether it was "
+                 "right", fontsize=9)
     return fig
 
 
-def reliability_figure(groups: list[tuple[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]]):
+def reliability_figure(groups: list[tuple[str, list[tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]]]):
     """Reliability diagrams, a panel per model group: accuracy against confidence per bin for each
-    seed (bars where the seeds' images fall), the diagonal of perfect calibration."""
+    seed (named, as in "seed 0"), the diagonal of perfect calibration."""
     plt = _pyplot()
     n = max(1, len(groups))
     cols = min(4, n)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False, layout="constrained")
     for ax, (label, seeds) in zip(axes.flat, groups):
-        ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
-        for confidence, accuracy, counts in seeds:
+        ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8, label="perfect calibration")
+        for name, (confidence, accuracy, counts) in seeds:
             present = counts > 0
-            ax.plot(confidence[present], accuracy[present], marker="o", markersize=3, linewidth=1, alpha=0.8)
+            ax.plot(confidence[present], accuracy[present], marker="o", markersize=3, linewidth=1, alpha=0.8,
+                    label=name)
+        ax.legend(fontsize=6, loc="upper left")
         ax.set(xlim=(0, 1), ylim=(0, 1.02), title=label)
         ax.title.set_fontsize(8)
         ax.tick_params(labelsize=7)
@@ -177,35 +217,53 @@ def reliability_figure(groups: list[tuple[str, list[tuple[np.ndarray, np.ndarray
     return fig
 
 
-def pareto_figure(points: list[tuple[str, float, float, float | None]], groups: list[str]):
-    """Final accuracy (and AUC, where there is one) against CPU latency at batch 1: a point per run,
-    a ringed marker at each model group's mean, the runs no other run beats on both joined."""
+# The accuracy axis of the Pareto plot spans at least 10 points (the AUC axis 0.05), so that a gap of
+# a point or two, which 400 images cannot tell from noise, never fills the plot.
+PARETO_MIN_SPAN = {"acc": 10.0, "auc": 0.05}
+
+
+def pareto_figure(points: list[dict], groups: list[str]):
+    """Final accuracy (and AUC, where there is one) against CPU latency at batch 1: a point per run
+    with its 95 % interval (`acc_low`/`acc_high`, `auc_low`/`auc_high`) and its latency's spread
+    over the timing rounds (`latency` the fastest, `latency_slowest`), a ring at each model group's
+    mean, the runs no other run beats on both joined. `points`: dicts with `group` and those keys."""
     plt = _pyplot()
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    has_auc = any(auc is not None for _, _, _, auc in points)
-    fig, axes = plt.subplots(1, 2 if has_auc else 1, figsize=(11 if has_auc else 6, 4.2), squeeze=False,
+    has_auc = any(p.get("auc") is not None for p in points)
+    fig, axes = plt.subplots(1, 2 if has_auc else 1, figsize=(11 if has_auc else 6.5, 4.4), squeeze=False,
                              layout="constrained")
     colours = dict(zip(groups, group_colours(len(groups))))
-    for ax, (metric, index) in zip(axes[0], (("final accuracy (%)", 2), ("AUC", 3))):
-        scale = 100 if index == 2 else 1
-        runs = [(g, lat, value * scale) for g, lat, *vals in points
-                for value in [vals[index - 2]] if value is not None and lat is not None]
+    for ax, (metric, key, scale) in zip(axes[0], (("final accuracy (%)", "acc", 100), ("AUC", "auc", 1))):
+        runs = [p for p in points if p.get(key) is not None and p.get("latency") is not None]
+        ends = []
         for group in groups:
-            mine = [(lat, v) for g, lat, v in runs if g == group]
+            mine = [p for p in runs if p["group"] == group]
             if not mine:
                 continue
-            ax.scatter(*zip(*mine), color=colours[group], s=18, alpha=0.7)
-            ax.scatter(np.mean([m[0] for m in mine]), np.mean([m[1] for m in mine]), color=colours[group], s=90,
-                       facecolors="none", linewidths=2, label=group)
+            for p in mine:
+                value = scale * p[key]
+                low, high = (scale * p[f"{key}_low"], scale * p[f"{key}_high"]) \
+                    if p.get(f"{key}_low") is not None else (value, value)
+                slowest = p.get("latency_slowest") or p["latency"]
+                ax.errorbar(p["latency"], value, yerr=[[value - low], [high - value]],
+                            xerr=[[0], [max(0.0, slowest - p["latency"])]], fmt="o", color=colours[group],
+                            markersize=4, elinewidth=1, capsize=2, alpha=0.75)
+                ends += [low, high]
+            ax.scatter(np.mean([p["latency"] for p in mine]), np.mean([scale * p[key] for p in mine]),
+                       color=colours[group], s=110, facecolors="none", linewidths=2, label=group)
         front, best = [], -np.inf
-        for lat, value in sorted((lat, v) for _, lat, v in runs):
+        for lat, value in sorted((p["latency"], scale * p[key]) for p in runs):
             if value > best:
                 front.append((lat, value))
                 best = value
         if front:
-            ax.plot(*zip(*front), color="black", linewidth=0.8, alpha=0.6, drawstyle="steps-post")
-        ax.set(xscale="log", xlabel="CPU latency at batch 1 (ms, log scale)", ylabel=metric)
+            ax.plot(*zip(*front), color="black", linewidth=0.8, alpha=0.6, drawstyle="steps-post",
+                    label="Pareto front (no run better on both)")
+        if ends:
+            ax.set_ylim(*honest_limits(min(ends), max(ends), PARETO_MIN_SPAN[key], scale * 1.0))
+        ax.set(xscale="log", xlabel="CPU latency at batch 1 (ms, log scale; bar: fastest to slowest round)",
+               ylabel=f"{metric}, bar: 95 % interval")
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # latencies span one or two decades
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -214,17 +272,37 @@ def pareto_figure(points: list[tuple[str, float, float, float | None]], groups: 
     return fig
 
 
+def honest_limits(low: float, high: float, min_span: float, ceiling: float) -> tuple[float, float]:
+    """Axis limits that hold [low, high] with a margin and span at least `min_span`, never above
+    `ceiling` (100 % accuracy, an AUC of 1)."""
+    margin = 0.08 * max(high - low, min_span)
+    low, high = low - margin, high + margin
+    if high - low < min_span:
+        middle = (low + high) / 2
+        low, high = middle - min_span / 2, middle + min_span / 2
+    if high > ceiling:
+        low, high = low - (high - ceiling), ceiling
+    return low, high
+
+
 def interval_dot_figure(rows: list[tuple[str, float, float, float, str]], xlabel: str = "final accuracy (%)"):
     """A dot per model group at its mean with its 95 % interval, best at the top: filled for a
     t-interval over seeds, hollow for one run's Wilson interval over the images."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.38 * len(rows) + 1.2), layout="constrained")
+    named = set()
     for y, (label, mean, low, high, kind) in enumerate(reversed(rows)):
         if not np.isnan(low):
             ax.plot([low, high], [y, y], color="tab:blue", linewidth=2, alpha=0.6)
-        ax.plot(mean, y, "o", color="tab:blue", markerfacecolor="white" if kind == "wilson" else "tab:blue")
+        what = ("one run: 95 % Wilson interval over the images" if kind == "wilson"
+                else "mean of the seeds: 95 % t-interval")
+        ax.plot(mean, y, "o", color="tab:blue", markerfacecolor="white" if kind == "wilson" else "tab:blue",
+                label=None if what in named else what)
+        named.add(what)
     ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)], fontsize=8)
     ax.set_xlabel(xlabel)
+    if rows:
+        ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0))
     ax.grid(axis="x", alpha=0.3)
     return fig
 
@@ -242,11 +320,16 @@ def small_multiples_figure(groups: list[tuple[str, list[dict]]], key: str = "acc
                              layout="constrained")
     for ax, (label, runs), colour in zip(axes.flat, groups, group_colours(len(groups))):
         curves = [{h["epoch"]: h[split].get(key, np.nan) for h in result["history"]} for result in runs]
-        for curve in curves:
-            ax.plot(list(curve), list(curve.values()), color=colour, alpha=0.35, linewidth=0.9)
         epochs = sorted(set().union(*curves))
+        if len(runs) > 1:
+            for curve, result in zip(curves, runs):
+                ax.plot(list(curve), list(curve.values()), color=colour, alpha=0.35, linewidth=0.9,
+                        label=f"seed {result['config']['seed']}")
         ax.plot(epochs, [mean_of_present([c.get(e, np.nan) for c in curves]) for e in epochs], color=colour,
-                linewidth=2)
+                linewidth=2, marker="o", markersize=3,
+                label=f"mean of {len(runs)} seeds" if len(runs) > 1 else f"seed {runs[0]['config']['seed']}")
+        if len(runs) > 1:
+            ax.legend(fontsize=6)
         ax.set_title(label + (f" ({len(runs)} seeds)" if len(runs) > 1 else ""), fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)

@@ -1,6 +1,10 @@
-"""Child processes that never outlive the runner."""
+"""Child processes that never outlive the runner, and the runner's workers on this machine."""
 import ctypes
+import os
 import signal
+from pathlib import Path
+
+WORKER_MODULE = "runner.run.worker"
 
 
 def die_with_parent() -> None:
@@ -11,3 +15,26 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def runner_workers(under: str | None = None) -> list[int]:
+    """pids of this machine's runner worker processes (a run training each), those whose job lies
+    under `under` only, if given. Linux's /proc; elsewhere none are seen."""
+    out = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if WORKER_MODULE in argv and (under is None or any(under in a for a in argv)):
+            out.append(int(proc.name))
+    return out
+
+
+def machine_load() -> dict:
+    """Under which load a timing is taken: the 1-minute load average and the other runs training here."""
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except OSError:
+        load = None
+    return {"cost_load_average": load, "cost_other_runs": len([p for p in runner_workers() if p != os.getpid()])}

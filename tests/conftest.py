@@ -100,19 +100,9 @@ def epochs_logged_before_each_start(log_path) -> list[int]:
 
 def workers_writing_to(root) -> list[int]:
     """pids of runner worker processes whose job lies under `root`."""
-    from pathlib import Path as _Path
+    from runner.processes import runner_workers
 
-    out = []
-    for proc in _Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if "runner.run.worker" in argv and any(str(root) in a for a in argv):
-            out.append(int(proc.name))
-    return out
+    return runner_workers(str(root))
 
 
 def wait_until_no_worker(root, timeout: float = 60.0) -> None:
@@ -127,7 +117,8 @@ def wait_until_no_worker(root, timeout: float = 60.0) -> None:
 
 # Fields of a result that measure the machine rather than the run: left out where two sweeps' tables
 # are compared.
-TIMINGS = ("train_seconds", "images_per_second", "peak_memory_mb", "latency_ms", "throughput_ips")
+TIMINGS = ("train_seconds", "images_per_second", "peak_memory_mb", "latency_ms", "throughput_ips", "latency_ms_slowest",
+           "throughput_ips_slowest", "cost_load_average", "cost_other_runs")
 
 
 def first_table(markdown: str) -> list[str]:

@@ -70,7 +70,7 @@ def test_board_compare_shows_two_sweeps_together(tmp_path, outputs):
     board, port = start(outputs / "first", "--compare", outputs / "second")
     try:
         runs = get_json(f"http://127.0.0.1:{port}/app/api/runs")["data"]
-        assert sorted(runs) == sorted(["lenet adam lr=0.001 32px seed=0", "lenet, second sweep"])
+        assert sorted(runs) == sorted(["lenet seed=0 adam lr=0.001 32px", "lenet, second sweep"])
     finally:
         board.send_signal(signal.SIGINT)
         board.wait(timeout=30)

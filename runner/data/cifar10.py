@@ -40,6 +40,10 @@ class Cifar10(DataSource):
     def images(self, split: str, indices: np.ndarray, image_size: int, cache_dir: Path | None) -> np.ndarray:
         return self.load(split, image_size, cache_dir)[0][indices]
 
+    def image_names(self, split: str, indices: np.ndarray) -> list[str]:
+        """The archive has no file names: an image is its split and position in it."""
+        return [f"{split} #{int(i)}" for i in indices]
+
     def load(self, split: str, image_size: int, cache_dir: Path | None):
         """Native 32x32 images; the input pipeline resizes if the run asks for another size."""
         if split not in self._loaded:

@@ -76,6 +76,11 @@ class DataSource:
         self.refuse_if(problems)
         return images
 
+    def image_names(self, split: str, indices: np.ndarray) -> list[str]:
+        """What a person calls the split's images at `indices`: their file names."""
+        paths = self.listed(split)[0]
+        return [paths[i].name for i in indices]
+
     def load(self, split: str, image_size: int, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 images N x size x size x 3, int64 labels) of a whole split."""
         labels = self.labels(split, cache_dir)

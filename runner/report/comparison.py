@@ -55,6 +55,7 @@ def ranked_with_statistics(rows: list[dict]) -> list[dict]:
 def finished_runs(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict], list[str]]:
     """A sweep's finished runs with their results and per-image correctness; notes on those skipped."""
     current, source = registry.current()
+    overrides = registry.overrides()
     rows, skipped = [], []
     for row in registry.rows("done"):
         run = layout.run(row["id"])
@@ -68,7 +69,7 @@ def finished_runs(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict
             correct = predictions["final"].argmax(1) == predictions["labels"]
         in_file = current is None or row["id"] in current
         rows.append({"result": result, "correct": correct, "predictions": predictions, "in_file": in_file,
-                     "source": source, "run": run})
+                     "overrides": None if in_file else overrides.get(row["id"]), "source": source, "run": run})
     return rows, skipped
 
 
@@ -235,11 +236,13 @@ def run_record(row: dict) -> dict:
         "train_seconds": res.get("train_seconds"), "images_per_second": res.get("images_per_second"),
         "peak_memory_mb": res.get("peak_memory_mb"), "host": res.get("host"), "node": res.get("node"),
         "latency_ms": res.get("latency_ms"), "throughput_ips": res.get("throughput_ips"),
+        "latency_ms_slowest": res.get("latency_ms_slowest"), "throughput_ips_slowest": res.get("throughput_ips_slowest"),
+        "cost_load_average": res.get("cost_load_average"), "cost_other_runs": res.get("cost_other_runs"),
         "model_mb": res.get("model_mb"),
         **{k: row["probability"].get(k) for k in PROBABILITY_FIELDS},
         "course_text": course_text, "course_saved_run": course_saved,
         "is_best": p == "best", "mcnemar_p": None if p in (None, "best") else p, "delong_p": row.get("delong_p"),
-        "in_file": row.get("in_file", True),
+        "in_file": row.get("in_file", True), "overrides": row.get("overrides"),
     }
 
 
@@ -283,8 +286,7 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     body = []
     for row in rows:
         r = run_record(row)
-        marks = ("" if r["in_file"] else " (not in the file)") + \
-            (" (selected by search)" if "selected by search" in r["name"] else "")
+        marks = file_mark(r) + (" (selected by search)" if "selected by search" in r["name"] else "")
         line = [r["run_id"] + marks, r["model"], r["dataset"],
                 r["image_size"], r["epochs_run"], num(r["parameters"] / 1e6, 2), num(r["gmacs"], 2),
                 pct(r["final_acc"]), f"{pct(r['acc_ci_low'])}–{pct(r['acc_ci_high'])}",
@@ -300,6 +302,16 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     return header, body
 
 
+def file_mark(record: dict) -> str:
+    """' (--set seed=1)' for a run a command line made from the file's, ' (not in the file)' for one
+    the file no longer holds, nothing for the file's own."""
+    if record["in_file"]:
+        return ""
+    if record["overrides"]:
+        return " (--set " + " ".join(record["overrides"]) + ")"
+    return " (not in the file)"
+
+
 def choice_table(rows: list[dict]) -> tuple[list[str], list[list]]:
     """What a person choosing a network also asks: can its AUC be told from the best one's, where
     would it operate, can its probabilities be trusted, what does it cost to run."""
@@ -307,7 +319,8 @@ def choice_table(rows: list[dict]) -> tuple[list[str], list[list]]:
     header = ["run", "model"]
     header += ["AUC (95% CI, DeLong)", "AUC differs from best (DeLong p)", "sensitivity at 95% specificity",
                "specificity at 95% sensitivity"] if binary else []
-    header += ["ECE", "Brier", "latency ms (batch 1)", "img/s (batch 32)", "model MB", "peak train MB"]
+    header += ["ECE", "Brier", "latency ms (batch 1)", "img/s (batch 32)", "measured under", "model MB",
+               "peak train MB"]
     body = []
     for row in rows:
         r = run_record(row)
@@ -317,10 +330,33 @@ def choice_table(rows: list[dict]) -> tuple[list[str], list[list]]:
                 else num(r["auc"])
             line += [auc, differs("best" if r["is_best"] else r["delong_p"]), pct(r["sensitivity_at_95_specificity"]),
                      pct(r["specificity_at_95_sensitivity"])]
-        line += [num(r["ece"], 3), num(r["brier"], 3), num(r["latency_ms"], 1), num(r["throughput_ips"], 1),
+        line += [num(r["ece"], 3), num(r["brier"], 3), with_slowest(r["latency_ms"], r["latency_ms_slowest"]),
+                 with_slowest(r["throughput_ips"], r["throughput_ips_slowest"]), load_of(r),
                  num(r["model_mb"], 1), num(r["peak_memory_mb"], 0)]
         body.append(line)
     return header, body
+
+
+def with_slowest(figure, slowest) -> str:
+    """'7.2 (slowest round 9.8)': a cost figure and how far the load of its slowest round moved it."""
+    if figure is None or slowest is None or num(figure, 1) == num(slowest, 1):
+        return num(figure, 1)
+    return f"{num(figure, 1)} (slowest round {num(slowest, 1)})"
+
+
+def load_of(record: dict) -> str:
+    """'load 3.2, 1 other run': the machine's 1-minute load average and the other runs training on
+    it while the run's cost was timed ('—' for runs timed before the runner recorded it)."""
+    if record["cost_load_average"] is None and record["cost_other_runs"] is None:
+        return "—"
+    others = record["cost_other_runs"]
+    return f"load {num(record['cost_load_average'], 1)}, {others} other run{'' if others == 1 else 's'}"
+
+
+COST_NOTE = ("Latency and img/s: the exported model on paddle's inference engine, one thread, timed in rounds after "
+             "the run's training; the figure is the fastest round, and \"measured under\" the machine's 1-minute "
+             "load average and the other runs training on it then: a busy machine makes a figure slower, never "
+             "faster.")
 
 
 def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
@@ -382,12 +418,13 @@ def ensemble_table(records: list[dict]) -> tuple[list[str], list[list]]:
 
 
 def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble: bool = False,
-           searches: dict | None = None) -> str:
-    """The table in `fmt`; `searches`: {sweep name: search_trials(...)} of the sweeps that searched."""
+           searches: dict | None = None, shown_once: list[str] = ()) -> str:
+    """The table in `fmt`; `searches`: {sweep name: search_trials(...)} of the sweeps that searched;
+    `shown_once`: a line per folder whose runs were also found in another."""
     searches = searches or {}
     if fmt == "json":
         out = {"runs": [run_record(r) for r in rows], "seed_groups": [group_record(g) for g in seed_groups(rows)],
-               "skipped": list(skipped)}
+               "skipped": list(skipped), "shown_once": list(shown_once)}
         if ensemble:
             out["ensembles"] = ensembles(rows)
         if searches:
@@ -404,7 +441,7 @@ def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble:
     text = markdown(*table(rows))
     if rows:
         text += ("\n\nCost, calibration and operating points (measured on the validation images):\n\n"
-                 + markdown(*choice_table(rows)))
+                 + markdown(*choice_table(rows)) + "\n\n" + COST_NOTE)
     groups = seed_groups(rows)
     if any(g["seeds"] > 1 for g in groups):
         text += "\n\nOver seeds:\n\n" + markdown(*group_table(groups))
@@ -413,10 +450,15 @@ def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble:
     for name, (header, body) in searches.items():
         text += (f"\n\nSearch {name}: its trials, scored on training images only (the runs marked \"selected by "
                  f"search\" are the best trial's settings on the official images):\n\n" + markdown(header, body))
-    if any(not r.get("in_file", True) for r in rows):
+    if any(not r.get("in_file", True) and r.get("overrides") for r in rows):
+        text += (f"\n\nRuns marked \"--set ...\" are runs of {rows[0]['source']} trained with those settings "
+                 "changed on the command line (`runner train` or `runner sweep` with --set).")
+    if any(not r.get("in_file", True) and not r.get("overrides") for r in rows):
         text += f"\n\nRuns marked \"not in the file\" were trained here earlier but are not in {rows[0]['source']} now."
     if skipped:
         text += "\n\nNot shown:\n" + "\n".join(f"- {note}" for note in skipped)
+    if shown_once:
+        text += "\n\nShown once:\n" + "\n".join(f"- {note}" for note in shown_once)
     return text
 
 
@@ -426,11 +468,13 @@ def markdown(header, body) -> str:
     return "\n".join(lines)
 
 
-def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False) -> tuple[str, list[str]]:
-    """One table over the finished runs of one or more sweeps, and what could not be shown. The
-    paired test compares every run with the best run on the same validation images, whichever sweep
-    it came from; a folder named twice, or a run found in two folders, counts once."""
-    rows, skipped, seen, searches = [], [], {}, {}
+def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False,
+               compact: bool = False) -> tuple[str, list[str], list[str]]:
+    """One table over the finished runs of one or more sweeps (`compact`: the terminal's, from
+    runner/report/terminal.py), what could not be shown, and what was shown once. The paired test
+    compares every run with the best run on the same validation images, whichever sweep it came
+    from; a folder named twice, or a run found in two folders, counts once."""
+    rows, skipped, shown_once, seen, searches = [], [], [], {}, {}
     for output_dir in dict.fromkeys(Path(d).resolve() for d in output_dirs):
         layout = SweepLayout(output_dir)
         trials = search_trials(output_dir)
@@ -442,16 +486,32 @@ def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False)
         finally:
             registry.close()
         skipped += [f"{output_dir}: {note}" for note in notes]
+        again = []  # the same settings trained twice would pass for two seeds at ± 0
         for row in found:
             run_id = row["result"]["run_id"]
-            if run_id in seen:  # the same settings trained twice would pass for two seeds at ± 0
-                skipped.append(f"{output_dir}: {run_id}: not shown again, it is the same run as in {seen[run_id]}")
+            if run_id in seen:
+                again.append(seen[run_id])
                 continue
             seen[run_id] = output_dir
             rows.append(row)
-        if not any(seen[r["result"]["run_id"]] == output_dir for r in rows) and not notes:
+        if again:
+            shown_once.append(shown_once_note(output_dir, len(found), again))
+        elif not found and not notes:
             skipped.append(f"{output_dir}: no finished run yet")
-    return render(ranked_with_statistics(rows), fmt, skipped, ensemble, searches), skipped
+    rows = ranked_with_statistics(rows)
+    if compact:
+        from runner.report.terminal import compact_report
+
+        return compact_report(rows, skipped, shown_once), skipped, shown_once
+    return render(rows, fmt, skipped, ensemble, searches, shown_once), skipped, shown_once
+
+
+def shown_once_note(folder: Path, finished: int, first_seen_in: list[Path]) -> str:
+    """One line for a folder whose finished runs were also found in a folder named before it."""
+    where = " and ".join(map(str, dict.fromkeys(first_seen_in)))
+    share = f"all {finished}" if len(first_seen_in) == finished else f"{len(first_seen_in)} of the {finished}"
+    return (f"{folder}: {share} finished run(s) are the same runs (same settings and seed) as in {where}: "
+            "each is shown once")
 
 
 # ---- a search's trials ---------------------------------------------------------------------------

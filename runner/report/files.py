@@ -20,27 +20,30 @@ from runner.report.comparison import (accuracy_intervals, choice_table, collect,
                            plot_groups, render, run_record, search_trials, seed_groups, table)
 from runner.store.runfiles import atomic_write, load_arrays
 
+# Figures are shown at their natural size (never shrunk below it, so their text reads as drawn),
+# scaled down only where the window is narrower than the figure.
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px;"
          "margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 6px}th{background:#f0f0f0}"
          "img.wide{max-width:100%;display:block;margin:0.5em 0}p{max-width:60em}"
-         ".run{display:flex;flex-wrap:wrap;gap:6px}.run img{width:300px}.skipped{color:#a00}")
+         ".run{display:flex;flex-wrap:wrap;gap:6px;align-items:flex-start}.run img{max-width:100%;height:auto}"
+         ".skipped{color:#a00}")
 
 
 def run_figures(row: dict) -> list[Path]:
     """The run's own figures, drawn the first time they are asked for."""
     res, run = row["result"], row["run"]
     folder = run.folder / "figures"
-    wanted = {"train_acc.png": lambda: plots.curves_figure([(res["name"], [res])], "acc", "train", "train accuracy"),
-              "val_acc.png": lambda: plots.curves_figure([(res["name"], [res])], "acc", "val", "validation accuracy")}
+    final = f"final epoch ({res['epochs_run']}), as in the table"
+    wanted = {"curves.png": lambda: plots.run_curves_figure(res)}
     matrix = res.get("confusion_matrix", {}).get("final")
     if matrix:
         wanted["confusion.png"] = lambda: plots.confusion_matrix_figure(np.array(matrix), res["class_names"],
-                                                                       "Confusion matrix (final)")
+                                                                       f"Confusion matrix,\n{final}")
     preds = row["predictions"]
     if len(res["class_names"]) == 2 and "final" in preds and "labels" in preds:
         def roc():
             fpr, tpr = metrics.roc_curve(preds["final"][:, 1], preds["labels"])
-            return plots.roc_figure(fpr, tpr, res["final"].get("auc", float("nan")), "ROC (final)")
+            return plots.roc_figure(fpr, tpr, res["final"].get("auc", float("nan")), f"ROC, {final}")
         wanted["roc.png"] = roc
     paths = []
     for name, draw in wanted.items():
@@ -69,17 +72,23 @@ def comparison_figures(layout: SweepLayout, rows: list[dict], groups: list[dict]
         "val_loss_per_epoch.png": lambda: plots.small_multiples_figure(named, "loss", "val"),
         "acc_vs_train_time.png": lambda: plots.cost_figure(named),
     }
-    points = [(label, r["latency_ms"], r["final_acc"], r["auc"])
+    points = [{"group": label, "latency": r["latency_ms"], "latency_slowest": r["latency_ms_slowest"],
+               "acc": r["final_acc"], "acc_low": r["acc_ci_low"], "acc_high": r["acc_ci_high"],
+               "auc": r["auc"], "auc_low": r["auc_ci_low"], "auc_high": r["auc_ci_high"]}
               for label, members in group_by_seed(rows) for r in map(run_record, members)]
-    if any(lat is not None for _, lat, _, _ in points):
+    if any(p["latency"] is not None for p in points):
         figures["pareto.png"] = lambda: plots.pareto_figure(points, [label for label, _ in group_by_seed(rows)])
-    calibrated = [(label, [metrics.reliability_bins(m["predictions"]["final"], m["predictions"]["labels"])
+    calibrated = [(label, [(f"seed {m['result']['config']['seed']}",
+                            metrics.reliability_bins(m["predictions"]["final"], m["predictions"]["labels"]))
                            for m in members if "final" in m["predictions"]])
                   for label, members in group_by_seed(rows)]
     if any(seeds for _, seeds in calibrated):
         figures["reliability.png"] = lambda: plots.reliability_figure([c for c in calibrated if c[1]])
-    cams = [(label, cam) for label, members in group_by_seed(rows)
-            for cam in [next((load_arrays(m["run"].gradcam) for m in members if m["run"].gradcam.exists()), {})] if cam]
+    # each group's first run with a Grad-CAM, with the probabilities it gave those images
+    cams = [(label, load_arrays(first["run"].gradcam), first["predictions"].get("final"))
+            for label, members in group_by_seed(rows)
+            for first in [next((m for m in members if m["run"].gradcam.exists()), None)] if first]
+    cams = [cam for cam in cams if cam[1]]
     if cams:
         class_names = rows[0]["result"]["class_names"]
         figures["gradcam.png"] = lambda: plots.gradcam_figure(cams, class_names,
@@ -100,26 +109,34 @@ def comparison_figures(layout: SweepLayout, rows: list[dict], groups: list[dict]
     return drawn
 
 
-SECTIONS = [  # (figure, heading, what it shows)
+SECTIONS = [  # (figure, heading, what it shows): each figure under its own heading
     ("accuracy_by_group.png", "Accuracy by model group", "Mean final validation accuracy of each group of seeds "
-     "with its 95 % t-interval over the seeds; a group of one run, with its 95 % Wilson interval over the "
+     "with its 95 % t-interval over the seeds (filled); a group of one run, with its 95 % Wilson interval over the "
      "validation images (hollow)."),
-    ("pareto.png", "Accuracy against cost", "A point per run, a ring at each group's mean; the line joins the runs "
-     "no other run beats on both accuracy and CPU latency at batch 1 (the exported model, one thread)."),
-    ("val_acc_per_epoch.png", "Learning curves", "Validation accuracy per epoch, a panel per model group: each seed "
+    ("pareto.png", "Accuracy against inference cost", "A point per run with its 95 % interval (Wilson for accuracy, "
+     "DeLong for AUC) and, to its right, how much slower its slowest timing round was; a ring at each group's mean; "
+     "the line joins the runs no other run beats on both accuracy and CPU latency at batch 1 (the exported model, "
+     "one thread). The accuracy axis spans at least 10 points, so that a gap the tests call noise does not fill it."),
+    ("val_acc_per_epoch.png", "Validation accuracy per epoch", "A panel per model group on one shared scale: each "
+     "seed thin, their mean thick."),
+    ("val_loss_per_epoch.png", "Validation loss per epoch", "A panel per model group on one shared scale: each seed "
      "thin, their mean thick."),
-    ("val_loss_per_epoch.png", "", ""),
     ("reliability.png", "Calibration", "Reliability diagrams, a panel per model group: accuracy against "
      "confidence in 15 equal-width bins, a line per seed; the diagonal is perfect calibration."),
     ("gradcam.png", "Where it looks", "Grad-CAM of the positive class on a fixed set of validation images, chosen "
-     "by position (four positives, then four negatives), never by a model's errors: a row per model group."),
-    ("acc_vs_train_time.png", "Accuracy against training time", ""),
+     "by position (four positives, then four negatives), never by a model's errors: a row per model group (its "
+     "first run), each image named by its file and true class, with the run's prediction, its probability and "
+     "whether it was right. Each heat map is scaled to its own peak, as its colour bar says: compare where a map "
+     "is hot, not how hot it is against another map."),
+    ("acc_vs_train_time.png", "Accuracy against training time", "Final validation accuracy against training "
+     "minutes, a point per run."),
 ]
 
 
 def write_html(layout: SweepLayout, rows: list[dict], skipped: list[str] = ()) -> Path:
-    def img(path: Path, css: str = "") -> str:
-        return f'<img{css} src="{html.escape(path.relative_to(layout.root).as_posix())}">'
+    def img(path: Path, css: str = "", alt: str = "") -> str:
+        return (f'<img{css} src="{html.escape(path.relative_to(layout.root).as_posix())}" '
+                f'alt="{html.escape(alt or path.stem.replace("_", " "))}">')
 
     parts = [f"<h1>Sweep {html.escape(layout.root.name)}</h1>",
              f"<p>{len(rows)} finished run(s). Final = last epoch; 95% CI = Wilson interval; McNemar = exact "
@@ -144,19 +161,34 @@ def write_html(layout: SweepLayout, rows: list[dict], skipped: list[str] = ()) -
                                               if n in figures]
         for name, heading, caption in SECTIONS:
             if name in figures:
-                parts += ([f"<h2>{html.escape(heading)}</h2>"] if heading else []) + \
-                         ([f"<p>{html.escape(caption)}</p>"] if caption else []) + [img(figures[name], ' class="wide"')]
+                parts += [f"<h2>{html.escape(heading)}</h2>", f"<p>{html.escape(caption)}</p>",
+                          img(figures[name], ' class="wide"', heading)]
+                if name == "gradcam.png":
+                    parts.append(gradcam_key(rows))
         parts.append("<h2>Each run</h2>")
     for row in rows:
         res = row["result"]
         parts.append(f"<h3>{html.escape(res['name'])} <small>({html.escape(res['run_id'])})</small></h3><div class='run'>")
-        parts += [img(path) for path in run_figures(row)]
+        parts += [img(path, alt=f"{res['run_id']}: {path.stem}") for path in run_figures(row)]
         parts.append("</div>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>runner: {html.escape(layout.root.name)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
     path = layout.root / "report.html"
     atomic_write(path, page)
     return path
+
+
+def gradcam_key(rows: list[dict]) -> str:
+    """The Grad-CAM grid's images as text under it: column, file name, true class (for a reader who
+    searches the page for a file, or cannot see the picture)."""
+    cam = next((load_arrays(r["run"].gradcam) for r in rows if r["run"].gradcam.exists()), {})
+    if "indices" not in cam:
+        return ""
+    names = cam.get("names", [f"image {int(i)}" for i in cam["indices"]])
+    classes = rows[0]["result"]["class_names"]
+    cells = [f"{c + 1}: {html.escape(str(name))} ({html.escape(classes[int(label)])})"
+             for c, (name, label) in enumerate(zip(names, cam["labels"]))]
+    return "<p class='gradcam-key'>Columns: " + "; ".join(cells) + ".</p>"
 
 
 def write_outputs(layout: SweepLayout, registry: RunRegistry) -> list[Path]:

@@ -34,7 +34,7 @@ class RunRecorder:
             return
         self.log = RunLog(self.layout.vdl, self.spec.display_name, len(self.history), steps_per_epoch)
         if not self.history:
-            self.log.hparams(self.spec.config)
+            self.log.hparams(self.spec.config, self.spec.varies)
             self.log.image("inputs/train", input_grid)
 
     def step_done(self, epoch: int, step: int, steps: int, loss: float) -> None:
@@ -74,17 +74,18 @@ class RunRecorder:
             self.log = None
 
     def finish(self, gradcam: dict) -> None:
-        """Once the run has trained: the best epoch's confusion matrix and ROC and the Grad-CAM of the
-        final network, drawn once for VisualDL."""
-        if not self.main or self.best is None or "best" not in self.predictions:
+        """Once the run has trained: the final epoch's confusion matrix and ROC (the epoch the table
+        shows) and the Grad-CAM of the final network, drawn once for VisualDL."""
+        if not self.main or not self.history or "final" not in self.predictions:
             return
         from runner.run.vdl import RunLog
 
+        epoch = self.history[-1]["epoch"]
         log = RunLog(self.layout.vdl, self.spec.display_name, len(self.history), self.steps_per_epoch)
         try:
-            log.best_epoch(self.best["epoch"], self.predictions["best"], self.predictions["labels"], self.class_names)
+            log.final_epoch(epoch, self.predictions["final"], self.predictions["labels"], self.class_names)
             if gradcam:
-                log.gradcam(gradcam, self.class_names, len(self.history))
+                log.gradcam(gradcam, self.class_names, epoch, self.predictions["final"])
         finally:
             log.close()
 

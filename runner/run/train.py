@@ -224,7 +224,8 @@ def assess(network, config: dict, splits, layout: RunLayout, report: Report) -> 
     except Exception as err:  # noqa: BLE001 - any failure of the export has the same remedy: none needed
         note("cost to run", err)
     try:
-        save_arrays(layout.gradcam, where_it_looks(network, splits.val, splits.num_classes, config["image_size"]))
+        save_arrays(layout.gradcam, where_it_looks(network, splits.val, splits.num_classes, config["image_size"],
+                                                   splits.val_names))
     except Exception as err:  # noqa: BLE001
         note("Grad-CAM", err)
     return out

@@ -46,31 +46,36 @@ class RunLog:
                     self.writer.add_scalar(f"{name}/{split}", value, step)
         self.writer.add_scalar("lr", record["lr"], step)
 
-    def hparams(self, config: dict) -> None:
+    def hparams(self, config: dict, varies: tuple[str, ...] = ()) -> None:
+        """The run's settings for VisualDL's hyper-parameter view, which shows them in the order the
+        first run wrote them: those that vary within the sweep (`varies`) first, then model and seed,
+        then the rest, so that two dozen constant ones do not bury them."""
         # VisualDL stores bools as ints and refuses them; strings show as they are.
         flat = {k: str(v) if isinstance(v, bool) else v for k, v in dotted(config).items()
                 if isinstance(v, (int, float, str)) and v != ""}
-        self.writer.add_hparams(flat, HPARAM_METRICS)
+        first = [k for k in (*varies, "model", "seed") if k in flat]
+        self.writer.add_hparams({k: flat[k] for k in dict.fromkeys([*first, *flat])}, HPARAM_METRICS)
 
-    def best_epoch(self, epoch: int, probs: np.ndarray, labels: np.ndarray, class_names: list[str]) -> None:
-        """Confusion matrix and (binary tasks) ROC curve of the best epoch so far, drawn by us:
-        VisualDL 2.5.3's own PR/ROC writers break under numpy 2."""
+    def final_epoch(self, epoch: int, probs: np.ndarray, labels: np.ndarray, class_names: list[str]) -> None:
+        """Confusion matrix and (binary tasks) ROC curve of the final epoch, the one the table shows,
+        drawn by us: VisualDL 2.5.3's own PR/ROC writers break under numpy 2."""
         from runner import metrics, plots
 
+        final = f"final epoch ({epoch}), as in the table"
         matrix = metrics.confusion_matrix(probs.argmax(1), labels, len(class_names))
-        self.image("best/confusion_matrix", plots.figure_to_array(
-            plots.confusion_matrix_figure(matrix, class_names, f"Confusion matrix, epoch {epoch}")), epoch)
+        self.image("final/confusion_matrix", plots.figure_to_array(
+            plots.confusion_matrix_figure(matrix, class_names, f"Confusion matrix,\n{final}")), epoch)
         if len(class_names) == 2:
             fpr, tpr = metrics.roc_curve(probs[:, 1], labels)
-            self.image("best/roc", plots.figure_to_array(
-                plots.roc_figure(fpr, tpr, metrics.roc_auc(probs[:, 1], labels), f"ROC, epoch {epoch}")), epoch)
+            self.image("final/roc", plots.figure_to_array(
+                plots.roc_figure(fpr, tpr, metrics.roc_auc(probs[:, 1], labels), f"ROC, {final}")), epoch)
 
-    def gradcam(self, cam: dict, class_names: list[str], epoch: int) -> None:
-        """Where the final network looks, on the sweep's fixed validation images."""
+    def gradcam(self, cam: dict, class_names: list[str], epoch: int, probs: np.ndarray | None = None) -> None:
+        """Where the final network looks, on the sweep's fixed validation images, with what it said."""
         from runner import plots
 
         self.image("gradcam/val", plots.figure_to_array(
-            plots.gradcam_figure([("", cam)], class_names, title=f"Grad-CAM, epoch {epoch}")), epoch)
+            plots.gradcam_figure([("", cam, probs)], class_names, title=f"Grad-CAM, final epoch ({epoch})")), epoch)
 
     def image(self, tag: str, image: np.ndarray, step: int = 0) -> None:
         self.writer.add_image(tag, image, step)
@@ -81,7 +86,7 @@ class RunLog:
 
 def keep_records_until(logdir: Path, epochs: int, steps_per_epoch: int) -> None:
     """Fold every record file of `logdir` into LOG_FILE, keeping the values logged up to `epochs`
-    (a torn last record, from a kill mid-write, ends the file). Best-epoch figures are redrawn when
+    (a torn last record, from a kill mid-write, ends the file). Final-epoch figures are redrawn when
     the run finishes, and the writer adds its own metadata, so neither is carried over."""
     from visualdl.proto import record_pb2
 
@@ -109,7 +114,7 @@ def keep_records_until(logdir: Path, epochs: int, steps_per_epoch: int) -> None:
 
 
 def keep_value(value, epochs: int, steps_per_epoch: int) -> bool:
-    if value.HasField("meta_data") or value.tag.startswith(("best/", "gradcam/")):
+    if value.HasField("meta_data") or value.tag.startswith(("final/", "best/", "gradcam/")):
         return False
     return value.id <= (epochs * steps_per_epoch if value.tag == STEP_TAG else epochs)
 

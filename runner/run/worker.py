@@ -28,6 +28,7 @@ def write_job(layout: SweepLayout, spec, data_root, config: dict | None = None) 
     run.folder.mkdir(parents=True, exist_ok=True)
     job = run.folder / "job.json"
     write_json_atomic(job, {"experiment": spec.experiment, "run_id": spec.run_id, "config": config or spec.config,
+                            "varies": list(spec.varies),
                             "sweep_root": str(layout.root.resolve()), "cache_dir": str(layout.cache.resolve()),
                             "data_root": str(resolve_data_root(data_root).resolve())})
     return job
@@ -70,7 +71,7 @@ def main(job_file: str) -> int:
     from runner.config import RunSpec, with_defaults
     from runner.errors import RunnerError
 
-    spec = RunSpec(job["experiment"], with_defaults(job["config"]))
+    spec = RunSpec(job["experiment"], with_defaults(job["config"]), tuple(job.get("varies", ())))
     run = SweepLayout(Path(job["sweep_root"])).run(job.get("run_id") or spec.run_id)
     (run.folder / "error.txt").unlink(missing_ok=True)
     if job.get("run_id") and spec.run_id != job["run_id"]:

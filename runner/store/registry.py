@@ -115,6 +115,11 @@ class RunRegistry:
         ids = json.loads(rows["current_runs"]) if "current_runs" in rows else None
         return ids, rows.get("current_file")
 
+    def overrides(self) -> dict[str, list[str]]:
+        """{run id: the command line's assignments it was trained with} for runs not of the file alone."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'run_overrides'").fetchone()
+        return json.loads(row[0]) if row else {}
+
     @staticmethod
     def _as_dict(row) -> dict:
         out = dict(row)
@@ -135,6 +140,15 @@ class RunRegistry:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('current_runs', ?)", (json.dumps(run_ids),))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('current_file', ?)", (source,))
+
+    def record_overrides(self, run_ids: list[str], overrides: list[str]) -> None:
+        """Runs made by a command line's --set (or --devices, --nproc) from the file's: the table names
+        them by those rather than as runs gone from the file."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            known = self.overrides()
+            known.update({run_id: list(overrides) for run_id in run_ids})
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('run_overrides', ?)", (json.dumps(known),))
 
     def mark_running(self, run_id: str) -> None:
         self.db.execute("UPDATE runs SET status='running', started_at=?, error=NULL, attempts=attempts+1 "

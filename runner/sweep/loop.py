@@ -82,12 +82,23 @@ def open_sweep(experiment: Experiment):
         try:
             for position, spec in enumerate(experiment.runs):
                 registry.add(spec.run_id, spec.display_name, spec.config, position)
-            registry.set_current([spec.run_id for spec in experiment.runs], str(experiment.path))
+            record_the_files_runs(registry, experiment)
             recover(registry, layout)
             yield layout, registry
         finally:
             write_outputs(layout, registry)
             registry.close()
+
+
+def record_the_files_runs(registry: RunRegistry, experiment: Experiment) -> None:
+    """Which runs the file holds on its own, for the table to tell them from runs gone from the file;
+    runs a --set made from them are recorded with that --set instead, never as the file's."""
+    ids = experiment.file_run_ids
+    if ids is not None:
+        registry.set_current(ids, str(experiment.path))
+    made = [spec.run_id for spec in experiment.runs if spec.run_id not in (ids or ())]
+    if experiment.overrides and made:
+        registry.record_overrides(made, list(experiment.overrides))
 
 
 def run_sweep(experiment: Experiment, jobs: int | None = None, retry_failed: bool = False, data_root=None,
