@@ -57,7 +57,8 @@ def free_port(host: str) -> int:
 
 
 def serve(dirs: list[Path], host: str, port: int, timeout: float):
-    exe = shutil.which("visualdl")
+    # the venv's own visualdl also where the venv is not activated (`.venv/bin/python -m runner board`)
+    exe = shutil.which("visualdl") or shutil.which("visualdl", path=str(Path(sys.executable).parent))
     cmd = [exe] if exe else [sys.executable, "-m", "visualdl"]
     cmd += ["--logdir", *map(str, dirs), "--host", host, "--port", str(port), "-L", "en"]
     # The server dies with us even if we are killed outright.

@@ -237,6 +237,18 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
 
 
 def parse_experiment(data: dict, path: Path, overrides=()) -> Experiment:
+    try:
+        return build_experiment(data, path, overrides)
+    except OverrideError:
+        raise
+    except ConfigError as err:
+        # a file that resolves on its own and not with the --set: the command line is wrong (exit 2)
+        if overrides and runs_of_the_file(data, path) is not None:
+            raise OverrideError(f"--set {' '.join(overrides)}: {err}") from None
+        raise
+
+
+def build_experiment(data: dict, path: Path, overrides=()) -> Experiment:
     where = str(path)
     check_keys(data, TOP_LEVEL, where, "")
     name = data.get("name") or path.stem

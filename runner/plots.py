@@ -262,13 +262,14 @@ def pareto_figure(points: list[dict], groups: list[str]):
                     label="Pareto front (no run better on both)")
         if ends:
             ax.set_ylim(*honest_limits(min(ends), max(ends), PARETO_MIN_SPAN[key], scale * 1.0))
-        ax.set(xscale="log", xlabel="CPU latency at batch 1 (ms, log scale; bar: fastest to slowest round)",
-               ylabel=f"{metric}, bar: 95 % interval")
+        ax.set(xscale="log", ylabel=metric)
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # latencies span one or two decades
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.supxlabel("CPU latency at batch 1 (ms, log scale). Bars: the score's 95 % interval; the latency from the "
+                  "fastest to the slowest timing round", fontsize=9)
     return fig
 
 

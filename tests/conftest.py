@@ -11,6 +11,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DATA_ROOT = Path(os.environ.get("RUNNER_DATA_ROOT", REPO.parent / "shared" / "data")).resolve()
 PM = DATA_ROOT / "ichallenge-pm"
+# The one bound on any wait in the tests: a test waits for what it needs (a line, a file, a page's
+# content), and only a hung process takes this long; a machine busy with other work never should.
+# No test asserts how long anything took.
+HANG_SECONDS = float(os.environ.get("RUNNER_TEST_HANG_SECONDS", 1800))
 
 
 def pytest_configure(config):
@@ -48,7 +52,7 @@ def tiny_experiment(folder: Path, runs: str, name: str = "tiny", epochs: int = 2
     return write_toml(folder, TINY.format(name=name, epochs=epochs) + extra + textwrap.dedent(runs), f"{name}.toml")
 
 
-def cli(*args, env=None, timeout=600, check=False, **kwargs) -> subprocess.CompletedProcess:
+def cli(*args, env=None, timeout=HANG_SECONDS, check=False, **kwargs) -> subprocess.CompletedProcess:
     """Run `runner ...` as a user would, in a fresh process."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "runner", *map(str, args)], capture_output=True, text=True,
@@ -105,14 +109,24 @@ def workers_writing_to(root) -> list[int]:
     return runner_workers(str(root))
 
 
-def wait_until_no_worker(root, timeout: float = 60.0) -> None:
-    """Wait (bounded) until every worker of a killed sweep under `root` has died with it."""
+def wait_until(condition, what: str, proc=None):
+    """Poll `condition` until it holds and return its value; fail if `proc` (a Popen) ended first
+    or, as a guard against a hang only, after HANG_SECONDS."""
     import time as _time
 
-    deadline = _time.monotonic() + timeout
-    while workers_writing_to(root):
-        assert _time.monotonic() < deadline, f"workers still running under {root}: {workers_writing_to(root)}"
+    deadline = _time.monotonic() + HANG_SECONDS
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert proc is None or proc.poll() is None, f"the process ended ({proc.returncode}) before {what}"
+        assert _time.monotonic() < deadline, f"waited {HANG_SECONDS:.0f} s for {what}"
         _time.sleep(0.05)
+
+
+def wait_until_no_worker(root) -> None:
+    """Wait until every worker of a killed sweep under `root` has died with it."""
+    wait_until(lambda: not workers_writing_to(root), f"the workers under {root} to end")
 
 
 # Fields of a result that measure the machine rather than the run: left out where two sweeps' tables

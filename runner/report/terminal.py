@@ -31,7 +31,10 @@ def compact_report(rows: list[dict], skipped: list[str] = (), shown_once: list[s
         lines = ["no finished run to show"]
     else:
         names = short_names(rows)
-        lines = [fit(line, width) for line in verdicts(rows, names, width)]
+        said = verdicts(rows, names, width)
+        if any(len(line) > width for line in said):  # zoo names are long: paddle.vision/mobilenet_v3_large
+            said = verdicts(rows, short_names(rows, bare=True), width)
+        lines = [fit(line, width) for line in said]
         lines += [""] + table_lines(rows, names, width)
         lines += [fit(line, width) for line in footnotes(rows)]
     lines += [fit(f"not shown: {note}", width) for note in skipped]
@@ -40,14 +43,15 @@ def compact_report(rows: list[dict], skipped: list[str] = (), shown_once: list[s
     return "\n".join(lines)
 
 
-def short_names(rows: list[dict]) -> dict[str, str]:
-    """A name per run for the verdict: its model, its seed where the runs have several, and its id's
-    digest where that still leaves two runs alike."""
+def short_names(rows: list[dict], bare: bool = False) -> dict[str, str]:
+    """A name per run for the verdict: its model (`bare`: without its origin, as "paddle.vision/"),
+    its seed where the runs have several, and its id's digest where that still leaves two alike."""
     seeds = {r["result"]["config"]["seed"] for r in rows}
     names = {}
     for row in rows:
         c = row["result"]["config"]
-        names[row["result"]["run_id"]] = c["model"] + (f" seed {c['seed']}" if len(seeds) > 1 else "")
+        model = c["model"].rsplit("/", 1)[-1] if bare else c["model"]
+        names[row["result"]["run_id"]] = model + (f" seed {c['seed']}" if len(seeds) > 1 else "")
     counts = {}
     for name in names.values():
         counts[name] = counts.get(name, 0) + 1
@@ -80,13 +84,13 @@ def verdicts(rows: list[dict], names: dict[str, str], width: int = WIDTH) -> lis
 
 
 def listing(head: str, names: list[str], tail: str, width: int) -> str:
-    """head + 'a, b, c' + tail, or 'a, b and 9 more' where all of them would not fit in `width`."""
+    """head + 'a, b, c' + tail, or 'a, b and 9 more', or '11 others', as `width` allows."""
     for shown in range(len(names), 0, -1):
         rest = len(names) - shown
         line = head + ", ".join(names[:shown]) + (f" and {rest} more" if rest else "") + tail
         if len(line) <= width:
             return line
-    return head + f"{len(names)} runs" + tail
+    return head + f"{len(names)} others" + tail
 
 
 def table_lines(rows: list[dict], names: dict[str, str], width: int) -> list[str]:
@@ -104,11 +108,12 @@ def table_lines(rows: list[dict], names: dict[str, str], width: int) -> list[str
                      *[str(read(config)) for _, read in varied], pct(r["final_acc"]) + interval, num(r["auc"], 3),
                      "best" if p == "best" else ("—" if p is None else p_value(p)), num(r["latency_ms"], 1)])
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    # too wide: the run ids and model names give way (cut with an ellipsis), the numbers never do
-    for column in (0, 1):
+    # too wide: the run ids, then the model names give way, cut on the left so that what tells them
+    # apart stays (an id's seed and digest, "…-s0-96e27f0d"); the numbers never do
+    for column, least in ((0, 14), (1, 16)):
         excess = sum(widths) + len(GAP) * (len(widths) - 1) - width
         if excess > 0:
-            widths[column] = max(len(header[column]), 12, widths[column] - excess)
+            widths[column] = max(least, widths[column] - excess)
     numeric = set(range(len(header) - 4, len(header))) | {2}
     return [GAP.join(cell_text(cell, w, i in numeric) for i, (cell, w) in enumerate(zip(line, widths))).rstrip()
             for line in [header, *body]]
@@ -116,7 +121,7 @@ def table_lines(rows: list[dict], names: dict[str, str], width: int) -> list[str
 
 def cell_text(text: str, width: int, right: bool) -> str:
     if len(text) > width:
-        text = text[:width - 1] + "…"
+        text = "…" + text[len(text) - width + 1:]
     return text.rjust(width) if right else text.ljust(width)
 
 

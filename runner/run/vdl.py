@@ -54,7 +54,9 @@ class RunLog:
         flat = {k: str(v) if isinstance(v, bool) else v for k, v in dotted(config).items()
                 if isinstance(v, (int, float, str)) and v != ""}
         first = [k for k in (*varies, "model", "seed") if k in flat]
-        self.writer.add_hparams({k: flat[k] for k in dict.fromkeys([*first, *flat])}, HPARAM_METRICS)
+        # its table leaves a dotted name's cells blank (it reads the name as a path): optimizer/name
+        self.writer.add_hparams({k.replace(".", "/"): flat[k] for k in dict.fromkeys([*first, *flat])},
+                                HPARAM_METRICS)
 
     def final_epoch(self, epoch: int, probs: np.ndarray, labels: np.ndarray, class_names: list[str]) -> None:
         """Confusion matrix and (binary tasks) ROC curve of the final epoch, the one the table shows,
