@@ -27,8 +27,9 @@ def logdirs(output_dirs: list[Path]) -> list[Path]:
     return dirs
 
 
-def start_board(output_dirs: list[Path], port: int = 8040, host: str = "127.0.0.1", timeout: float = 60.0):
-    """Start VisualDL and wait until it answers; returns (process, url). The caller stops it.
+def start_board(output_dirs: list[Path], port: int = 8040, host: str = "127.0.0.1", timeout: float = 300.0):
+    """Start VisualDL and wait until it answers (a busy machine may take it minutes to load the logs;
+    it is waited for); returns (process, url). The caller stops it.
     `port = 0` takes a free port, and another one if something takes it before VisualDL does."""
     dirs = logdirs(output_dirs)
     for attempt in range(5 if port == 0 else 1):

@@ -5,10 +5,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
-from conftest import cli, tiny_experiment
+from conftest import HANG_SECONDS, cli, tiny_experiment, wait_until
 
 
 def start(*args, env=None):
@@ -21,18 +20,15 @@ def start(*args, env=None):
     return board, int(match.group(1))
 
 
-def port_closed(port, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def port_closed(port) -> bool:
+    def closed():
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) != 0:
-                return True
-        time.sleep(0.05)
-    return False
+            return s.connect_ex(("127.0.0.1", port)) != 0
+    return wait_until(closed, f"port {port} to close")
 
 
 def get_json(url):
-    with urllib.request.urlopen(url, timeout=10) as r:
+    with urllib.request.urlopen(url, timeout=HANG_SECONDS) as r:
         return json.loads(r.read())
 
 
@@ -47,11 +43,11 @@ def test_board_serves_every_run_and_stops_on_ctrl_c(tmp_path, outputs):
         assert sorted(tags["runs"]) == sorted(runs)
         for run_tags in tags["tags"]:
             assert {"acc/val", "loss/train", "train/loss_step"} <= set(run_tags)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/app/scalar", timeout=10) as page:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/app/scalar", timeout=HANG_SECONDS) as page:
             assert page.status == 200  # the page itself renders (VisualDL needs -L en under Werkzeug 3)
     finally:
         board.send_signal(signal.SIGINT)
-        board.wait(timeout=30)
+        board.wait(timeout=HANG_SECONDS)
     assert "VisualDL stopped" in board.stdout.read()
     assert port_closed(port)  # the server is gone
 
@@ -73,4 +69,4 @@ def test_board_compare_shows_two_sweeps_together(tmp_path, outputs):
         assert sorted(runs) == sorted(["lenet seed=0 adam lr=0.001 32px", "lenet, second sweep"])
     finally:
         board.send_signal(signal.SIGINT)
-        board.wait(timeout=30)
+        board.wait(timeout=HANG_SECONDS)

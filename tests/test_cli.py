@@ -2,10 +2,9 @@
 output goes to a file."""
 import subprocess
 import sys
-import time
 
 import runner
-from conftest import cli, tiny_experiment
+from conftest import HANG_SECONDS, cli, tiny_experiment, wait_until
 
 
 def test_runner_alone_and_h_print_help_and_version_prints_the_version():
@@ -24,17 +23,11 @@ def test_a_sweep_sent_to_a_file_writes_each_line_as_it_happens(tmp_path, outputs
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "runner", "sweep", str(path)], stdout=out,
                                 stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    seen_before_end = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        text = log.read_text()
-        if "epoch 1/8" in text:
-            seen_before_end = not list(outputs.glob("tiny/runs/*/result.json"))
-            break
-        time.sleep(0.05)
-    proc.wait(timeout=300)
+    wait_until(lambda: "epoch 1/8" in log.read_text(), "the first epoch's line", proc)
+    seen_before_end = not list(outputs.glob("tiny/runs/*/result.json"))
+    proc.wait(timeout=HANG_SECONDS)
     text = log.read_text()
-    assert seen_before_end is True, text  # the first epoch's line was in the file while the run trained
+    assert seen_before_end, text  # the first epoch's line was in the file while the run trained
     lines = text.splitlines()
     assert lines[0].startswith("plan: 1 runs, 1 to train; about ")
     assert lines[1].startswith("started lenet-s0-") and "elapsed" in lines[1] and "left" in lines[1]

@@ -141,11 +141,15 @@ def test_runs_no_longer_in_the_file_leave_the_summary_and_the_exit_code(tmp_path
     third = cli("sweep", path, check=True)
     assert "1 done;" in third.stdout
     table = (outputs / "tiny" / "results.md").read_text()
-    assert sum("(not in the file)" in line for line in table.splitlines()) == 1  # the seed-7 run, marked
+    assert sum("(--set seed=7)" in line for line in first_table(table)) == 1  # the seed-7 run, marked by its --set
     cli("sweep", path, "--set", "seed=3", check=True)
     table = (outputs / "tiny" / "results.md").read_text()
     rows = [line for line in first_table(table) if line.startswith("| lenet-")]
-    assert len(rows) == 3 and sum("(not in the file)" in r for r in rows) == 2
+    assert len(rows) == 3 and sum("(--set seed=" in r for r in rows) == 2 and "not in the file" not in table
+    path.write_text(path.read_text().replace('model = "lenet"', 'model = "lenet"\nseed = 9'))  # the file changes
+    cli("sweep", path, check=True)
+    rows = first_table((outputs / "tiny" / "results.md").read_text())
+    assert sum("(not in the file)" in r for r in rows) == 1  # the seed-0 run: the file no longer holds it
 
 
 # ---- 4. predict with another network's weights ---------------------------------------------------
@@ -240,8 +244,9 @@ def test_report_counts_a_folder_once_and_says_what_it_cannot_show(tmp_path, outp
     assert len(report["runs"]) == 2 and report["seed_groups"][0]["seeds"] == 2
     copy = tmp_path / "copy"
     shutil.copytree(sweep, copy)
-    both = cli("report", sweep, copy)
-    assert both.returncode == 1 and both.stderr.count("not shown again, it is the same run as in") == 2
+    both = cli("report", sweep, copy)  # every run of the copy is shown once, from the folder named first
+    assert both.returncode == 0 and both.stderr.strip() == (f"{copy}: all 2 finished run(s) are the same runs (same "
+                                                            f"settings and seed) as in {sweep}: each is shown once")
     assert sum(line.startswith("| lenet-") for line in first_table(both.stdout)) == 2
     damaged = next((sweep / "runs").iterdir()) / "result.json"
     damaged.write_text(damaged.read_text()[:200])

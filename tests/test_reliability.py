@@ -16,8 +16,8 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import (DATA_ROOT, PM, TIMINGS, cli, epochs_logged_before_each_start, resumed_at, tiny_experiment,
-                      wait_until_no_worker)
+from conftest import (DATA_ROOT, HANG_SECONDS, PM, TIMINGS, cli, epochs_logged_before_each_start, resumed_at, tiny_experiment,
+                      wait_until, wait_until_no_worker)
 from runner.store.checkpoints import Checkpoints
 from runner.config import load_experiment
 from runner.run.conv_bias import ChannelBiasAdd
@@ -145,11 +145,9 @@ def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, outputs):
     path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "alexnet"\nimage_size = 64\n', epochs=4)
     proc = subprocess.Popen([sys.executable, "-m", "runner", "train", str(path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "RUNNER_OUTPUT_ROOT": str(outputs)})
-    deadline = time.monotonic() + 300
-    while not list(outputs.glob("tiny/checkpoints/*/epoch-0001")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: list(outputs.glob("tiny/checkpoints/*/epoch-0001")), "a finished epoch", proc)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=HANG_SECONDS)
     assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
     rows = RunRegistry(outputs / "tiny" / "runs.sqlite").rows()
     assert rows[0]["status"] == "interrupted"
@@ -225,7 +223,7 @@ def test_fault_injection_sigkill_at_five_moments(tmp_path, outputs):
 
     for fault in ("train-step:3", "eval:2", "checkpoint-write:3", "registry-update:1"):
         proc = subprocess.run([sys.executable, "-m", "runner", "sweep", str(path), "--jobs", "1"],
-                              env={**env, "RUNNER_FAULT": fault}, capture_output=True, timeout=300)
+                              env={**env, "RUNNER_FAULT": fault}, capture_output=True, timeout=HANG_SECONDS)
         assert proc.returncode == -signal.SIGKILL, (fault, proc.stderr[-500:])
         wait_until_no_worker(outputs)
         note_finished()
@@ -266,11 +264,9 @@ def test_kill_term_of_a_sweep_started_in_the_background_stops_it_cleanly(tmp_pat
     proc = subprocess.Popen([sys.executable, "-m", "runner", "sweep", str(path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "RUNNER_OUTPUT_ROOT": str(outputs)},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    deadline = time.monotonic() + 300
-    while not list(outputs.glob("tiny/checkpoints/*/epoch-0001")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: list(outputs.glob("tiny/checkpoints/*/epoch-0001")), "a finished epoch", proc)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=HANG_SECONDS)
     assert proc.returncode == 130 and "interrupted" in stderr
     assert RunRegistry(outputs / "tiny" / "runs.sqlite").rows()[0]["status"] == "interrupted"
     cli("sweep", path, check=True)

@@ -9,7 +9,7 @@ import sys
 import optuna
 import pytest
 
-from conftest import cli, epochs_logged_before_each_start, resumed_at, wait_until_no_worker, write_toml
+from conftest import HANG_SECONDS, cli, epochs_logged_before_each_start, resumed_at, wait_until_no_worker, write_toml
 from runner.store.registry import RunRegistry
 
 pytestmark = pytest.mark.slow
@@ -121,7 +121,7 @@ def test_kill_9_mid_search_then_the_same_command_finishes_exactly_the_trials(tmp
     env = {**os.environ, "RUNNER_OUTPUT_ROOT": str(outputs)}
     for fault in ("registry-update:2", "train-step:3"):  # after a run ended, before it was recorded; mid-run
         proc = subprocess.run([sys.executable, "-m", "runner", "sweep", str(path), "--jobs", "1"],
-                              env={**env, "RUNNER_FAULT": fault}, capture_output=True, timeout=600)
+                              env={**env, "RUNNER_FAULT": fault}, capture_output=True, timeout=HANG_SECONDS)
         assert proc.returncode == -signal.SIGKILL, proc.stdout[-2000:]
         wait_until_no_worker(outputs)
     cli("sweep", path, "--jobs", "1", check=True)

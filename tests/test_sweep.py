@@ -5,11 +5,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import TIMINGS, cli, first_table, tiny_experiment, wait_until_no_worker
+from conftest import TIMINGS, cli, first_table, tiny_experiment, wait_until, wait_until_no_worker
 from runner.store.registry import RunRegistry
 from runner.config import load_experiment
 from runner.sweep.plan import estimate_minutes, plan_sweep
@@ -83,12 +82,9 @@ def test_sweep_killed_mid_run_resumes_without_retraining_finished_runs(tmp_path,
     proc = subprocess.Popen([sys.executable, "-m", "runner", "sweep", str(path), "--jobs", "1"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = outputs / "tiny" / "checkpoints"
-    deadline = time.monotonic() + 300
     # wait until the second run has a finished epoch, then kill the whole sweep at once
-    while time.monotonic() < deadline and proc.poll() is None:
-        if len([d for d in checkpoints.glob("*") if list(d.glob("epoch-*"))]) >= 2:
-            break
-        time.sleep(0.05)
+    wait_until(lambda: len([d for d in checkpoints.glob("*") if list(d.glob("epoch-*"))]) >= 2,
+               "the second run's first epoch", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     wait_until_no_worker(outputs)  # its worker dies with it (PR_SET_PDEATHSIG)

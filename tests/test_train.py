@@ -3,13 +3,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import paddle
 import pytest
 
-from conftest import DATA_ROOT, TINY, cli, tiny_experiment, write_toml
+from conftest import DATA_ROOT, TINY, cli, tiny_experiment, wait_until, write_toml
 from runner.config import load_experiment
 from runner.store.layout import SweepLayout
 from runner.run.train import data_loader, prepare_run, train_run
@@ -98,9 +97,7 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, outputs, monkeypatch):
     proc = subprocess.Popen([sys.executable, "-m", "runner", "train", str(path)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     checkpoint = outputs / "lenet64" / "checkpoints"
-    deadline = time.monotonic() + 300
-    while not list(checkpoint.glob("*/epoch-0001")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    wait_until(lambda: list(checkpoint.glob("*/epoch-0001")), "epoch 1's checkpoint", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert list(checkpoint.glob("*/epoch-0001")) and not list(checkpoint.glob("*/epoch-0003"))

@@ -1,6 +1,7 @@
 """Grad-CAM where the answer is known, the stage it is taken from, and the cost and report fields
 every trained run gets."""
 import json
+import re
 
 import numpy as np
 import paddle
@@ -94,6 +95,9 @@ def test_every_run_reports_cost_calibration_and_its_auc_test(tmp_path, outputs):
     report = json.loads(cli("report", outputs / "tiny", "--format", "json", "--ensemble", check=True).stdout)
     for run in report["runs"]:
         assert run["latency_ms"] > 0 and run["throughput_ips"] > 0 and run["model_mb"] > 0
+        # the fastest of the timing rounds, the slowest beside it, and the load they were taken under
+        assert run["latency_ms"] <= run["latency_ms_slowest"] and run["throughput_ips"] >= run["throughput_ips_slowest"]
+        assert run["cost_load_average"] >= 0 and run["cost_other_runs"] >= 0
         assert run["peak_memory_mb"] > 100
         assert 0 <= run["ece"] <= 1 and 0 <= run["brier"] <= 1
         assert run["auc_ci_low"] <= run["auc"] <= run["auc_ci_high"]
@@ -106,3 +110,5 @@ def test_every_run_reports_cost_calibration_and_its_auc_test(tmp_path, outputs):
         assert (outputs / "tiny" / name).stat().st_size > 5000
     cam = np.load(next((outputs / "tiny" / "runs").iterdir()) / "gradcam.npz")
     assert cam["heat"].shape == (8, 32, 32) and list(cam["labels"]) == [1, 1, 1, 1, 0, 0, 0, 0]
+    # each image by its file name: positives (P...) of the validation images first
+    assert len(cam["names"]) == 8 and all(re.fullmatch(r"V\d{4}\.jpg", str(n)) for n in cam["names"])

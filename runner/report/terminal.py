@@ -137,12 +137,13 @@ def footnotes(rows: list[dict]) -> list[str]:
         out.append(f"* {run_id}: {mark}")
     loads = [r for r in map(run_record, rows) if r["latency_ms"] is not None]
     if loads:
-        out.append("latency: CPU, batch 1, one thread, " + measured_under(loads))
+        out.append("latency: CPU, batch 1, one thread, fastest round; " + measured_under(loads))
     return out
 
 
 def measured_under(records: list[dict]) -> str:
-    """'fastest of 3 rounds, measured at load 1.2–3.4 with 0–2 other runs training' (what is known)."""
+    """'measured at load 1.2–3.4 with 0–2 other run(s) training': the 1-minute load average and the
+    other runs training on the machine while the runs' costs were timed."""
     def span(key, digits):
         values = [r[key] for r in records if r.get(key) is not None]
         if not values:
@@ -152,7 +153,7 @@ def measured_under(records: list[dict]) -> str:
     load, others = span("cost_load_average", 1), span("cost_other_runs", 0)
     if load is None:
         return "load not recorded (runs from before the runner recorded it)"
-    return f"fastest of its rounds, measured at load average {load} with {others} other run(s) training"
+    return f"measured at load {load} with {others} other run(s) training"
 
 
 def fit(line: str, width: int) -> str:
