@@ -16,9 +16,9 @@ from runner.config import load_experiment, parse_experiment
 ONE = '[[runs]]\nmodel = "lenet"\n'
 
 
-def one_line_error(proc, *expected):
-    """The user sees exit 1 and one `error:` line holding every expected piece, no traceback."""
-    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+def one_line_error(proc, *expected, code: int = 1):
+    """The user sees exit `code` and one `error:` line holding every expected piece, no traceback."""
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr + proc.stdout
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr
@@ -367,4 +367,6 @@ def test_set_reaches_into_model_args_and_switches_optimizers(tmp_path, outputs):
 def test_set_model_args_a_network_does_not_take_is_refused_in_the_plan(tmp_path, outputs):
     mixed = tiny_experiment(tmp_path, ONE + '[[runs]]\nmodel = "googlenet"\nimage_size = 64\n')
     proc = cli("sweep", mixed, "--dry-run", "--set", "model_args={ aux_heads = false }")
-    one_line_error(proc, "runs[0]: model_args: model 'lenet' does not take aux_heads = False")
+    # the file is fine without the --set: the command line's mistake, a usage error
+    one_line_error(proc, "--set model_args={ aux_heads = false }: ",
+                   "runs[0]: model_args: model 'lenet' does not take aux_heads = False", code=2)

@@ -141,6 +141,14 @@ def test_output_folder_not_writable(tmp_path):
     assert "RUNNER_OUTPUT_ROOT" in proc.stderr
 
 
+def says_where_to_look(stderr: str, folder) -> None:
+    """The last line of a stopped run or sweep: what is kept, how to resume, where the results are."""
+    note = stderr.strip().splitlines()[-1]
+    assert note.startswith("interrupted; finished work is kept — run the same command again to resume; "), note
+    for word in (str(folder), "report.html", f"runner board {folder}"):
+        assert word in note, note
+
+
 def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, outputs):
     path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "alexnet"\nimage_size = 64\n', epochs=4)
     proc = subprocess.Popen([sys.executable, "-m", "runner", "train", str(path)], stdout=subprocess.PIPE,
@@ -149,6 +157,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, outputs):
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=HANG_SECONDS)
     assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    says_where_to_look(stderr, outputs / "tiny")
     rows = RunRegistry(outputs / "tiny" / "runs.sqlite").rows()
     assert rows[0]["status"] == "interrupted"
     again = cli("train", path, check=True)
@@ -268,6 +277,7 @@ def test_kill_term_of_a_sweep_started_in_the_background_stops_it_cleanly(tmp_pat
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=HANG_SECONDS)
     assert proc.returncode == 130 and "interrupted" in stderr
+    says_where_to_look(stderr, outputs / "tiny")
     assert RunRegistry(outputs / "tiny" / "runs.sqlite").rows()[0]["status"] == "interrupted"
     cli("sweep", path, check=True)
     assert RunRegistry(outputs / "tiny" / "runs.sqlite").rows()[0]["status"] == "done"

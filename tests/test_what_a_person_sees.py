@@ -180,7 +180,7 @@ def test_the_compact_table_gives_way_in_names_never_in_numbers():
 
 # ---- where to look -----------------------------------------------------------------------------------
 
-def test_the_closing_line_the_ctrl_c_note_and_the_quick_start_say_where_to_look(tmp_path, outputs):
+def test_the_closing_line_and_the_quick_start_say_where_to_look(tmp_path, outputs):
     path = tiny_experiment(tmp_path, ONE, epochs=1)
     done = cli("sweep", path, check=True).stdout.strip().splitlines()[-1]
     folder = outputs / "tiny"
@@ -189,25 +189,6 @@ def test_the_closing_line_the_ctrl_c_note_and_the_quick_start_say_where_to_look(
     quick_start = re.search(r"## Quick start(.*?)\n## ", (REPO / "README.md").read_text(), re.S).group(1)
     for word in ("outputs/quick/report.html", "runner board outputs/quick", "outputs/quick/results.md"):
         assert word in quick_start, word
-
-
-def test_the_ctrl_c_message_names_the_folder_report_and_board(tmp_path, outputs):
-    import signal
-
-    from conftest import wait_until
-
-    path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "alexnet"\nimage_size = 64\n', epochs=4)
-    proc = subprocess.Popen([sys.executable, "-m", "runner", "sweep", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "RUNNER_OUTPUT_ROOT": str(outputs)})
-    wait_until(lambda: list(outputs.glob("tiny/checkpoints/*/epoch-0001")), "a finished epoch", proc)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=HANG_SECONDS)
-    folder = outputs / "tiny"
-    assert proc.returncode == 130, stderr
-    note = stderr.strip().splitlines()[-1]
-    assert note.startswith("interrupted; finished work is kept — run the same command again to resume; ")
-    for word in (str(folder), "report.html", f"runner board {folder}"):
-        assert word in note, note
 
 
 # ---- the figures' own data: legends, the colour bar, the file names --------------------------------------
