@@ -52,7 +52,8 @@ def original_size_copy(paths: list[Path], folder: Path) -> Path:
 
 
 def time_pipelines(data_root: Path, args, title: str) -> None:
-    from runner.data import ArrayDataset, default_augment, open_dataset
+    from runner.data import default_augment, open_dataset
+    from runner.data.arrays import ArrayDataset
 
     paths = open_dataset("ichallenge-pm", data_root).files("train")[0]
     print(f"\n{title}: {len(paths)} training images -> {args.size}x{args.size}, batch 10")

@@ -1,4 +1,5 @@
-"""paddle.callbacks for one run: seeding, divergence, history, checkpoints and VisualDL logs.
+"""paddle.callbacks for one run: seeding, divergence, history, early stopping, and evaluation on
+paddle's inference engine. Checkpoints and the VisualDL log are the recorder's (runner/run/recording.py).
 
 paddle.Model.fit counts epochs from 0 on every call; a resumed run calls it for the remaining
 epochs, so each callback adds `first_epoch` to paddle's count.
@@ -7,15 +8,19 @@ from __future__ import annotations
 
 import math
 import random
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import paddle
-from paddle.callbacks import Callback
+from paddle.callbacks import Callback, EarlyStopping
 
-from runner.errors import DivergedError
+from runner.cpu import set_math_threads
+from runner.errors import DivergedError, first_line
 from runner.faults import fault_point
 from runner.options import epoch_seed
+from runner.run.inference_eval import PredictorForward, build_predictor
 
 
 def seed_everything(seed: int) -> None:
@@ -136,3 +141,51 @@ def clean_logs(logs) -> dict:
         value = np.asarray(value, dtype=float).reshape(-1)
         out[key] = float(value[0]) if value.size else float("nan")
     return out
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """paddle's EarlyStopping, primed with the epochs a resumed run already has behind it."""
+
+    def __init__(self, history: list[dict], monitor: str, patience: int, min_delta: float):
+        super().__init__(monitor=monitor, mode="min" if monitor == "loss" else "max", patience=patience,
+                         min_delta=min_delta, verbose=0, save_best_model=False)
+        self.history = history
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for record in self.history:
+            self.on_eval_end(record["val"])
+        self.model.stop_training = False
+
+
+class InferenceEvaluation(Callback):
+    """Runs each of fit's evaluations on the inference engine. If the network cannot be exported
+    (a layer the static graph does not support), it says so once and evaluates in the dynamic graph."""
+
+    def __init__(self, image_size: int, threads: int, on_fallback=None):
+        super().__init__()
+        self.image_size, self.threads = image_size, threads
+        self.on_fallback = on_fallback or (lambda message: None)
+        self.failed = False
+
+    def on_eval_begin(self, logs=None):
+        if self.failed:
+            return
+        network = self.model.network
+        try:
+            with tempfile.TemporaryDirectory(prefix="runner-eval-") as tmp:
+                predictor = build_predictor(network, self.image_size, self.threads, Path(tmp))
+        except Exception as err:  # noqa: BLE001 - any export failure has the same remedy
+            self.failed = True
+            self.on_fallback(f"evaluating in the dynamic graph: the network could not be exported to paddle's "
+                             f"inference engine ({type(err).__name__}: {first_line(err)}); "
+                             "set eval_engine = \"dygraph\" to skip the attempt")
+            return
+        # an instance attribute shadows the class's forward; Layer.__call__ looks it up per call
+        object.__setattr__(network, "forward", PredictorForward(predictor))
+
+    def on_eval_end(self, logs=None):
+        self.model.network.__dict__.pop("forward", None)
+        # The predictor re-configures the math library's threads for itself; left so, training with
+        # threads = 2 ran 1.5x slower afterwards and summed in another order (other losses).
+        set_math_threads(self.threads)

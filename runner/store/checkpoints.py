@@ -11,8 +11,8 @@ next to the best epoch, which is kept in `best/` the same way.
     checkpoints/<run-id>/best/             model.pdparams, state.json
 
 `best/` holds the weights only (it is for predictions; resuming uses the epoch folders), and an
-epoch that is also the best one hard-links those weights instead of writing them again: AlexNet's
-weights are 288 MB and its Adam state twice that, about 6 s of writing per copy on this machine.
+epoch that is also the best one hard-links those weights instead of writing them again (what a copy
+costs: docs/performance.md).
 """
 from __future__ import annotations
 
