@@ -23,10 +23,18 @@ class Augment:
     pad_crop: int = 0          # pad by this many pixels and crop back at random (CIFAR style)
     brightness: float = 0.0    # multiply by 1 + uniform(-b, b)
     contrast: float = 0.0      # stretch around the mean by 1 + uniform(-c, c)
+    alternate_flip: bool = False  # mirror half the images (fixed by the seed) on even epochs, the other half on odd
+    cutout: int = 0            # grey out one random square of this many pixels a side (DeVries & Taylor 2017)
 
     @property
     def active(self) -> bool:
         return self != Augment()
+
+    @property
+    def per_batch(self) -> bool:
+        """Whether every step is vectorised over a batch (runner/data/batches.py); rotations and
+        scaled crops are drawn and resampled per image with OpenCV."""
+        return not self.rotate and self.crop_scale >= 1.0
 
 
 def scale_to_unit_range(image: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""paddle.callbacks for one run: seeding, divergence, history, early stopping, and evaluation on
-paddle's inference engine. Checkpoints and the VisualDL log are the recorder's (runner/run/recording.py).
+"""paddle.callbacks for one run, all of them: seeding, divergence, history, the network's epoch hook,
+decoupled weight decay, Lookahead, early stopping, test-time augmentation, and evaluation on paddle's
+inference engine. Checkpoints and the VisualDL log are the recorder's (runner/run/recording.py).
 
 paddle.Model.fit counts epochs from 0 on every call; a resumed run calls it for the remaining
 epochs, so each callback adds `first_epoch` to paddle's count.
@@ -21,6 +22,7 @@ from runner.errors import DivergedError, first_line
 from runner.faults import fault_point
 from runner.options import epoch_seed
 from runner.run.inference_eval import PredictorForward, build_predictor
+from runner.run.tta import TTANetwork, averaged
 
 
 def seed_everything(seed: int) -> None:
@@ -143,6 +145,119 @@ def clean_logs(logs) -> dict:
     return out
 
 
+class NetworkEpochHook(Callback):
+    """Tells a network that has an `epoch_begins(epoch)` method which epoch starts (airbench
+    freezes its whitening bias after the first epochs)."""
+
+    def __init__(self, first_epoch: int = 0):
+        super().__init__()
+        self.first_epoch = first_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        hook = getattr(self.model.network, "epoch_begins", None)
+        if hook:
+            hook(self.first_epoch + epoch)
+
+
+class DecoupledWeightDecay(Callback):
+    """Weight decay apart from the gradient (SGDW, Loshchilov & Hutter 2019): after every step each
+    trained weight w becomes w * (1 - lr * coefficient), with the schedule's learning rate (not a
+    per-parameter multiple of it), so neither momentum nor a bias's larger rate scales the decay.
+    It must come before paddle's LRScheduler callback, which moves the rate at the same hook."""
+
+    def __init__(self, coefficient: float):
+        super().__init__()
+        self.coefficient = coefficient
+
+    def on_train_batch_end(self, step, logs=None):
+        factor = 1.0 - float(self.model._optimizer.get_lr()) * self.coefficient
+        with paddle.no_grad():
+            for param in self.model.network.parameters():
+                if not param.stop_gradient:
+                    param.set_value(param * factor)
+
+
+class Lookahead(Callback):
+    """airbench's Lookahead (Zhang et al. 2019 with an exponential average, Jordan 2024): every
+    `every` steps the average a of the network's float state moves to it, a <- alpha*a + (1-alpha)*w,
+    and the network takes the average, w <- a; alpha = decay**every * (t/T)**3 grows from 0 to
+    decay**every over the T steps, and at the last step the network takes the average as it is.
+
+    The average is a state of its own (it differs from the weights between syncs): `arrays()` is
+    saved with every checkpoint and given back as `restored`, so a resumed run continues bit for bit."""
+
+    PREFIX = "lookahead/"
+
+    def __init__(self, every: int, decay: float, total_steps: int, first_step: int = 0,
+                 restored: dict | None = None):
+        super().__init__()
+        self.every, self.decay, self.total = every, decay, total_steps
+        self.step, self.restored = first_step, restored or {}
+        self.average: dict = {}
+
+    def on_train_begin(self, logs=None):
+        state = self.model.network.state_dict()
+        saved = {k[len(self.PREFIX):]: v for k, v in self.restored.items() if k.startswith(self.PREFIX)}
+        self.average = {name: paddle.to_tensor(saved[name]) if name in saved else tensor.clone()
+                        for name, tensor in state.items() if tensor.dtype in (paddle.float32, paddle.float64)}
+
+    def alpha(self, step: int) -> float:
+        return self.decay ** self.every * (step / self.total) ** 3
+
+    def on_train_batch_end(self, step, logs=None):
+        self.step += 1
+        if self.step % self.every == 0:
+            self.sync(self.alpha(self.step))
+        if self.step == self.total:
+            self.sync(1.0)
+
+    def sync(self, alpha: float) -> None:
+        with paddle.no_grad():
+            for name, tensor in self.model.network.state_dict().items():
+                if name in self.average:
+                    self.average[name] = alpha * self.average[name] + (1.0 - alpha) * tensor
+                    tensor.set_value(self.average[name])
+
+    def arrays(self) -> dict:
+        return {self.PREFIX + name: value.numpy() for name, value in self.average.items()}
+
+
+class TTAOnLastEpoch(Callback):
+    """Which level of test-time augmentation the evaluation now starting uses: `level` on the
+    run's last epoch, none before it."""
+
+    def __init__(self, level: int, epochs: int, first_epoch: int = 0):
+        super().__init__()
+        self.level, self.epochs, self.first_epoch = level, epochs, first_epoch
+        self.epoch = first_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = self.first_epoch + epoch + 1  # counted from 1, as the history
+
+    def level_now(self) -> int:
+        return self.level if self.epoch == self.epochs else 0
+
+
+class DygraphTestTimeAugmentation(Callback):
+    """For runs evaluated in the dynamic graph: the network's forward averages the views while fit
+    evaluates (the inference engine's runs export TTANetwork instead)."""
+
+    def __init__(self, schedule: TTAOnLastEpoch):
+        super().__init__()
+        self.schedule = schedule
+
+    def on_eval_begin(self, logs=None):
+        level = self.schedule.level_now()
+        if not level:
+            return
+        network = self.model.network
+        own = type(network).forward.__get__(network)  # the class's forward: the instance's is replaced
+        object.__setattr__(network, "forward", lambda x: averaged(own, x, level))
+
+    def on_eval_end(self, logs=None):
+        self.model.network.__dict__.pop("forward", None)
+
+
 class ResumableEarlyStopping(EarlyStopping):
     """paddle's EarlyStopping, primed with the epochs a resumed run already has behind it."""
 
@@ -162,9 +277,9 @@ class InferenceEvaluation(Callback):
     """Runs each of fit's evaluations on the inference engine. If the network cannot be exported
     (a layer the static graph does not support), it says so once and evaluates in the dynamic graph."""
 
-    def __init__(self, image_size: int, threads: int, on_fallback=None):
+    def __init__(self, image_size: int, threads: int, on_fallback=None, tta: TTAOnLastEpoch | None = None):
         super().__init__()
-        self.image_size, self.threads = image_size, threads
+        self.image_size, self.threads, self.tta = image_size, threads, tta
         self.on_fallback = on_fallback or (lambda message: None)
         self.failed = False
 
@@ -174,7 +289,9 @@ class InferenceEvaluation(Callback):
         network = self.model.network
         try:
             with tempfile.TemporaryDirectory(prefix="runner-eval-") as tmp:
-                predictor = build_predictor(network, self.image_size, self.threads, Path(tmp))
+                level = self.tta.level_now() if self.tta else 0
+                exported = TTANetwork(network, level) if level else network
+                predictor = build_predictor(exported, self.image_size, self.threads, Path(tmp))
         except Exception as err:  # noqa: BLE001 - any export failure has the same remedy
             self.failed = True
             self.on_fallback(f"evaluating in the dynamic graph: the network could not be exported to paddle's "
