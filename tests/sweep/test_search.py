@@ -216,7 +216,7 @@ def test_a_sweep_and_a_search_on_a_cluster_refuse_a_node_that_cannot_see_the_fil
     (fake / "ray" / "util" / "__init__.py").write_text("")
     (fake / "ray" / "util" / "scheduling_strategies.py").write_text(
         "class NodeAffinitySchedulingStrategy:\n    def __init__(self, node_id, soft=False):\n        self.node_id = node_id\n")
-    path = (search_file(tmp_path, epochs=1, trials=1) if kind == "search" else
+    path = (search_file(tmp_path, epochs=2, trials=1) if kind == "search" else
             write_toml(tmp_path, SEARCH.split("[search]")[0].format(epochs=1, validation="official"), "srch.toml"))
     pythonpath = os.pathsep.join(p for p in (str(fake), os.environ.get("PYTHONPATH")) if p)
     proc = cli("sweep", path, "--cluster", "auto", env={"PYTHONPATH": pythonpath})
@@ -227,7 +227,7 @@ def test_a_sweep_and_a_search_on_a_cluster_refuse_a_node_that_cannot_see_the_fil
 
 
 def test_results_md_is_what_runner_report_prints_with_the_search_table(tmp_path, outputs):
-    cli("sweep", search_file(tmp_path, epochs=1, trials=2, pruner="none"), "--jobs", "2", check=True)
+    cli("sweep", search_file(tmp_path, epochs=2, trials=2, pruner="none"), "--jobs", "2", check=True)
     written = (outputs / "srch" / "results.md").read_text()
     assert "Search srch: its trials" in written and written.count("| complete |") == 2
     assert cli("report", outputs / "srch", check=True).stdout == written
