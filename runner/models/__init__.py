@@ -14,6 +14,9 @@ from runner.models import googlenet  # noqa: F401
 from runner.models import resnet  # noqa: F401
 from runner.models import cifar_resnet  # noqa: F401
 from runner.models import airbench  # noqa: F401
+from runner.models import resnet9  # noqa: F401
+from runner.models import cifar_mobilenet  # noqa: F401
+from runner.models import cifar_vgg  # noqa: F401
 from runner.models import paddle_vision  # noqa: F401
 from runner.models.build import (build_model, build_network, check_input_size, count_flops,
                                  count_parameters, describe_models, load_weights, model_args_problem)
