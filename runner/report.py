@@ -47,7 +47,7 @@ def collect(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict], lis
 
 def ranked_with_statistics(rows: list[dict]) -> list[dict]:
     """Best final accuracy first, then the intervals and the paired test against the best."""
-    rows.sort(key=lambda r: -(r["result"]["final"].get("acc") or 0.0))
+    rows.sort(key=lambda r: -(finite(r["result"]["final"].get("acc")) or 0.0))
     add_statistics(rows)
     return rows
 
@@ -63,6 +63,10 @@ def finished_runs(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict
             skipped.append(f"{row['id']}: not shown, {result_problem(run)}")
             continue
         predictions = load_predictions(run)
+        problem = outputs_problem(predictions)
+        if problem:  # recorded by a runner that did not check its evaluations
+            skipped.append(f"{row['id']}: not shown, {problem}")
+            continue
         correct = None
         if "final" in predictions and "labels" in predictions:
             correct = predictions["final"].argmax(1) == predictions["labels"]
@@ -70,6 +74,32 @@ def finished_runs(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict
         rows.append({"result": result, "correct": correct, "predictions": predictions, "in_file": in_file,
                      "source": source, "run": run})
     return rows, skipped
+
+
+def outputs_problem(predictions: dict) -> str | None:
+    """Validation probabilities that are not finite: their argmax is class 0, so the accuracy would
+    be the share of class 0, and every other number of the run is as meaningless."""
+    for which in ("final", "best"):
+        probs = predictions.get(which)
+        if probs is not None and not np.isfinite(probs).all():
+            bad = int((~np.isfinite(probs)).any(axis=1).sum())
+            return (f"its {which} validation outputs are not finite for {bad} of {len(probs)} images (the run "
+                    "diverged); train it again with a lower learning rate")
+    return None
+
+
+def finite(value):
+    """`value` with every NaN or infinity as None and numpy numbers as Python's: JSON and CSV
+    for scripts hold no bare NaN (json.dumps would write one, which no JSON parser accepts)."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def add_statistics(rows: list[dict]) -> None:
@@ -154,7 +184,7 @@ def seed_groups(rows: list[dict]) -> list[dict]:
         summary["per_seed_acc"] = [m["result"]["final"].get("acc") for m in members]
         summary["members"] = members
         out.append(summary)
-    out.sort(key=lambda s: -(s["acc"][0] if not math.isnan(s["acc"][0]) else -1))
+    out.sort(key=lambda s: -(s["acc"][0] if math.isfinite(s["acc"][0]) else -1))
     for group in out:  # Welch's t on per-seed accuracy against the best group of the same images
         best = next((g for g in out if same_val_set(g["members"][0]["result"]["config"],
                                                      group["members"][0]["result"]["config"])), None)
@@ -248,7 +278,7 @@ def group_record(group: dict) -> dict:
                                  "per_seed_acc", "is_best", "welch_p")}
     out["run_ids"] = [m["result"]["run_id"] for m in group["members"]]
     for name in ("acc", "auc"):
-        mean, std, low, high = (None if math.isnan(v) else v for v in group[name])
+        mean, std, low, high = (finite(v) for v in group[name])
         out.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_ci_low": low, f"{name}_ci_high": high})
     return out
 
@@ -256,11 +286,11 @@ def group_record(group: dict) -> dict:
 # ---- tables for people ---------------------------------------------------------------------------
 
 def pct(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
+    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.2f}%"
 
 
 def num(x, digits: int = 4) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 def differs(p) -> str:
@@ -328,7 +358,7 @@ def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
               "differs from best group (Welch p)", "course (text)", "course (its saved run)"]
     body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
              # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
-             f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if not math.isnan(g["acc"][2]) else "—",
+             f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if math.isfinite(g["acc"][2]) else "—",
              mean_std(g["auc"], percent=False), differs("best" if g.get("is_best") else g.get("welch_p")),
              pct(g["course_text"]), pct(g["course_saved_run"])] for g in groups]
     return header, body
@@ -336,10 +366,10 @@ def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
 
 def mean_std(stats, percent: bool = True) -> str:
     mean, std = stats[0], stats[1]
-    if math.isnan(mean):
+    if not math.isfinite(mean):
         return "—"
     scale, unit, digits = (100, "%", 2) if percent else (1, "", 3)
-    if math.isnan(std):
+    if not math.isfinite(std):
         return f"{scale * mean:.{digits}f}{unit}"
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}{unit}"
 
@@ -393,9 +423,9 @@ def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble:
         if searches:
             out["searches"] = {name: [dict(zip(header, line)) for line in body]
                                for name, (header, body) in searches.items()}
-        return json.dumps(out, indent=1, default=float)
+        return json.dumps(finite(out), indent=1, allow_nan=False)
     if fmt == "csv":
-        records = [run_record(r) for r in rows]
+        records = [finite(run_record(r)) for r in rows]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(records[0]) if records else ["run_id"])
         writer.writeheader()

@@ -20,7 +20,7 @@ from runner.config import Experiment, RunSpec
 from runner.errors import RunnerError
 from runner.executors import Ended, Executor, build_executor
 from runner.faults import fault_point
-from runner.layout import SweepLayout, data_folders
+from runner.layout import SweepLayout, data_folders, folder_problem
 from runner.plan import PlannedRun, plan_sweep, preflight_data, preflight_devices
 from runner.registry import RunRegistry
 from runner.report_files import write_outputs
@@ -69,6 +69,9 @@ def open_sweep(experiment: Experiment):
     """Lock the sweep's folder, open its registry with every run of the file in it, recover from
     any crash; on the way out, rewrite the tables."""
     layout = SweepLayout.for_experiment(experiment.name)
+    problem = folder_problem(layout.root)
+    if problem:
+        raise RunnerError(problem)
     try:
         layout.root.mkdir(parents=True, exist_ok=True)
         probe = layout.root / ".write-test"

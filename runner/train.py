@@ -139,7 +139,7 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
     if first_epoch < c["epochs"] and not recorder.stopped_early:
         train_loader = data_loader(splits.train, c["batch_size"], True, c["num_workers"], c["seed"], rank, world)
         val_loader = data_loader(splits.val, eval_batch_size(c), False, c["num_workers"], 0, rank, world)
-        callbacks = [EpochSeeder(c["seed"], first_epoch, [train_loader.batch_sampler]), DivergenceGuard(first_epoch),
+        callbacks = [EpochSeeder(c["seed"], first_epoch, [train_loader.batch_sampler]), DivergenceGuard(first_epoch, metric),
                      paddle.callbacks.LRScheduler(by_step=False, by_epoch=True)]
         if c["early_stopping"]:
             es = c["early_stopping"]
