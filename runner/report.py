@@ -23,7 +23,9 @@ from runner import metrics
 from runner.config import dotted, identity, with_defaults
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
+from runner.errors import RunnerError
 from runner.runfiles import load_predictions, read_result, result_problem
+from runner.study import open_study
 
 # The course's figures for iChallenge-PM validation accuracy after 5 epochs at 224x224, batch 10:
 # what its prose says, and the last epoch of the run saved in its own notebook
@@ -463,7 +465,11 @@ def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False)
     rows, skipped, seen, searches = [], [], {}, {}
     for output_dir in dict.fromkeys(Path(d).resolve() for d in output_dirs):
         layout = SweepLayout(output_dir)
-        trials = search_trials(output_dir)
+        try:
+            trials = search_trials(output_dir)
+        except RunnerError as err:  # a damaged or foreign study.sqlite: the runs are still shown
+            skipped.append(f"{output_dir}: its search's trials are not shown: {err}")
+            trials = None
         if trials is not None:
             searches[output_dir.name] = trials
         registry = RunRegistry(layout.registry, create=False)
@@ -509,5 +515,6 @@ def load_study(folder: Path):
     except ImportError:
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    names = optuna.get_all_study_names(storage=f"sqlite:///{path}")
-    return optuna.load_study(study_name=names[0], storage=f"sqlite:///{path}") if names else None
+    names = open_study(path, None, lambda storage: optuna.get_all_study_names(storage=storage))
+    return open_study(path, None, lambda storage: optuna.load_study(study_name=names[0], storage=storage)) \
+        if names else None
