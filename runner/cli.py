@@ -145,6 +145,10 @@ def data_check(dataset: str = typer.Argument(..., help="ichallenge-pm, cifar10 o
         out.print(f"  {split:<6} {stats.count:>6} images   {classes}")
         if sizes:
             out.print(f"         sizes: {sizes}")
+    if report.unused:
+        out.print(f"{len(report.unused)} not used:")
+        for entry in report.unused:
+            out.print(f"  - {entry}", soft_wrap=True)
     if report.problems:
         err.print(f"{len(report.problems)} problem(s):", highlight=False)
         for p in report.problems:

@@ -120,6 +120,8 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
 
     layout.folder.mkdir(parents=True, exist_ok=True)
     checkpoints = Checkpoints(layout.checkpoints)
+    for entry in splits.unused:  # a file of the dataset's folder left out is said, never silent
+        report("note", message=entry)
     state, notes = checkpoints.restore(model)
     for note in notes:
         report("note", message=note + (" — restarting the run from scratch" if state is None else ""))

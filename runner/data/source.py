@@ -24,6 +24,7 @@ class DataReport:
     location: str
     splits: dict[str, SplitReport]
     problems: list[str]
+    unused: list[str] = field(default_factory=list)  # entries of the dataset's folder not used, and why
 
     @property
     def ok(self) -> bool:
@@ -47,6 +48,10 @@ class DataSource:
     def files(self, split: str) -> tuple[list[Path], list[int], list[str]]:
         """(image paths, labels, problems) of a split; problems name the file and what is wrong."""
         raise NotImplementedError
+
+    def unused(self) -> list[str]:
+        """Entries of the dataset's folder that no split uses, each with why (folder: data names them)."""
+        return []
 
     def listed(self, split: str) -> tuple[list[Path], list[int], list[str]]:
         """files(split), with a problem for a split or a class of it that has no image."""
@@ -101,7 +106,7 @@ class DataSource:
                 else:
                     sizes[(image.shape[1], image.shape[0])] += 1
             splits[split] = SplitReport(len(paths), self.count_classes(labels), sizes)
-        return DataReport(self.name, str(self.location), splits, problems)
+        return DataReport(self.name, str(self.location), splits, problems, self.unused())
 
     def count_classes(self, labels) -> dict[str, int]:
         counts = Counter(int(x) for x in labels)
