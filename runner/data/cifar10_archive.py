@@ -33,7 +33,7 @@ def read_split(archive: Path, split: str, fix: str) -> tuple[np.ndarray, np.ndar
                 if member.name in wanted and member.isfile():
                     where = f"{archive}: member {member.name}"
                     data = io.BytesIO(tar.extractfile(member).read())  # an archive cut short fails here
-                    batches[member.name] = batch_arrays(unpickle(data, where, "Cifar10 batch", encoding="bytes"), where)
+                    batches[member.name] = batch_arrays(unpickle(data, where, "Cifar10 batch", encoding="bytes"), where, fix)
                     if len(batches) == len(wanted):
                         break
     except UnsafeFileError as err:
@@ -49,10 +49,10 @@ def read_split(archive: Path, split: str, fix: str) -> tuple[np.ndarray, np.ndar
     return np.ascontiguousarray(images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)), labels
 
 
-def batch_arrays(batch, where: str) -> tuple[np.ndarray, np.ndarray]:
+def batch_arrays(batch, where: str, fix: str) -> tuple[np.ndarray, np.ndarray]:
     """(data N x 3072 uint8, labels N int64) of one batch, or DataError saying how it differs."""
     def fail(problem):
-        raise DataError(f"{where} is not a Cifar10 batch: {problem}")
+        raise DataError(f"{where} is not a Cifar10 batch: {problem}; {fix}")
 
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         fail("expected a dict with data and labels" + (f", found keys {sorted(batch)[:6]}" if isinstance(batch, dict)
