@@ -74,14 +74,16 @@ NOT_IDENTITY = ("label", "device")
 
 # Numeric bounds, checked before anything trains: key -> (low, high, what it means). A bound given as
 # a string is another key of the run (pad_crop must stay below image_size). `(` / `)` mark open ends.
-# Every integer key has an upper bound too: a 21-digit `epochs` failed deep inside paddle.
-MAX_EPOCHS, MAX_COUNT = 100_000, 2 ** 31 - 1
+# Integer keys have upper bounds too (a 21-digit `epochs` failed deep inside paddle): their own where
+# one means something, and for every whole number of a run (model_args too) MAX_INTEGER, which
+# paddle's 32-bit kernels and samplers take.
+MAX_EPOCHS, MAX_INTEGER = 100_000, 2 ** 31 - 1
 BOUNDS = {
     "image_size": ("[", 1, 4096, "]", "pixels a side"),
-    "epochs": ("[", 1, MAX_EPOCHS, "]", ""), "batch_size": ("[", 1, 2 ** 20, "]", "images"),
+    "epochs": ("[", 1, MAX_EPOCHS, "]", ""), "batch_size": ("[", 1, None, "]", ""),
     "threads": ("[", 1, 1024, "]", "cores"), "nproc": ("[", 1, 1024, "]", "processes"),
-    "seed": ("[", 0, MAX_SEED, "]", ""), "train_limit": ("[", 0, MAX_COUNT, "]", "0 = all"),
-    "val_limit": ("[", 0, MAX_COUNT, "]", "0 = all"), "num_workers": ("[", 0, 256, "]", "processes"),
+    "seed": ("[", 0, MAX_SEED, "]", ""), "train_limit": ("[", 0, None, "]", "0 = all"),
+    "val_limit": ("[", 0, None, "]", "0 = all"), "num_workers": ("[", 0, 256, "]", "processes"),
     "fold": ("[", 0, MAX_FOLDS, "]", "0 = every fold"),
     "label_smoothing": ("[", 0.0, 1.0, ")", ""), "aux_loss_weight": ("[", 0.0, None, "]", ""),
     "optimizer.learning_rate": ("(", 0.0, None, "]", ""), "optimizer.momentum": ("[", 0.0, 1.0, ")", ""),
@@ -425,6 +427,9 @@ def out_of_bounds(config: dict) -> str | None:
             span = f"{lo_mark}{lo}, {'∞' if hi is None else hi}{hi_mark if hi is not None else ')'}"
             why = f" ({unit})" if unit else ""
             return f"{key} = {value} is out of range: it must be in {span}{why}"
+    for key, value in flat.items():
+        if is_int(value) and abs(value) > MAX_INTEGER:
+            return f"{key} = {value} is out of range: a whole number setting must lie within ±{MAX_INTEGER}"
     return None
 
 

@@ -1,6 +1,7 @@
 """Numbers: evaluations that are not finite fail the run, nothing non-finite reaches a table or the
 JSON, every integer key is bounded before anything trains, numbers in strings are ASCII digits, and
 an output folder may be a link to another disk."""
+import copy
 import json
 import math
 import pickle
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import cli, tiny_experiment, write_toml
-from runner.config import BOUNDS, RUN_FIELDS, TABLE_FIELDS
+from runner.config import RUN_FIELDS, TABLE_FIELDS, out_of_bounds, resolve, set_dotted
 from runner.models import build_network
 from runner.registry import RunRegistry
 from test_nothing_silently_wrong import one_line_error
@@ -116,9 +117,14 @@ def integer_keys() -> list[str]:
     return keys
 
 
-def test_every_integer_key_has_an_upper_bound():
-    unbounded = [k for k in integer_keys() if k not in BOUNDS or BOUNDS[k][2] is None]
-    assert not unbounded, f"integer keys without an upper bound: {unbounded}"
+def test_every_whole_number_of_a_run_is_bounded():
+    """Every integer key, those added later and model_args too: each refused at 2^31 and at 2^63."""
+    base = resolve({"model": "lenet"}, [], [], "exp.toml", "runs[0]")
+    for key in integer_keys() + ["model_args.depth"]:
+        for value in (2 ** 31, 2 ** 63, -2 ** 63):
+            config = copy.deepcopy(base)
+            set_dotted(config, key, value)
+            assert out_of_bounds(config) and key in out_of_bounds(config), (key, value)
 
 
 SET_BEFORE = {"scheduler.step_size": ["scheduler.name=step"], "scheduler.warmup_epochs": [],
