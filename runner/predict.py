@@ -11,7 +11,7 @@ from runner.data.images import decode, resize
 from runner.data.transforms import scale_to_unit_range
 from runner.errors import RunnerError
 from runner.models import build_network, dtype_name
-from runner.safe_pickle import load_state_dict
+from runner.store.safe_pickle import load_state_dict
 
 
 def locate(checkpoint: Path) -> tuple[Path, Path]:

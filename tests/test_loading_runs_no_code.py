@@ -1,5 +1,5 @@
 """Files from elsewhere (checkpoints, `weights` files, the Cifar10 archive) are read so that no code in
-them can run (runner/safe_pickle.py): a hostile pickle creates no file and runs no command, anything
+them can run (runner/store/safe_pickle.py): a hostile pickle creates no file and runs no command, anything
 but plain numbers is one line naming the file, and real checkpoints and the real archive read as
 paddle reads them."""
 import builtins
@@ -17,7 +17,7 @@ import pytest
 
 from conftest import DATA_ROOT, PM, cli, tiny_experiment
 from runner.models import build_network
-from runner.safe_pickle import UnsafeFileError, load_plain, load_state_dict
+from runner.store.safe_pickle import UnsafeFileError, load_plain, load_state_dict
 from test_nothing_silently_wrong import one_line_error
 
 IMAGE = PM / "PALM-Validation400" / "V0001.jpg"

@@ -9,10 +9,10 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import cli, tiny_experiment, write_toml
+from conftest import cli, tiny_experiment
 from runner.config import RUN_FIELDS, TABLE_FIELDS, out_of_bounds, resolve, set_dotted
 from runner.models import build_network
-from runner.registry import RunRegistry
+from runner.store.registry import RunRegistry
 from test_nothing_silently_wrong import one_line_error
 from test_search import search_file
 

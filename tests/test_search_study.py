@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from conftest import cli
-from runner.registry import RunRegistry
+from runner.store.registry import RunRegistry
 from test_nothing_silently_wrong import one_line_error
 from test_search import SPACE, search_file
 

@@ -1,4 +1,4 @@
-"""Reading cifar-10-python.tar.gz with our own code: tarfile, and pickles read by runner.safe_pickle.
+"""Reading cifar-10-python.tar.gz with our own code: tarfile, and pickles read by runner.store.safe_pickle.
 
 Its batches are Python 2 pickles, and paddle.vision.datasets.Cifar10 reads them with pickle.load,
 which runs any code an archive from elsewhere holds. Here each batch is read without running any,
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from runner.errors import DataError
-from runner.safe_pickle import UnsafeFileError, unpickle
+from runner.store.safe_pickle import UnsafeFileError, unpickle
 
 FOLDER = "cifar-10-batches-py"
 MEMBERS = {"train": [f"{FOLDER}/data_batch_{i}" for i in range(1, 6)], "val": [f"{FOLDER}/test_batch"]}

@@ -1,4 +1,6 @@
 """Small pieces shared by the course networks."""
+import math
+
 import paddle
 from paddle import nn
 
@@ -64,10 +66,10 @@ def flat_features(features, in_channels: int, image_size: int) -> int:
 class ConvBN(nn.Layer):
     """Convolution, batch norm, optional ReLU: the course's ConvBNLayer."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, groups=1, act=True):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, groups=1, act=True, weight_attr=None):
         super().__init__()
         self.conv = nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride,
-                              padding=(kernel_size - 1) // 2, groups=groups, bias_attr=False)
+                              padding=(kernel_size - 1) // 2, groups=groups, weight_attr=weight_attr, bias_attr=False)
         self.bn = nn.BatchNorm2D(out_channels)
         self.act = nn.ReLU() if act else nn.Identity()
 
@@ -106,3 +108,10 @@ class SigmoidHead(nn.Layer):
     @staticmethod
     def two_logits(z):
         return paddle.concat([paddle.zeros_like(z), z], axis=1)
+
+
+def torch_uniform() -> paddle.ParamAttr:
+    """PyTorch's default start for convolution and linear weights: uniform in +-1/sqrt(fan_in)
+    (kaiming_uniform with a = sqrt(5))."""
+    return paddle.ParamAttr(initializer=nn.initializer.KaimingUniform(negative_slope=math.sqrt(5),
+                                                                       nonlinearity="leaky_relu"))

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from runner.config import ConfigError, Experiment, RunSpec, dotted, each_fold, identity, resolve
 from runner.search_space import Dimension
-from runner.study import RECORD, check_study, open_study, record
-from runner.sweep import SweepLoop
+from runner.store.study import RECORD, check_study, open_study, record
+from runner.sweep.loop import SweepLoop
 
 
 def suggest(trial, space: list[Dimension]) -> dict:
@@ -69,7 +69,7 @@ def runs_to_come(experiment: Experiment, trials_left: int) -> list[RunSpec]:
 
 def make_study(experiment: Experiment, storage_path, epochs: int):
     """The study of `experiment`, created or loaded from Optuna's storage in the sweep's folder; a
-    damaged or foreign file, or a study of another search, is refused (runner/study.py)."""
+    damaged or foreign file, or a study of another search, is refused (runner/store/study.py)."""
     try:
         import optuna
     except ImportError:
@@ -105,9 +105,9 @@ def make_study(experiment: Experiment, storage_path, epochs: int):
 def run_search(experiment: Experiment, jobs=None, data_root=None, on_event=None, devices=None, cluster=None,
                retries=None) -> list[dict]:
     """Run the search's trials, then its final seeds, through the same executors as a sweep."""
-    from runner.executors import build_executor
-    from runner.plan import preflight_data, preflight_devices
-    from runner.sweep import open_sweep
+    from runner.sweep.executors import build_executor
+    from runner.sweep.plan import preflight_data, preflight_devices
+    from runner.sweep.loop import open_sweep
 
     on_event = on_event or (lambda kind, **details: None)
     with open_sweep(experiment) as (layout, registry):
@@ -155,9 +155,9 @@ class SearchLoop(SweepLoop):
 
     def add_runs(self, specs: list[RunSpec], pending: list, number: int | None) -> list[str]:
         """Register the runs in the registry (the sweep's only writer) and queue those not done."""
-        from runner.checkpoints import Checkpoints
-        from runner.plan import PlannedRun
-        from runner.runfiles import read_result
+        from runner.store.checkpoints import Checkpoints
+        from runner.sweep.plan import PlannedRun
+        from runner.store.runfiles import read_result
 
         ids = []
         for spec in specs:
@@ -271,7 +271,7 @@ class SearchLoop(SweepLoop):
         """Tell Optuna how a trial ended once all its runs have."""
         import optuna
 
-        from runner.runfiles import read_result
+        from runner.store.runfiles import read_result
 
         state = self.open[number]
         rows = [self.registry.get(run_id) for run_id in state["runs"]]

@@ -9,7 +9,7 @@ What a rerun may change is how much and how it searches: trials, sampler, pruner
 final_seeds. A study written before the attributes existed is checked against what Optuna records
 itself (the direction, each trial's distributions), then given them.
 
-The file is looked at read-only first, as runs.sqlite is (runner/registry.py): a damaged or foreign
+The file is looked at read-only first, as runs.sqlite is (runner/store/registry.py): a damaged or foreign
 file is named and left untouched; Optuna would write its tables into any sqlite file it is given.
 """
 from __future__ import annotations

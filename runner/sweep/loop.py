@@ -4,7 +4,7 @@ A sweep holds an exclusive lock on its output folder, so a second sweep there re
 writing the same runs twice. It skips runs that are done, resumes interrupted ones from their last
 checkpoint, re-runs failed ones only when asked, and rewrites the comparison table after every
 finished run. A run that fails never stops the others. Where the workers run is the executor's
-business (runner/executors/); what to run is the plan's (runner/plan.py).
+business (runner/sweep/executors/); what to run is the plan's (runner/sweep/plan.py).
 """
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from typing import Callable
 
 from runner.config import Experiment, RunSpec
 from runner.errors import RunnerError
-from runner.executors import Ended, Executor, build_executor
+from runner.sweep.executors import Ended, Executor, build_executor
 from runner.faults import fault_point
-from runner.layout import SweepLayout, data_folders, folder_problem
-from runner.plan import PlannedRun, plan_sweep, preflight_data, preflight_devices
-from runner.registry import RunRegistry
-from runner.report_files import write_outputs
-from runner.runfiles import read_error, read_progress, read_result
-from runner.worker import EXIT_INTERRUPTED, command, write_job
+from runner.store.layout import SweepLayout, data_folders, folder_problem
+from runner.sweep.plan import PlannedRun, plan_sweep, preflight_data, preflight_devices
+from runner.store.registry import RunRegistry
+from runner.report.files import write_outputs
+from runner.store.runfiles import read_error, read_progress, read_result
+from runner.run.worker import EXIT_INTERRUPTED, command, write_job
 
 Event = Callable[..., None]  # on_event(kind, **details)
 RESULT_FIELDS = ("final", "best", "best_epoch", "epochs_run", "stopped_early", "train_seconds", "eval_seconds",
@@ -122,7 +122,7 @@ def run_sweep(experiment: Experiment, jobs: int | None = None, retry_failed: boo
 def train_one(experiment: Experiment, spec: RunSpec, data_root=None, report=None) -> dict:
     """`runner train`: one run in this process (or, with nproc > 1, in processes started by
     paddle.distributed.launch), recorded in the same registry as a sweep's."""
-    from runner.train import train_run
+    from runner.run.train import train_run
 
     with open_sweep(experiment) as (layout, registry):
         preflight_data([spec], data_root)
@@ -245,7 +245,7 @@ class SweepLoop:
                     self.on_event("epoch", planned=planned, record=record)
                     self.epoch_done(planned, record)
 
-    # ---- hooks for a loop that makes its own work (runner/search.py) ------------------------------
+    # ---- hooks for a loop that makes its own work (runner/sweep/search.py) ------------------------------
 
     def top_up(self, pending: list[PlannedRun]) -> bool:
         """Add runs to `pending` as room frees up; True while more may come."""

@@ -8,13 +8,13 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from runner.checkpoints import Checkpoints
+from runner.store.checkpoints import Checkpoints
 from runner.errors import RunnerError
 from runner.config import Experiment, RunSpec, evaluates_on_inference_engine
-from runner.layout import SweepLayout
-from runner.registry import RunRegistry
+from runner.store.layout import SweepLayout
+from runner.store.registry import RunRegistry
 from runner.validation import parse_validation
-from runner.runfiles import read_result
+from runner.store.runfiles import read_result
 
 
 @dataclass

@@ -21,11 +21,11 @@ import numpy as np
 
 from runner import metrics
 from runner.config import dotted, identity, with_defaults
-from runner.layout import SweepLayout
-from runner.registry import RunRegistry
+from runner.store.layout import SweepLayout
+from runner.store.registry import RunRegistry
 from runner.errors import RunnerError
-from runner.runfiles import load_predictions, read_result, result_problem
-from runner.study import open_study
+from runner.store.runfiles import load_predictions, read_result, result_problem
+from runner.store.study import open_study
 
 # The course's figures for iChallenge-PM validation accuracy after 5 epochs at 224x224, batch 10:
 # what its prose says, and the last epoch of the run saved in its own notebook
