@@ -100,7 +100,8 @@ def models(as_json: bool = typer.Option(False, "--json", help="One JSON object p
            only: Optional[List[str]] = typer.Option(None, "--model", help="With --benchmark: only these models "
                                                    "(repeat the option)")):
     """Every registered model: name, origin (course, paddle.vision or runner), parameters."""
-    from runner.models import benchmark_models, describe_models
+    from runner.models import describe_models
+    from runner.run.assess import benchmark_models
 
     if benchmark:
         rows = benchmark_models(only or None, image_size,
@@ -137,21 +138,21 @@ def data_check(dataset: str = typer.Argument(..., help="ichallenge-pm, cifar10 o
     """Validate a dataset on disk: per-split and per-class counts, image sizes, and every problem."""
     from runner.data import check_dataset
 
-    report = check_dataset(dataset, data_root)
-    out.print(f"{report.dataset} at {report.location}")
-    for split, stats in report.splits.items():
+    found = check_dataset(dataset, data_root)
+    out.print(f"{found.dataset} at {found.location}")
+    for split, stats in found.splits.items():
         classes = ", ".join(f"{name}: {n}" for name, n in stats.per_class.items())
         sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in stats.sizes.most_common(4))
         out.print(f"  {split:<6} {stats.count:>6} images   {classes}")
         if sizes:
             out.print(f"         sizes: {sizes}")
-    if report.unused:
-        out.print(f"{len(report.unused)} not used:")
-        for entry in report.unused:
+    if found.unused:
+        out.print(f"{len(found.unused)} not used:")
+        for entry in found.unused:
             out.print(f"  - {entry}", soft_wrap=True)
-    if report.problems:
-        err.print(f"{len(report.problems)} problem(s):", highlight=False)
-        for p in report.problems:
+    if found.problems:
+        err.print(f"{len(found.problems)} problem(s):", highlight=False)
+        for p in found.problems:
             err.print(f"  - {p}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     out.print("ok: no problems found", style="green")
@@ -167,27 +168,27 @@ def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
     """Train one run of an experiment file in this process (resumes if it was interrupted)."""
     from runner.config import load_experiment
-    from runner.store.layout import SweepLayout
-    from runner.sweep.loop import train_one
+    from runner.store.layout import SweepPaths
+    from runner.sweep.in_process import train_one
 
     experiment = load_experiment(file, [*(overrides or []), *([f"nproc={nproc}"] if nproc else [])])
     spec = experiment.find(run)
     stop_cleanly_on_signals()
-    result = train_one(experiment, spec, data_root, report=print_training_event)
+    result = train_one(experiment, spec, data_root, on_event=print_training_event)
     out.print(f"done {spec.run_id}: final val acc {result['final'].get('acc', float('nan')):.2%}, "
               f"best {result['best'].get('acc', float('nan')):.2%} at epoch {result['best_epoch']}; "
-              f"outputs in {SweepLayout.for_experiment(experiment.name).root}")
+              f"outputs in {SweepPaths.for_experiment(experiment.name).root}")
 
 
-def print_training_event(event: str, **d) -> None:
-    if event == "start":
+def print_training_event(kind: str, **d) -> None:
+    if kind == "start":
         resumed = f", resuming after epoch {d['resumed_at']}" if d["resumed_at"] else ""
         flops = f", {d['flops'] / 1e9:.2f} GMACs/image" if d.get("flops") else ""
         out.print(f"{d['name']} ({d['run_id']}): {d['parameters']:,} parameters{flops}; "
                   f"{d['train_images']} train / {d['val_images']} val images{resumed}")
-    elif event == "note":
+    elif kind == "note":
         err.print(f"note: {d['message']}")
-    elif event == "epoch":
+    elif kind == "epoch":
         r = d["record"]
         val = "  ".join(f"{k} {v:.4f}" for k, v in r["val"].items())
         out.print(f"epoch {r['epoch']}/{d['epochs']}  train loss {r['train'].get('loss', float('nan')):.4f} "
@@ -211,9 +212,9 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
     """Every run of an experiment file; finished runs are skipped, interrupted ones resume."""
     from runner.config import load_experiment
-    from runner.store.layout import SweepLayout
+    from runner.store.layout import SweepPaths
     from runner.store.registry import RunRegistry
-    from runner.sweep.loop import run_sweep
+    from runner.sweep.driver import run_sweep
     from runner.sweep.plan import plan_sweep
 
     gpus = parse_devices(devices)
@@ -226,16 +227,12 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
         import_ray()  # without Ray installed: one line naming the install command, before anything else
     # --devices runs on GPUs: the runs' ids say so before the workers are placed on one GPU each
     experiment = load_experiment(file, [*(overrides or []), *(["device=gpu"] if gpus else [])])
-    layout = SweepLayout.for_experiment(experiment.name)
+    paths = SweepPaths.for_experiment(experiment.name)
     if experiment.search and dry_run:
         print_search_plan(experiment, jobs or (len(gpus) if gpus else None))
         return
-    if experiment.search:  # the same loop, making its trials as it goes
-        from runner.sweep.search import run_search as start
-    else:
-        start = run_sweep
     if dry_run:
-        registry = RunRegistry(layout.registry, create=False) if layout.registry.exists() else None
+        registry = RunRegistry(paths.registry, create=False) if paths.registry.exists() else None
         print_plan(plan_sweep(experiment, registry, retry_failed), jobs or (len(gpus) if gpus else None))
         return
     progress = sweep_progress(jobs or (len(gpus) if gpus else None))
@@ -247,27 +244,20 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
                 live.update(progress_table(progress))
                 if line and kind in ("finished", "plan"):
                     live.console.print(line)
-            rows = start(experiment, jobs, data_root=data_root, on_event=on_event, devices=gpus,
-                             cluster=cluster, retries=retries, **retry(experiment, retry_failed))
+            rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, gpus, cluster, retries)
     else:
         def on_event(kind, **d):
             line = progress.on_event(kind, **d)
             if line:
                 print(line, flush=True)  # a file or a pipe gets each line as it happens
-        rows = start(experiment, jobs, data_root=data_root, on_event=on_event, devices=gpus,
-                         cluster=cluster, retries=retries, **retry(experiment, retry_failed))
+        rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, gpus, cluster, retries)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "pruned", "failed", "interrupted", "queued")}
-    out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; table: {layout.root / 'results.md'}")
+    out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; table: {paths.results_md}")
     for r in rows:
         if r["status"] == "failed":
             err.print(f"failed {r['id']}: {r['error']}")
     if counts["failed"]:
         raise typer.Exit(1)
-
-
-def retry(experiment, retry_failed: bool) -> dict:
-    """--retry-failed is a sweep's: a search's failed trials are Optuna's to replace."""
-    return {} if experiment.search else {"retry_failed": retry_failed}
 
 
 def print_search_plan(experiment, parallel: int | None) -> None:
@@ -351,15 +341,16 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
            ensemble: bool = typer.Option(False, "--ensemble", help="Add a row per model group that averages its "
                                                                     "seeds' validation probabilities")):
     """The comparison table of a sweep, or of several side by side."""
-    from runner.report.comparison import report_for
+    from runner.report.comparison import compare_folders
+    from runner.report.tables import render
 
     if fmt not in ("md", "csv", "json"):
         raise RunnerError(f"--format {fmt!r}: use md, csv or json")
-    text, skipped = report_for(output_dirs or [default_output_dir(None)], fmt, ensemble)
-    print(text)
-    for note in skipped:
+    comparison = compare_folders(output_dirs or [default_output_dir(None)])
+    print(render(comparison, fmt, ensemble))
+    for note in comparison.skipped:
         err.print(f"skipped {note}")
-    if skipped:  # the table is incomplete: say so to scripts too
+    if comparison.skipped:  # the table is incomplete: say so to scripts too
         raise typer.Exit(1)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.errors import ConfigError, RunnerError, close_matches
+from runner.errors import ConfigError, close_matches
 from runner.search_space import parse_search
 from runner.validation import MAX_FOLDS, parse_validation
 from runner.options import (BATCH_RULES, EVAL_ENGINES, HEADS, MAX_SEED, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS,
@@ -194,8 +194,7 @@ class Experiment:
     name: str
     path: Path
     runs: list[RunSpec]
-    search: Any = None  # a runner.sweep.search.SearchSpec: the runs are then the search's trials
-
+    search: Any = None  # a runner.search_space.SearchSpec: the runs are then the search's trials
 
     def find(self, run: str | None) -> RunSpec:
         if run is None:
@@ -266,6 +265,7 @@ def parse_experiment(data: dict, path: Path, overrides=()) -> Experiment:
                               lambda: resolve(base, [], parsed_overrides, where, "search"))
         return Experiment(name, path, [], search)
 
+    ask_zoo_about(runs, defaults, grid, parsed_overrides, where)
     specs, seen = [], set()
     for i, run in enumerate(runs):
         if not isinstance(run, dict):
@@ -281,6 +281,22 @@ def parse_experiment(data: dict, path: Path, overrides=()) -> Experiment:
     return Experiment(name, path, specs)
 
 
+def ask_zoo_about(runs: list, defaults: dict, grid: dict, overrides, where: str) -> None:
+    """Ask the model zoo about every run's model at once, before the runs are checked one by one:
+    one child process for the file rather than one per run (runner/zoo.py). A run that does not
+    resolve is left to the checks, which say why."""
+    from runner.zoo import ask_about
+
+    configs = []
+    for run in runs:
+        for combo in itertools.product(*grid.values()):
+            try:
+                configs.append(resolve({**defaults, **run}, zip(grid.keys(), combo), overrides, where, "", check=False))
+            except ConfigError:
+                pass
+    ask_about(configs)
+
+
 def each_fold(config: dict) -> list[dict]:
     """A run scored by k-fold cross-validation is K runs, one per fold (each trains on the other
     folds); a run that names its fold, or any other run, is itself."""
@@ -290,7 +306,7 @@ def each_fold(config: dict) -> list[dict]:
     return [{**config, "fold": fold} for fold in range(1, folds + 1)]
 
 
-def resolve(run: dict, grid_items, overrides, where: str, context: str) -> dict:
+def resolve(run: dict, grid_items, overrides, where: str, context: str, check: bool = True) -> dict:
     config = {k: copy.deepcopy(default) for k, (_, default) in RUN_FIELDS.items()}
     config.update(copy.deepcopy(run))
     for key, value in list(grid_items) + overrides:
@@ -305,7 +321,8 @@ def resolve(run: dict, grid_items, overrides, where: str, context: str) -> dict:
     for head in ("augment", "early_stopping", "lookahead"):
         if isinstance(config[head], bool):
             config[head] = switched_on(head, config) if config[head] else {}
-    check_values(config, where, context)
+    if check:
+        check_values(config, where, context)
     return config
 
 
@@ -370,15 +387,14 @@ def check_run(run: dict, where: str, prefix: str) -> None:
 
 def check_values(config: dict, where: str, context: str) -> None:
     from runner.data import is_known_dataset, unknown_dataset_message
-    from runner.models import get_model
+    from runner.zoo import model_args_problem, model_problem
 
     def fail(message):
         raise ConfigError(f"{where}: {context}: {message}")
 
-    try:
-        get_model(config["model"])
-    except Exception as err:
-        fail(f"model: {err}")
+    problem = model_problem(config["model"])
+    if problem:
+        fail(f"model: {problem}")
     if not is_known_dataset(config["dataset"]):
         fail(f"dataset: {unknown_dataset_message(config['dataset'])}")
     problem = out_of_bounds(config)
@@ -424,12 +440,9 @@ def check_values(config: dict, where: str, context: str) -> None:
     problem = memory_problem(config)
     if problem:
         fail(problem)
-    try:
-        from runner.models import check_model_args
-
-        check_model_args(config["model"], config["model_args"])
-    except RunnerError as err:
-        fail(f"model_args: {err}")
+    problem = model_args_problem(config["model"], config["model_args"])
+    if problem:
+        fail(f"model_args: {problem}")
     try:
         scheme = parse_validation(config["validation"])
     except ConfigError as err:
@@ -462,16 +475,13 @@ def out_of_bounds(config: dict) -> str | None:
     return None
 
 
-# Images a dataset decodes into memory, for the bound on image_size (folders are checked as they load).
-KNOWN_IMAGE_COUNTS = {"ichallenge-pm": 800, "cifar10": 60000}
-
-
 def memory_problem(config: dict) -> str | None:
     """Every image of a run is held decoded in memory at image_size (uint8): refuse a size whose
-    images cannot fit rather than fail deep inside numpy."""
+    images cannot fit rather than fail deep inside numpy (folders are checked as they load)."""
+    from runner.data import published_sizes
     from runner.data.images import decoded_images_problem
 
-    count = KNOWN_IMAGE_COUNTS.get(config["dataset"])
+    count = sum(published_sizes(config["dataset"]).values())
     return decoded_images_problem(count, config["image_size"]) if count else None
 
 

@@ -14,7 +14,6 @@ from runner.config import RUN_FIELDS, TABLE_FIELDS, out_of_bounds, resolve, set_
 from runner.models import build_network
 from runner.store.registry import RunRegistry
 from test_nothing_silently_wrong import one_line_error
-from test_search import search_file
 
 ONE = '[[runs]]\nmodel = "lenet"\n'
 HUGE = 123456789012345678901  # 21 digits
@@ -139,23 +138,6 @@ def test_a_21_digit_integer_for_any_key_is_one_line_before_anything_trains(tmp_p
     proc = cli("sweep", experiment, "--dry-run", *sets)
     one_line_error(proc, f"{key} = {value}")
     assert not outputs.exists() or not list(outputs.glob("*/runs/*"))
-
-
-@pytest.mark.parametrize("extra, space, expected", [
-    ("", '"optimizer.learning_rate" = { log = [1e-4, 1e-2] }', "trials = 123456789012345678901 is out of range"),
-    ("", 'epochs = { int = [2, 123456789012345678901] }', "epochs = 123456789012345678901 is out of range"),
-    ("", 'batch_size = { choice = [16, 123456789012345678901] }', "batch_size = 123456789012345678901 is out of range"),
-    ("", 'seed = { int = [0, 123456789012345678901] }', "seed = 123456789012345678901 is out of range"),
-])
-def test_a_21_digit_integer_in_a_search_is_one_line(tmp_path, outputs, extra, space, expected):
-    path = search_file(tmp_path, trials=HUGE if "trials" in expected else 4, space=space, extra=extra)
-    one_line_error(cli("sweep", path, "--dry-run"), expected)
-
-
-def test_21_digit_final_seeds_are_one_line(tmp_path, outputs):
-    path = search_file(tmp_path)
-    path.write_text(path.read_text().replace("final_seeds = [0]", f"final_seeds = [0, {HUGE}]"))
-    one_line_error(cli("sweep", path, "--dry-run"), f"final_seeds = [0, {HUGE}]: give whole numbers in [0, 2147483647]")
 
 
 # ---- numbers in strings: ASCII digits only ------------------------------------------------------------

@@ -14,8 +14,9 @@ import numpy as np
 
 from runner.data.cifar10_archive import read_split
 from runner.data.registry import register_dataset
-from runner.data.source import DataReport, DataSource, SplitReport
+from runner.data.source import DataCheck, DataSource, SplitCheck
 from runner.errors import DataError
+from runner.store.runfiles import atomic_write
 
 ARCHIVE = "cifar-10-python.tar.gz"
 
@@ -25,6 +26,7 @@ class Cifar10(DataSource):
     name = "cifar10"
     class_names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     native_size = 32
+    split_sizes = {"train": 50000, "val": 10000}
 
     def __init__(self, location: Path):
         super().__init__(location)
@@ -63,9 +65,7 @@ class Cifar10(DataSource):
         if cached is not None:
             try:
                 cached.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_name(cached.stem + ".tmp.npz")
-                np.savez(tmp, images=images, labels=labels)
-                tmp.replace(cached)
+                atomic_write(cached, lambda f: np.savez(f, images=images, labels=labels), durable=False)
             except OSError:
                 pass  # a read-only cache only costs speed
         return images, labels
@@ -78,16 +78,16 @@ class Cifar10(DataSource):
     def read_archive(self, archive: Path, split: str):
         return read_split(archive, split, f"replace it with the standard {ARCHIVE}")  # runs no code it holds
 
-    def check(self) -> DataReport:
+    def check(self) -> DataCheck:
         splits, problems = {}, []
         try:
             for split in self.split_names:
                 images, labels = self.read_archive(self.locate_archive(), split)
                 sizes = Counter({(images.shape[2], images.shape[1]): len(images)})
-                splits[split] = SplitReport(len(labels), self.count_classes(labels), sizes)
+                splits[split] = SplitCheck(len(labels), self.count_classes(labels), sizes)
         except DataError as err:
             problems.append(str(err))
-        return DataReport(self.name, str(self.location), splits, problems)
+        return DataCheck(self.name, str(self.location), splits, problems)
 
 
 def download_archive(target: Path) -> str:

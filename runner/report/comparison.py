@@ -1,27 +1,28 @@
-"""The comparison table of a sweep (markdown, csv, json) and its report.html. Knows no training and
-imports no paddle: it reads the registry and the run files.
+"""The comparison of finished runs, built once per rewrite of a sweep's report (and once per
+`runner report`): every number the tables, the files and the figures show. Knows no training and
+imports no paddle: it reads the registry and the run files (runner.store) only.
 
 One row per finished run, best final validation accuracy first, with a 95% Wilson interval and an
 exact McNemar test against the best run on the same validation images. Runs that differ only in
 their seed are also summarised together: mean ± std and a 95% t-interval of the mean.
 
-`records` is what scripts get (csv, json): plain numbers (accuracies as fractions), an interval as
-two fields, None for a missing value, stable snake_case keys. The markdown and HTML tables format
-those same records for people.
+`run_record` and `group_record` are what scripts get (csv, json): plain numbers (accuracies as
+fractions), an interval as two fields, None for a missing value, stable snake_case keys. The
+tables for people (runner/report/tables.py) format those same records.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from runner import metrics
 from runner.config import dotted, identity, with_defaults
-from runner.store.layout import SweepLayout
+from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
 from runner.errors import RunnerError
 from runner.store.runfiles import load_predictions, read_result, result_problem
@@ -33,18 +34,71 @@ from runner.store.study import open_study
 # 3-2-CV-Image_Classification.ipynb; see docs/results.md).
 COURSE_TEXT = {"lenet": 0.5275, "alexnet": 0.94, "vgg16": 0.94, "googlenet": 0.95, "resnet50": 0.95}
 COURSE_SAVED_RUN = {"alexnet": 0.925, "vgg16": 0.9475, "googlenet": 0.8575, "resnet50": 0.93}
-ALPHA = 0.05
 PROBABILITY_FIELDS = ("ece", "brier", "auc_ci_low", "auc_ci_high", "sensitivity_at_95_specificity",
                       "specificity_at_95_sensitivity")
 
 
+@dataclass
+class Comparison:
+    """Finished runs of one or more sweeps with their statistics, and what is derived from them,
+    each computed once however many tables and figures use it."""
+
+    rows: list[dict]  # best final accuracy first, with ci, mcnemar, delong_p and probability statistics
+    skipped: list[str] = field(default_factory=list)  # a note per finished run that cannot be shown
+    studies: dict = field(default_factory=dict)  # sweep name -> the Optuna study of its search
+
+    @cached_property
+    def by_seed(self) -> list[tuple[str, list[dict]]]:
+        return group_by_seed(self.rows)
+
+    @cached_property
+    def groups(self) -> list[dict]:
+        return seed_groups(self.rows, self.by_seed)
+
+    @cached_property
+    def plot_groups(self) -> list[tuple[str, list[dict]]]:
+        return plot_groups(self.rows, self.by_seed)
+
+    @cached_property
+    def ensembles(self) -> list[dict]:
+        return ensembles(self.rows, self.by_seed)
+
+
 # ---- reading the runs ----------------------------------------------------------------------------
 
-def collect(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict], list[str]]:
-    """Finished runs with their results and statistics, best final accuracy first, and a note for
-    each finished run that cannot be shown."""
-    rows, skipped = finished_runs(layout, registry)
-    return ranked_with_statistics(rows), skipped
+def compare_sweep(sweep: SweepPaths, registry: RunRegistry) -> Comparison:
+    """The comparison of one sweep's finished runs, from its open registry (a sweep's own report)."""
+    rows, skipped = finished_runs(sweep, registry)
+    study = load_study(sweep, skipped)
+    return Comparison(ranked_with_statistics(rows), skipped, {sweep.root.name: study} if study else {})
+
+
+def compare_folders(output_dirs: list[Path]) -> Comparison:
+    """One comparison over the finished runs of one or more sweeps (`runner report`). The paired
+    test compares every run with the best run on the same validation images, whichever sweep it
+    came from; a folder named twice, or a run found in two folders, counts once."""
+    rows, skipped, seen, studies = [], [], {}, {}
+    for output_dir in dict.fromkeys(Path(d).resolve() for d in output_dirs):
+        sweep = SweepPaths(output_dir)
+        study = load_study(sweep, skipped)
+        if study is not None:
+            studies[output_dir.name] = study
+        registry = RunRegistry(sweep.registry, create=False)
+        try:
+            found, notes = finished_runs(sweep, registry)
+        finally:
+            registry.close()
+        skipped += [f"{output_dir}: {note}" for note in notes]
+        for row in found:
+            run_id = row["result"]["run_id"]
+            if run_id in seen:  # the same settings trained twice would pass for two seeds at ± 0
+                skipped.append(f"{output_dir}: {run_id}: not shown again, it is the same run as in {seen[run_id]}")
+                continue
+            seen[run_id] = output_dir
+            rows.append(row)
+        if not any(seen[r["result"]["run_id"]] == output_dir for r in rows) and not notes:
+            skipped.append(f"{output_dir}: no finished run yet")
+    return Comparison(ranked_with_statistics(rows), skipped, studies)
 
 
 def ranked_with_statistics(rows: list[dict]) -> list[dict]:
@@ -54,17 +108,17 @@ def ranked_with_statistics(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def finished_runs(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict], list[str]]:
+def finished_runs(sweep: SweepPaths, registry: RunRegistry) -> tuple[list[dict], list[str]]:
     """A sweep's finished runs with their results and per-image correctness; notes on those skipped."""
     current, source = registry.current()
     rows, skipped = [], []
     for row in registry.rows("done"):
-        run = layout.run(row["id"])
-        result = read_result(run)
+        paths = sweep.run_paths(row["id"])
+        result = read_result(paths)
         if not result:
-            skipped.append(f"{row['id']}: not shown, {result_problem(run)}")
+            skipped.append(f"{row['id']}: not shown, {result_problem(paths)}")
             continue
-        predictions = load_predictions(run)
+        predictions = load_predictions(paths)
         problem = outputs_problem(predictions)
         if problem:  # recorded by a runner that did not check its evaluations
             skipped.append(f"{row['id']}: not shown, {problem}")
@@ -74,7 +128,7 @@ def finished_runs(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict
             correct = predictions["final"].argmax(1) == predictions["labels"]
         in_file = current is None or row["id"] in current
         rows.append({"result": result, "correct": correct, "predictions": predictions, "in_file": in_file,
-                     "source": source, "run": run})
+                     "source": source, "paths": paths})
     return rows, skipped
 
 
@@ -171,10 +225,11 @@ def folds_of(members: list[dict]) -> str:
     return f" ({len(folds)} folds)" if folds else ""
 
 
-def seed_groups(rows: list[dict]) -> list[dict]:
-    """Runs alike but for the seed, summarised: n, mean ± std and 95% interval of each metric."""
+def seed_groups(rows: list[dict], by_seed: list[tuple[str, list[dict]]] | None = None) -> list[dict]:
+    """Runs alike but for the seed, summarised: n, mean ± std and 95% interval of each metric
+    (`by_seed`: group_by_seed(rows), where the caller has it already)."""
     out = []
-    for label, members in group_by_seed(rows):
+    for label, members in by_seed if by_seed is not None else group_by_seed(rows):
         first = members[0]["result"]
         summary = {"model": label,
                    "dataset": first["config"]["dataset"],
@@ -212,10 +267,10 @@ def accuracy_intervals(groups: list[dict]) -> list[tuple[str, float, float, floa
     return out
 
 
-def plot_groups(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+def plot_groups(rows: list[dict], by_seed: list[tuple[str, list[dict]]] | None = None) -> list[tuple[str, list[dict]]]:
     """Seed groups as the comparison plots draw them: named results, with the dataset and image size
     in the name where the groups do not all share them."""
-    groups = group_by_seed(rows)
+    groups = by_seed if by_seed is not None else group_by_seed(rows)
     configs = [members[0]["result"]["config"] for _, members in groups]
     shown = [k for k in ("dataset", "image_size") if len({c[k] for c in configs}) > 1]
     return [(label + "".join(f" {c['dataset']}" if k == "dataset" else f" {c['image_size']}px" for k in shown),
@@ -246,6 +301,34 @@ def course_figures(config: dict) -> tuple[float | None, float | None]:
     if not same_setting:
         return None, None
     return COURSE_TEXT.get(config["model"]), COURSE_SAVED_RUN.get(config["model"])
+
+
+def ensembles(rows: list[dict], by_seed: list[tuple[str, list[dict]]]) -> list[dict]:
+    """A row per model group of two or more seeds that averages its seeds' final validation
+    probabilities. Its members are the group's, never chosen by a validation score; it is compared
+    with the best single run on the same images (McNemar, and DeLong for two classes)."""
+    out = []
+    for label, members in by_seed:
+        usable = [m for m in members if "final" in m["predictions"] and "labels" in m["predictions"]]
+        if len(usable) < 2 or not all(np.array_equal(m["predictions"]["labels"], usable[0]["predictions"]["labels"])
+                                      for m in usable):
+            continue
+        labels = usable[0]["predictions"]["labels"]
+        probs = np.mean([m["predictions"]["final"] for m in usable], axis=0)
+        correct = probs.argmax(1) == labels
+        low, high = metrics.wilson_interval(int(correct.sum()), len(correct))
+        record = {"model": label, "seeds": len(usable), "acc": float(correct.mean()), "acc_ci_low": low,
+                  "acc_ci_high": high, **metrics.summarize(probs, labels),
+                  **probability_statistics({"final": probs, "labels": labels})}
+        record["acc"] = float(correct.mean())
+        best = next((r for r in rows if r["correct"] is not None and r.get("mcnemar") == "best"
+                     and np.array_equal(r["predictions"]["labels"], labels)), None)
+        record["best_run"] = best["result"]["run_id"] if best else None
+        record["mcnemar_p"] = metrics.mcnemar(best["correct"], correct)[2] if best else None
+        record["delong_p"] = (metrics.delong_test(best["predictions"]["final"][:, 1], probs[:, 1], labels)[1]
+                              if best and probs.shape[1] == 2 else None)
+        out.append(record)
+    return out
 
 
 # ---- records: the numbers, for scripts -----------------------------------------------------------
@@ -285,229 +368,12 @@ def group_record(group: dict) -> dict:
     return out
 
 
-# ---- tables for people ---------------------------------------------------------------------------
+# ---- a search's study ----------------------------------------------------------------------------
 
-def pct(x) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.2f}%"
-
-
-def num(x, digits: int = 4) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
-
-
-def differs(p) -> str:
-    if p is None or p == "best":
-        return "— (best)" if p == "best" else "—"
-    # on 10 000 test images p underflows to 0.0, and "p=0" would claim a certainty no test gives
-    return f"{'yes' if p < ALPHA else 'no'}, " + (f"p={p:.3g}" if p >= 1e-4 else "p<0.0001")
-
-
-def table(rows: list[dict]) -> tuple[list[str], list[list]]:
-    binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
-    multi = any(len(r["result"]["class_names"]) > 5 for r in rows)
-    where = any(r["result"].get("node") for r in rows) or len({r["result"].get("host") for r in rows}) > 1
-    header = ["run", "model", "dataset", "size", "epochs", "params (M)", "GMACs", "final acc", "95% CI",
-              "best acc (epoch)"]
-    header += ["AUC", "sensitivity", "specificity", "F1"] if binary else []
-    header += ["top-5"] if multi else []
-    header += ["train s", "img/s", "peak MB", *(["ran on"] if where else []), "course (text)",
-               "course (its saved run)", "differs from best (McNemar p)"]
-    body = []
-    for row in rows:
-        r = run_record(row)
-        marks = ("" if r["in_file"] else " (not in the file)") + \
-            (" (selected by search)" if "selected by search" in r["name"] else "")
-        line = [r["run_id"] + marks, r["model"], r["dataset"],
-                r["image_size"], r["epochs_run"], num(r["parameters"] / 1e6, 2), num(r["gmacs"], 2),
-                pct(r["final_acc"]), f"{pct(r['acc_ci_low'])}–{pct(r['acc_ci_high'])}",
-                f"{pct(r['best_acc'])} ({r['best_epoch']})"]
-        if binary:
-            line += [num(r["auc"]), pct(r["sensitivity"]), pct(r["specificity"]), num(r["f1"])]
-        if multi:
-            line += [pct(r["top5"])]
-        line += [num(r["train_seconds"], 1), num(r["images_per_second"], 1), num(r["peak_memory_mb"], 0)]
-        line += [" ".join(str(x) for x in (r["host"], r["node"] and f"node {r['node'][:8]}") if x)] if where else []
-        line += [pct(r["course_text"]), pct(r["course_saved_run"]), differs(row["mcnemar"])]
-        body.append(line)
-    return header, body
-
-
-def choice_table(rows: list[dict]) -> tuple[list[str], list[list]]:
-    """What a person choosing a network also asks: can its AUC be told from the best one's, where
-    would it operate, can its probabilities be trusted, what does it cost to run."""
-    binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
-    header = ["run", "model"]
-    header += ["AUC (95% CI, DeLong)", "AUC differs from best (DeLong p)", "sensitivity at 95% specificity",
-               "specificity at 95% sensitivity"] if binary else []
-    header += ["ECE", "Brier", "latency ms (batch 1)", "img/s (batch 32)", "model MB", "peak train MB"]
-    body = []
-    for row in rows:
-        r = run_record(row)
-        line = [r["run_id"], r["model"]]
-        if binary:
-            auc = f"{num(r['auc'])} ({num(r['auc_ci_low'], 3)}–{num(r['auc_ci_high'], 3)})" if r["auc_ci_low"] is not None \
-                else num(r["auc"])
-            line += [auc, differs("best" if r["is_best"] else r["delong_p"]), pct(r["sensitivity_at_95_specificity"]),
-                     pct(r["specificity_at_95_sensitivity"])]
-        line += [num(r["ece"], 3), num(r["brier"], 3), num(r["latency_ms"], 1), num(r["throughput_ips"], 1),
-                 num(r["model_mb"], 1), num(r["peak_memory_mb"], 0)]
-        body.append(line)
-    return header, body
-
-
-def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
-    header = ["model", "dataset", "size", "seeds", "final acc mean ± std", "95% interval", "AUC mean ± std",
-              "differs from best group (Welch p)", "course (text)", "course (its saved run)"]
-    body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
-             # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
-             f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if math.isfinite(g["acc"][2]) else "—",
-             mean_std(g["auc"], percent=False), differs("best" if g.get("is_best") else g.get("welch_p")),
-             pct(g["course_text"]), pct(g["course_saved_run"])] for g in groups]
-    return header, body
-
-
-def mean_std(stats, percent: bool = True) -> str:
-    mean, std = stats[0], stats[1]
-    if not math.isfinite(mean):
-        return "—"
-    scale, unit, digits = (100, "%", 2) if percent else (1, "", 3)
-    if not math.isfinite(std):
-        return f"{scale * mean:.{digits}f}{unit}"
-    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}{unit}"
-
-
-def ensembles(rows: list[dict]) -> list[dict]:
-    """A row per model group of two or more seeds that averages its seeds' final validation
-    probabilities. Its members are the group's, never chosen by a validation score; it is compared
-    with the best single run on the same images (McNemar, and DeLong for two classes)."""
-    out = []
-    for label, members in group_by_seed(rows):
-        usable = [m for m in members if "final" in m["predictions"] and "labels" in m["predictions"]]
-        if len(usable) < 2 or not all(np.array_equal(m["predictions"]["labels"], usable[0]["predictions"]["labels"])
-                                      for m in usable):
-            continue
-        labels = usable[0]["predictions"]["labels"]
-        probs = np.mean([m["predictions"]["final"] for m in usable], axis=0)
-        correct = probs.argmax(1) == labels
-        low, high = metrics.wilson_interval(int(correct.sum()), len(correct))
-        record = {"model": label, "seeds": len(usable), "acc": float(correct.mean()), "acc_ci_low": low,
-                  "acc_ci_high": high, **metrics.summarize(probs, labels),
-                  **probability_statistics({"final": probs, "labels": labels})}
-        record["acc"] = float(correct.mean())
-        best = next((r for r in rows if r["correct"] is not None and r.get("mcnemar") == "best"
-                     and np.array_equal(r["predictions"]["labels"], labels)), None)
-        record["best_run"] = best["result"]["run_id"] if best else None
-        record["mcnemar_p"] = metrics.mcnemar(best["correct"], correct)[2] if best else None
-        record["delong_p"] = (metrics.delong_test(best["predictions"]["final"][:, 1], probs[:, 1], labels)[1]
-                              if best and probs.shape[1] == 2 else None)
-        out.append(record)
-    return out
-
-
-def ensemble_table(records: list[dict]) -> tuple[list[str], list[list]]:
-    header = ["ensemble of", "seeds", "acc", "95% CI", "AUC (95% CI, DeLong)", "ECE", "Brier",
-              "differs from the best run (McNemar p)", "AUC differs (DeLong p)"]
-    body = [[e["model"], e["seeds"], pct(e["acc"]), f"{pct(e['acc_ci_low'])}–{pct(e['acc_ci_high'])}",
-             f"{num(e.get('auc'))} ({num(e.get('auc_ci_low'), 3)}–{num(e.get('auc_ci_high'), 3)})",
-             num(e["ece"], 3), num(e["brier"], 3), differs(e["mcnemar_p"]), differs(e["delong_p"])] for e in records]
-    return header, body
-
-
-def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble: bool = False,
-           searches: dict | None = None) -> str:
-    """The table in `fmt`; `searches`: {sweep name: search_trials(...)} of the sweeps that searched."""
-    searches = searches or {}
-    if fmt == "json":
-        out = {"runs": [run_record(r) for r in rows], "seed_groups": [group_record(g) for g in seed_groups(rows)],
-               "skipped": list(skipped)}
-        if ensemble:
-            out["ensembles"] = ensembles(rows)
-        if searches:
-            out["searches"] = {name: [dict(zip(header, line)) for line in body]
-                               for name, (header, body) in searches.items()}
-        return json.dumps(finite(out), indent=1, allow_nan=False)
-    if fmt == "csv":
-        records = [finite(run_record(r)) for r in rows]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(records[0]) if records else ["run_id"])
-        writer.writeheader()
-        writer.writerows(records)
-        return buf.getvalue()
-    text = markdown(*table(rows))
-    if rows:
-        text += ("\n\nCost, calibration and operating points (measured on the validation images):\n\n"
-                 + markdown(*choice_table(rows)))
-    groups = seed_groups(rows)
-    if any(g["seeds"] > 1 for g in groups):
-        text += "\n\nOver seeds:\n\n" + markdown(*group_table(groups))
-    if ensemble:
-        text += "\n\nEnsembles (the mean of each group's seeds' probabilities):\n\n" + markdown(*ensemble_table(ensembles(rows)))
-    for name, (header, body) in searches.items():
-        text += (f"\n\nSearch {name}: its trials, scored on training images only (the runs marked \"selected by "
-                 f"search\" are the best trial's settings on the official images):\n\n" + markdown(header, body))
-    if any(not r.get("in_file", True) for r in rows):
-        text += f"\n\nRuns marked \"not in the file\" were trained here earlier but are not in {rows[0]['source']} now."
-    if skipped:
-        text += "\n\nNot shown:\n" + "\n".join(f"- {note}" for note in skipped)
-    return text
-
-
-def markdown(header, body) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("—" if v is None else str(v) for v in line) + " |" for line in body]
-    return "\n".join(lines)
-
-
-def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False) -> tuple[str, list[str]]:
-    """One table over the finished runs of one or more sweeps, and what could not be shown. The
-    paired test compares every run with the best run on the same validation images, whichever sweep
-    it came from; a folder named twice, or a run found in two folders, counts once."""
-    rows, skipped, seen, searches = [], [], {}, {}
-    for output_dir in dict.fromkeys(Path(d).resolve() for d in output_dirs):
-        layout = SweepLayout(output_dir)
-        try:
-            trials = search_trials(output_dir)
-        except RunnerError as err:  # a damaged or foreign study.sqlite: the runs are still shown
-            skipped.append(f"{output_dir}: its search's trials are not shown: {err}")
-            trials = None
-        if trials is not None:
-            searches[output_dir.name] = trials
-        registry = RunRegistry(layout.registry, create=False)
-        try:
-            found, notes = finished_runs(layout, registry)
-        finally:
-            registry.close()
-        skipped += [f"{output_dir}: {note}" for note in notes]
-        for row in found:
-            run_id = row["result"]["run_id"]
-            if run_id in seen:  # the same settings trained twice would pass for two seeds at ± 0
-                skipped.append(f"{output_dir}: {run_id}: not shown again, it is the same run as in {seen[run_id]}")
-                continue
-            seen[run_id] = output_dir
-            rows.append(row)
-        if not any(seen[r["result"]["run_id"]] == output_dir for r in rows) and not notes:
-            skipped.append(f"{output_dir}: no finished run yet")
-    return render(ranked_with_statistics(rows), fmt, skipped, ensemble, searches), skipped
-
-
-# ---- a search's trials ---------------------------------------------------------------------------
-
-def search_trials(folder: Path) -> tuple[list[str], list[list]] | None:
-    """The trials of the search stored in `folder` (Optuna's study.sqlite): number, state, score,
-    epochs reported, settings; None where there is no study."""
-    study = load_study(folder)
-    if study is None:
-        return None
-    names = sorted({k for t in study.trials for k in t.params})
-    header = ["trial", "state", "score", "epochs reported", *names]
-    body = [[t.number, t.state.name.lower(), num(t.value), len(t.intermediate_values),
-             *[num(t.params[k], 6) if isinstance(t.params.get(k), float) else t.params.get(k) for k in names]]
-            for t in study.trials]
-    return header, body
-
-
-def load_study(folder: Path):
-    path = Path(folder) / "study.sqlite"
+def load_study(sweep: SweepPaths, skipped: list[str]):
+    """The Optuna study of the search run in `sweep`, or None (no search, or no Optuna here); a
+    damaged or foreign study.sqlite is a note in `skipped`, and the runs are shown all the same."""
+    path = sweep.study
     if not path.exists():
         return None
     try:
@@ -515,6 +381,10 @@ def load_study(folder: Path):
     except ImportError:
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    names = open_study(path, None, lambda storage: optuna.get_all_study_names(storage=storage))
-    return open_study(path, None, lambda storage: optuna.load_study(study_name=names[0], storage=storage)) \
-        if names else None
+    try:
+        names = open_study(path, None, lambda storage: optuna.get_all_study_names(storage=storage))
+        return open_study(path, None, lambda storage: optuna.load_study(study_name=names[0], storage=storage)) \
+            if names else None
+    except RunnerError as err:
+        skipped.append(f"{sweep.root}: its search's trials are not shown: {err}")
+        return None

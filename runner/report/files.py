@@ -1,5 +1,6 @@
-"""The files of a sweep's report, rewritten after every finished run: results.md, results.csv, the
-comparison plots, and report.html with the tables, the plots and every run's own figures.
+"""The files of a sweep's report, rewritten after every finished run from one comparison: results.md
+(what `runner report` prints), results.csv, the comparison plots, and report.html with the tables,
+the plots and every run's own figures.
 
 A run's own figures (its curves, confusion matrix and ROC) never change once it has finished, so
 each is drawn once into runs/<id>/figures/ and the page links it by a relative path: rewriting the
@@ -14,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from runner import metrics, plots
-from runner.store.layout import SweepLayout
+from runner.report.comparison import Comparison, accuracy_intervals, compare_sweep, run_record
+from runner.report.tables import choice_table, group_table, render, table, trials_table
+from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
-from runner.report.comparison import (accuracy_intervals, choice_table, collect, group_by_seed, group_table, load_study,
-                           plot_groups, render, run_record, search_trials, seed_groups, table)
 from runner.store.runfiles import atomic_write, load_arrays
 
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px;"
@@ -28,8 +29,8 @@ STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-c
 
 def run_figures(row: dict) -> list[Path]:
     """The run's own figures, drawn the first time they are asked for."""
-    res, run = row["result"], row["run"]
-    folder = run.folder / "figures"
+    res, paths = row["result"], row["paths"]
+    folder = paths.figures
     wanted = {"train_acc.png": lambda: plots.curves_figure([(res["name"], [res])], "acc", "train", "train accuracy"),
               "val_acc.png": lambda: plots.curves_figure([(res["name"], [res])], "acc", "val", "validation accuracy")}
     matrix = res.get("confusion_matrix", {}).get("final")
@@ -42,14 +43,14 @@ def run_figures(row: dict) -> list[Path]:
             fpr, tpr = metrics.roc_curve(preds["final"][:, 1], preds["labels"])
             return plots.roc_figure(fpr, tpr, res["final"].get("auc", float("nan")), "ROC (final)")
         wanted["roc.png"] = roc
-    paths = []
+    drawn = []
     for name, draw in wanted.items():
         path = folder / name
-        if not path.exists() or path.stat().st_mtime < run.result.stat().st_mtime:
+        if not path.exists() or path.stat().st_mtime < paths.result.stat().st_mtime:
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write(path, plots.figure_to_png(draw()))
-        paths.append(path)
-    return paths
+        drawn.append(path)
+    return drawn
 
 
 def html_table(header, body) -> str:
@@ -59,32 +60,33 @@ def html_table(header, body) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{lines}</tbody></table>"
 
 
-def comparison_figures(layout: SweepLayout, rows: list[dict], groups: list[dict]) -> dict[str, Path]:
+def comparison_figures(sweep: SweepPaths, comparison: Comparison) -> dict[str, Path]:
     """The sweep's comparison figures as PNG files in its folder (for the README, and for the page):
     each drawn only where it has something to show."""
-    named = plot_groups(rows)
+    rows, named, by_seed = comparison.rows, comparison.plot_groups, comparison.by_seed
     figures = {
-        "accuracy_by_group.png": lambda: plots.interval_dot_figure(accuracy_intervals(groups)),
+        "accuracy_by_group.png": lambda: plots.interval_dot_figure(accuracy_intervals(comparison.groups)),
         "val_acc_per_epoch.png": lambda: plots.small_multiples_figure(named, "acc", "val"),
         "val_loss_per_epoch.png": lambda: plots.small_multiples_figure(named, "loss", "val"),
         "acc_vs_train_time.png": lambda: plots.cost_figure(named),
     }
     points = [(label, r["latency_ms"], r["final_acc"], r["auc"])
-              for label, members in group_by_seed(rows) for r in map(run_record, members)]
+              for label, members in by_seed for r in map(run_record, members)]
     if any(lat is not None for _, lat, _, _ in points):
-        figures["pareto.png"] = lambda: plots.pareto_figure(points, [label for label, _ in group_by_seed(rows)])
+        figures["pareto.png"] = lambda: plots.pareto_figure(points, [label for label, _ in by_seed])
     calibrated = [(label, [metrics.reliability_bins(m["predictions"]["final"], m["predictions"]["labels"])
                            for m in members if "final" in m["predictions"]])
-                  for label, members in group_by_seed(rows)]
+                  for label, members in by_seed]
     if any(seeds for _, seeds in calibrated):
         figures["reliability.png"] = lambda: plots.reliability_figure([c for c in calibrated if c[1]])
-    cams = [(label, cam) for label, members in group_by_seed(rows)
-            for cam in [next((load_arrays(m["run"].gradcam) for m in members if m["run"].gradcam.exists()), {})] if cam]
+    cams = [(label, cam) for label, members in by_seed
+            for cam in [next((load_arrays(m["paths"].gradcam) for m in members if m["paths"].gradcam.exists()), {})]
+            if cam]
     if cams:
         class_names = rows[0]["result"]["class_names"]
         figures["gradcam.png"] = lambda: plots.gradcam_figure(cams, class_names,
                                                               "Grad-CAM of each model group's first run")
-    study = load_study(layout.root)
+    study = comparison.studies.get(sweep.root.name)
     if study is not None and sum(t.value is not None for t in study.trials) >= 1:
         figures["search_history.png"] = lambda: plots.optuna_figure("history", study)
         if sum(t.value is not None for t in study.trials) >= 2 and len(study.best_trial.params) >= 1:
@@ -92,8 +94,8 @@ def comparison_figures(layout: SweepLayout, rows: list[dict], groups: list[dict]
     drawn = {}
     for name, draw in figures.items():
         try:
-            atomic_write(layout.root / name, plots.figure_to_png(draw()))
-            drawn[name] = layout.root / name
+            atomic_write(sweep.figure(name), plots.figure_to_png(draw()))
+            drawn[name] = sweep.figure(name)
         except Exception:  # noqa: BLE001 - Optuna declines some plots (one distinct value, say): leave it out
             if not name.startswith("search_"):
                 raise
@@ -117,29 +119,30 @@ SECTIONS = [  # (figure, heading, what it shows)
 ]
 
 
-def write_html(layout: SweepLayout, rows: list[dict], skipped: list[str] = ()) -> Path:
+def write_html(sweep: SweepPaths, comparison: Comparison) -> Path:
     def img(path: Path, css: str = "") -> str:
-        return f'<img{css} src="{html.escape(path.relative_to(layout.root).as_posix())}">'
+        return f'<img{css} src="{html.escape(path.relative_to(sweep.root).as_posix())}">'
 
-    parts = [f"<h1>Sweep {html.escape(layout.root.name)}</h1>",
+    rows, skipped = comparison.rows, comparison.skipped
+    parts = [f"<h1>Sweep {html.escape(sweep.root.name)}</h1>",
              f"<p>{len(rows)} finished run(s). Final = last epoch; 95% CI = Wilson interval; McNemar = exact "
              "test against the best run on the same validation images; DeLong = paired test of AUCs. Everything "
              "below is measured on the validation images.</p>"]
     if skipped:
         parts.append("<ul class='skipped'>" + "".join(f"<li>{html.escape(s)}</li>" for s in skipped) + "</ul>")
     if rows:
-        groups = seed_groups(rows)
-        figures = comparison_figures(layout, rows, groups)
+        groups = comparison.groups
+        figures = comparison_figures(sweep, comparison)
         parts += ["<h2>Runs</h2>", html_table(*table(rows)),
                   "<h2>Cost, calibration and operating points</h2>", html_table(*choice_table(rows))]
         if any(g["seeds"] > 1 for g in groups):
             parts += ["<h2>Over seeds</h2>", html_table(*group_table(groups))]
-        trials = search_trials(layout.root)
-        if trials:
+        study = comparison.studies.get(sweep.root.name)
+        if study is not None:
             parts += ["<h2>Search</h2>", "<p>Every trial of the search, scored on training images only (a holdout "
                       "or k folds); the runs marked \"selected by search\" are the best trial's settings trained on "
                       "all training images and scored once on the official validation images.</p>",
-                      html_table(*trials)] + [img(figures[n], ' class="wide"') for n in ("search_history.png",
+                      html_table(*trials_table(study))] + [img(figures[n], ' class="wide"') for n in ("search_history.png",
                                                                                       "search_importance.png")
                                               if n in figures]
         for name, heading, caption in SECTIONS:
@@ -152,18 +155,15 @@ def write_html(layout: SweepLayout, rows: list[dict], skipped: list[str] = ()) -
         parts.append(f"<h3>{html.escape(res['name'])} <small>({html.escape(res['run_id'])})</small></h3><div class='run'>")
         parts += [img(path) for path in run_figures(row)]
         parts.append("</div>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>runner: {html.escape(layout.root.name)}</title>"
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>runner: {html.escape(sweep.root.name)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
-    path = layout.root / "report.html"
-    atomic_write(path, page)
-    return path
+    atomic_write(sweep.report_html, page)
+    return sweep.report_html
 
 
-def write_outputs(layout: SweepLayout, registry: RunRegistry) -> list[Path]:
-    rows, skipped = collect(layout, registry)
-    written = []
-    for fmt, name in (("md", "results.md"), ("csv", "results.csv")):
-        atomic_write(layout.root / name, render(rows, fmt, skipped) + "\n")
-        written.append(layout.root / name)
-    written.append(write_html(layout, rows, skipped))
-    return written
+def write_outputs(sweep: SweepPaths, registry: RunRegistry) -> list[Path]:
+    """results.md, results.csv, the figures and report.html, all from one comparison."""
+    comparison = compare_sweep(sweep, registry)
+    for fmt, path in (("md", sweep.results_md), ("csv", sweep.results_csv)):
+        atomic_write(path, render(comparison, fmt) + "\n")
+    return [sweep.results_md, sweep.results_csv, write_html(sweep, comparison)]

@@ -12,8 +12,8 @@ next to the best epoch, which is kept in `best/` the same way.
     checkpoints/<run-id>/best/             model.pdparams, state.json
 
 `best/` holds the weights only (it is for predictions; resuming uses the epoch folders), and an
-epoch that is also the best one hard-links those weights instead of writing them again: AlexNet's
-weights are 288 MB and its Adam state twice that, about 6 s of writing per copy on this machine.
+epoch that is also the best one hard-links those weights instead of writing them again (what a copy
+costs: docs/performance.md).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from runner.store.runfiles import write_json_atomic
 from runner.store.safe_pickle import UnsafeFileError, load_plain, load_state_dict
 
 KEEP = 2
-ARRAYS = "callbacks.npz"  # the state of callbacks that keep their own (runner.callbacks.Lookahead)
+ARRAYS = "callbacks.npz"  # the state of callbacks that keep their own (runner.run.callbacks.Lookahead)
 
 
 class Checkpoints:

@@ -138,3 +138,25 @@ def test_a_damaged_or_foreign_study_is_one_line_and_left_untouched(copy, tmp_pat
     if how != "another study":
         assert report.returncode == 1 and "its search's trials are not shown" in report.stderr
     assert digest(study) == untouched
+
+
+# ---- the whole numbers of a [search] are bounded (as every run key is: tests/test_numbers.py) ---------
+
+HUGE = 123456789012345678901  # 21 digits
+
+
+@pytest.mark.parametrize("extra, space, expected", [
+    ("", '"optimizer.learning_rate" = { log = [1e-4, 1e-2] }', "trials = 123456789012345678901 is out of range"),
+    ("", 'epochs = { int = [2, 123456789012345678901] }', "epochs = 123456789012345678901 is out of range"),
+    ("", 'batch_size = { choice = [16, 123456789012345678901] }', "batch_size = 123456789012345678901 is out of range"),
+    ("", 'seed = { int = [0, 123456789012345678901] }', "seed = 123456789012345678901 is out of range"),
+])
+def test_a_21_digit_integer_in_a_search_is_one_line(tmp_path, outputs, extra, space, expected):
+    path = search_file(tmp_path, trials=HUGE if "trials" in expected else 4, space=space, extra=extra)
+    one_line_error(cli("sweep", path, "--dry-run"), expected)
+
+
+def test_21_digit_final_seeds_are_one_line(tmp_path, outputs):
+    path = search_file(tmp_path)
+    path.write_text(path.read_text().replace("final_seeds = [0]", f"final_seeds = [0, {HUGE}]"))
+    one_line_error(cli("sweep", path, "--dry-run"), f"final_seeds = [0, {HUGE}]: give whole numbers in [0, 2147483647]")
