@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -94,7 +95,7 @@ def models(as_json: bool = typer.Option(False, "--json", help="One JSON object p
            benchmark: bool = typer.Option(False, "--benchmark", help="Measure each untrained network's CPU "
                                           "inference cost as trained runs are measured (latency at batch 1, "
                                           "throughput at batch 32, exported size)"),
-           image_size: Optional[int] = typer.Option(None, "--image-size", min=8, help="With --benchmark: this size "
+           image_size: Optional[int] = typer.Option(None, "--image-size", min=8, max=4096, help="With --benchmark: this size "
                                                     "instead of each model's default"),
            only: Optional[List[str]] = typer.Option(None, "--model", help="With --benchmark: only these models "
                                                    "(repeat the option)")):
@@ -145,6 +146,10 @@ def data_check(dataset: str = typer.Argument(..., help="ichallenge-pm, cifar10 o
         out.print(f"  {split:<6} {stats.count:>6} images   {classes}")
         if sizes:
             out.print(f"         sizes: {sizes}")
+    if found.unused:
+        out.print(f"{len(found.unused)} not used:")
+        for entry in found.unused:
+            out.print(f"  - {entry}", soft_wrap=True)
     if found.problems:
         err.print(f"{len(found.problems)} problem(s):", highlight=False)
         for p in found.problems:
@@ -158,7 +163,7 @@ def data_check(dataset: str = typer.Argument(..., help="ichallenge-pm, cifar10 o
 @app.command()
 def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           run: Optional[str] = typer.Option(None, "--run", help="Run id, label or model name (default: the first run)"),
-          nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="Data-parallel processes "
+          nproc: Optional[int] = typer.Option(None, "--nproc", min=1, max=1024, help="Data-parallel processes "
                                               "(paddle.distributed.launch; gloo on CPU, NCCL on GPUs)"),
           overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
     """Train one run of an experiment file in this process (resumes if it was interrupted)."""
@@ -193,7 +198,7 @@ def print_training_event(kind: str, **d) -> None:
 
 @app.command()
 def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
-          jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
+          jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=1024,
                                              help="CPU cores to keep busy (default: all); a run takes threads x nproc of them"),
           dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and its estimated time, and stop"),
           retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again"),
@@ -202,7 +207,7 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           cluster: Optional[str] = typer.Option(None, "--cluster", envvar="RUNNER_CLUSTER",
                                                 help="Run on the Ray cluster at this address (auto, HOST:PORT, "
                                                      "ray://HOST:PORT); needs pip install -e '.[cluster]'"),
-          retries: int = typer.Option(2, "--retries", min=0, help="With --cluster: times Ray reruns a run whose "
+          retries: int = typer.Option(2, "--retries", min=0, max=100, help="With --cluster: times Ray reruns a run whose "
                                                                   "node died (it resumes from its checkpoint)"),
           overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
     """Every run of an experiment file; finished runs are skipped, interrupted ones resume."""
@@ -280,10 +285,10 @@ def print_search_plan(experiment, parallel: int | None) -> None:
 def parse_devices(text: Optional[str]) -> list[int] | None:
     if not text:
         return None
-    try:
-        return [int(d) for d in text.split(",") if d.strip()]
-    except ValueError:
-        raise RunnerError(f"--devices {text!r}: give GPU numbers separated by commas, e.g. --devices 0,1") from None
+    numbers = [d.strip() for d in text.split(",") if d.strip()]
+    if not numbers or not all(re.fullmatch(r"[0-9]{1,4}", d) for d in numbers):  # int() takes '１' and '1_0'
+        raise RunnerError(f"--devices {text!r}: give GPU numbers separated by commas, e.g. --devices 0,1")
+    return [int(d) for d in numbers]
 
 
 def sweep_progress(parallel: int | None):
@@ -351,7 +356,7 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
 
 @app.command()
 def board(output_dir: Optional[Path] = typer.Argument(None, help="outputs/<name> (default: the newest sweep)"),
-          port: int = typer.Option(8040, "--port", min=0, help="Port to serve on; 0 takes a free one"),
+          port: int = typer.Option(8040, "--port", min=0, max=65535, help="Port to serve on; 0 takes a free one"),
           compare: Optional[List[Path]] = typer.Option(None, "--compare", help="Another sweep to show beside it")):
     """Start VisualDL over a sweep's logs and print the URL; Ctrl-C stops it."""
     from runner.board import start_board, stop_board

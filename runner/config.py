@@ -21,8 +21,8 @@ from typing import Any
 
 from runner.errors import ConfigError, close_matches
 from runner.search_space import parse_search
-from runner.validation import parse_validation
-from runner.options import (BATCH_RULES, EVAL_ENGINES, HEADS, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS,
+from runner.validation import MAX_FOLDS, parse_validation
+from runner.options import (BATCH_RULES, EVAL_ENGINES, HEADS, MAX_SEED, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS,
                             SCHEDULER_KEYS, SCHEDULERS)
 
 # key -> (accepted types, default). A float key also takes an int; a bool is never an int.
@@ -82,23 +82,28 @@ NOT_IDENTITY = ("label", "device")
 
 # Numeric bounds, checked before anything trains: key -> (low, high, what it means). A bound given as
 # a string is another key of the run (pad_crop must stay below image_size). `(` / `)` mark open ends.
+# Integer keys have upper bounds too (a 21-digit `epochs` failed deep inside paddle): their own where
+# one means something, and for every whole number of a run (model_args too) MAX_INTEGER, which
+# paddle's 32-bit kernels and samplers take.
+MAX_EPOCHS, MAX_INTEGER = 100_000, 2 ** 31 - 1
 BOUNDS = {
     "image_size": ("[", 1, 4096, "]", "pixels a side"),
-    "epochs": ("[", 1, None, "]", ""), "batch_size": ("[", 1, None, "]", ""),
-    "threads": ("[", 1, None, "]", ""), "nproc": ("[", 1, None, "]", ""),
-    "seed": ("[", 0, 2 ** 31 - 1, "]", ""), "train_limit": ("[", 0, None, "]", "0 = all"),
-    "val_limit": ("[", 0, None, "]", "0 = all"), "num_workers": ("[", 0, None, "]", ""),
+    "epochs": ("[", 1, MAX_EPOCHS, "]", ""), "batch_size": ("[", 1, None, "]", ""),
+    "threads": ("[", 1, 1024, "]", "cores"), "nproc": ("[", 1, 1024, "]", "processes"),
+    "seed": ("[", 0, MAX_SEED, "]", ""), "train_limit": ("[", 0, None, "]", "0 = all"),
+    "val_limit": ("[", 0, None, "]", "0 = all"), "num_workers": ("[", 0, 256, "]", "processes"),
+    "fold": ("[", 0, MAX_FOLDS, "]", "0 = every fold"),
     "label_smoothing": ("[", 0.0, 1.0, ")", ""), "aux_loss_weight": ("[", 0.0, None, "]", ""),
     "optimizer.learning_rate": ("(", 0.0, None, "]", ""), "optimizer.momentum": ("[", 0.0, 1.0, ")", ""),
     "optimizer.weight_decay": ("[", 0.0, None, "]", ""), "optimizer.beta1": ("[", 0.0, 1.0, ")", ""),
     "optimizer.beta2": ("[", 0.0, 1.0, ")", ""),
     "scheduler.warmup_epochs": ("[", 0, "epochs", ")", "warm-up must leave epochs to train"),
-    "scheduler.step_size": ("[", 1, None, "]", ""), "scheduler.gamma": ("(", 0.0, 1.0, "]", ""),
+    "scheduler.step_size": ("[", 1, MAX_EPOCHS, "]", "epochs"), "scheduler.gamma": ("(", 0.0, 1.0, "]", ""),
     "scheduler.min_lr": ("[", 0.0, "optimizer.learning_rate", "]", ""),
     "augment.rotate": ("[", 0.0, 180.0, "]", "degrees"), "augment.crop_scale": ("(", 0.0, 1.0, "]", "share of the area"),
     "augment.pad_crop": ("[", 0, "image_size", ")", "pixels"), "augment.brightness": ("[", 0.0, 1.0, ")", ""),
     "augment.contrast": ("[", 0.0, 1.0, ")", ""),
-    "early_stopping.patience": ("[", 1, None, "]", "epochs"), "early_stopping.min_delta": ("[", 0.0, None, "]", ""),
+    "early_stopping.patience": ("[", 1, MAX_EPOCHS, "]", "epochs"), "early_stopping.min_delta": ("[", 0.0, None, "]", ""),
     "augment.cutout": ("[", 0, "image_size", "]", "pixels a side"),
     "tta": ("[", 0, 2, "]", "0 none, 1 mirror, 2 mirror and shifts"),
     "lookahead.every": ("[", 1, None, "]", "steps"), "lookahead.decay": ("[", 0.0, 1.0, ")", ""),
@@ -395,7 +400,7 @@ def check_values(config: dict, where: str, context: str) -> None:
     problem = out_of_bounds(config)
     if problem:
         fail(problem)
-    if not re.fullmatch(r"cpu|gpu(:\d+)?", config["device"]):
+    if not re.fullmatch(r"cpu|gpu(:[0-9]+)?", config["device"]):  # \d would take any script's digits
         fail(f"device = {config['device']!r}; use \"cpu\", \"gpu\" or \"gpu:N\"")
     if config["batch_size"] % config["nproc"]:
         fail(f"batch_size = {config['batch_size']} is the global batch and must divide evenly over nproc = "
@@ -464,6 +469,9 @@ def out_of_bounds(config: dict) -> str | None:
             span = f"{lo_mark}{lo}, {'∞' if hi is None else hi}{hi_mark if hi is not None else ')'}"
             why = f" ({unit})" if unit else ""
             return f"{key} = {value} is out of range: it must be in {span}{why}"
+    for key, value in flat.items():
+        if is_int(value) and abs(value) > MAX_INTEGER:
+            return f"{key} = {value} is out of range: a whole number setting must lie within ±{MAX_INTEGER}"
     return None
 
 

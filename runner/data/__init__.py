@@ -6,7 +6,7 @@ Importing the package needs no paddle: only `load_splits` does (runner/data/arra
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +45,7 @@ class Splits:
     val: ArrayDataset
     class_names: list[str]
     validation: str  # "official", "holdout:<fraction>" or "kfold:<K> fold <i>": which images the val split holds
+    unused: list[str] = field(default_factory=list)  # what the dataset's folder holds that no split uses, and why
 
     @property
     def num_classes(self) -> int:
@@ -80,7 +81,7 @@ def load_splits(name: str, image_size: int, data_root=None, augment: Augment | N
     train_x = source.images("train", train_idx, image_size, cache_dir)
     val_x = source.images(val_split, val_idx, image_size, cache_dir)
     return Splits(ArrayDataset(train_x, train_y, image_size, augment), ArrayDataset(val_x, val_y, image_size),
-                  list(source.class_names), validation + (f" fold {fold}" if fold else ""))
+                  list(source.class_names), validation + (f" fold {fold}" if fold else ""), source.unused())
 
 
 def evenly_spaced(indices: np.ndarray, limit: int) -> np.ndarray:

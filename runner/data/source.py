@@ -24,6 +24,7 @@ class DataCheck:
     location: str
     splits: dict[str, SplitCheck]
     problems: list[str]
+    unused: list[str] = field(default_factory=list)  # entries of the dataset's folder not used, and why
 
     @property
     def ok(self) -> bool:
@@ -50,6 +51,10 @@ class DataSource:
     def files(self, split: str) -> tuple[list[Path], list[int], list[str]]:
         """(image paths, labels, problems) of a split; problems name the file and what is wrong."""
         raise NotImplementedError
+
+    def unused(self) -> list[str]:
+        """Entries of the dataset's folder that no split uses, each with why (folder: data names them)."""
+        return []
 
     def listed(self, split: str) -> tuple[list[Path], list[int], list[str]]:
         """files(split), with a problem for a split or a class of it that has no image."""
@@ -99,7 +104,7 @@ class DataSource:
                 else:
                     sizes[(image.shape[1], image.shape[0])] += 1
             splits[split] = SplitCheck(len(paths), self.count_classes(labels), sizes)
-        return DataCheck(self.name, str(self.location), splits, problems)
+        return DataCheck(self.name, str(self.location), splits, problems, self.unused())
 
     def count_classes(self, labels) -> dict[str, int]:
         counts = Counter(int(x) for x in labels)

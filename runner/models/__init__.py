@@ -19,10 +19,11 @@ from runner.models import cifar_mobilenet  # noqa: F401
 from runner.models import cifar_vgg  # noqa: F401
 from runner.models import paddle_vision  # noqa: F401
 from runner.models.build import (build_model, build_network, check_input_size, count_flops,
-                                 count_parameters, describe_models, load_weights, model_args_problem)
+                                 count_parameters, describe_models, dtype_name, load_weights, model_args_problem)
 from runner.models.layers import SigmoidHead
 from runner.models.registry import COURSE, PADDLE_VISION, RUNNER, ModelEntry, list_models, model_entry, register_model
 
 __all__ = ["COURSE", "PADDLE_VISION", "RUNNER", "ModelEntry", "SigmoidHead", "build_model",
-           "build_network", "check_input_size", "count_flops", "count_parameters", "describe_models", "list_models",
+           "build_network", "check_input_size", "count_flops", "count_parameters", "describe_models", "dtype_name",
+           "list_models",
            "load_weights", "model_args_problem", "model_entry", "register_model"]

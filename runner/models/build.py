@@ -12,6 +12,7 @@ from runner.errors import RunnerError
 from runner.models.layers import InputTooSmall, SigmoidHead, run_dummy
 from runner.models.registry import list_models, model_entry
 from runner.options import HEADS
+from runner.store.safe_pickle import load_state_dict
 
 
 def build_network(name: str, num_classes: int, image_size: int = 224, pretrained: bool = False,
@@ -78,16 +79,24 @@ def load_weights(network: paddle.nn.Layer, path: str) -> list[str]:
     (typically the classifier, when the file was trained for another number of classes)."""
     if not os.path.isfile(path):
         raise RunnerError(f"weights file not found: {path}")
-    try:
-        saved = paddle.load(path)
-    except Exception as err:  # paddle raises many types for a damaged pickle
-        raise RunnerError(f"cannot read weights file {path}: {err}") from None
+    saved = load_state_dict(path, "weights file")  # runs no code the file may hold
     own = network.state_dict()
     usable = {k: v for k, v in saved.items() if k in own and list(v.shape) == list(own[k].shape)}
     if not usable:
         raise RunnerError(f"weights file {path} shares no tensor with this network: is it for another model?")
+    other = [k for k in usable if dtype_name(usable[k]) != dtype_name(own[k])]
+    if other:
+        k = other[0]
+        raise RunnerError(f"weights file {path}: {len(other)} of its tensors hold another kind of number than the "
+                          f"network's (e.g. {k}: {dtype_name(usable[k])} in the file, {dtype_name(own[k])} in the "
+                          "network); save the weights as the network holds them")
     network.set_state_dict(usable)
     return sorted(set(own) - set(usable))
+
+
+def dtype_name(tensor) -> str:
+    """'float32' for a numpy array or a paddle tensor alike."""
+    return str(tensor.dtype).removeprefix("paddle.")
 
 
 def count_parameters(network: paddle.nn.Layer) -> int:

@@ -24,7 +24,9 @@ from runner import metrics
 from runner.config import dotted, identity, with_defaults
 from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
+from runner.errors import RunnerError
 from runner.store.runfiles import load_predictions, read_result, result_problem
+from runner.store.study import open_study
 
 # The course's figures for iChallenge-PM validation accuracy after 5 epochs at 224x224, batch 10:
 # what its prose says, and the last epoch of the run saved in its own notebook
@@ -67,7 +69,7 @@ class Comparison:
 def compare_sweep(sweep: SweepPaths, registry: RunRegistry) -> Comparison:
     """The comparison of one sweep's finished runs, from its open registry (a sweep's own report)."""
     rows, skipped = finished_runs(sweep, registry)
-    study = load_study(sweep)
+    study = load_study(sweep, skipped)
     return Comparison(ranked_with_statistics(rows), skipped, {sweep.root.name: study} if study else {})
 
 
@@ -78,7 +80,7 @@ def compare_folders(output_dirs: list[Path]) -> Comparison:
     rows, skipped, seen, studies = [], [], {}, {}
     for output_dir in dict.fromkeys(Path(d).resolve() for d in output_dirs):
         sweep = SweepPaths(output_dir)
-        study = load_study(sweep)
+        study = load_study(sweep, skipped)
         if study is not None:
             studies[output_dir.name] = study
         registry = RunRegistry(sweep.registry, create=False)
@@ -101,7 +103,7 @@ def compare_folders(output_dirs: list[Path]) -> Comparison:
 
 def ranked_with_statistics(rows: list[dict]) -> list[dict]:
     """Best final accuracy first, then the intervals and the paired test against the best."""
-    rows.sort(key=lambda r: -(r["result"]["final"].get("acc") or 0.0))
+    rows.sort(key=lambda r: -(finite(r["result"]["final"].get("acc")) or 0.0))
     add_statistics(rows)
     return rows
 
@@ -117,6 +119,10 @@ def finished_runs(sweep: SweepPaths, registry: RunRegistry) -> tuple[list[dict],
             skipped.append(f"{row['id']}: not shown, {result_problem(paths)}")
             continue
         predictions = load_predictions(paths)
+        problem = outputs_problem(predictions)
+        if problem:  # recorded by a runner that did not check its evaluations
+            skipped.append(f"{row['id']}: not shown, {problem}")
+            continue
         correct = None
         if "final" in predictions and "labels" in predictions:
             correct = predictions["final"].argmax(1) == predictions["labels"]
@@ -124,6 +130,32 @@ def finished_runs(sweep: SweepPaths, registry: RunRegistry) -> tuple[list[dict],
         rows.append({"result": result, "correct": correct, "predictions": predictions, "in_file": in_file,
                      "source": source, "paths": paths})
     return rows, skipped
+
+
+def outputs_problem(predictions: dict) -> str | None:
+    """Validation probabilities that are not finite: their argmax is class 0, so the accuracy would
+    be the share of class 0, and every other number of the run is as meaningless."""
+    for which in ("final", "best"):
+        probs = predictions.get(which)
+        if probs is not None and not np.isfinite(probs).all():
+            bad = int((~np.isfinite(probs)).any(axis=1).sum())
+            return (f"its {which} validation outputs are not finite for {bad} of {len(probs)} images (the run "
+                    "diverged); train it again with a lower learning rate")
+    return None
+
+
+def finite(value):
+    """`value` with every NaN or infinity as None and numpy numbers as Python's: JSON and CSV
+    for scripts hold no bare NaN (json.dumps would write one, which no JSON parser accepts)."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def add_statistics(rows: list[dict]) -> None:
@@ -209,7 +241,7 @@ def seed_groups(rows: list[dict], by_seed: list[tuple[str, list[dict]]] | None =
         summary["per_seed_acc"] = [m["result"]["final"].get("acc") for m in members]
         summary["members"] = members
         out.append(summary)
-    out.sort(key=lambda s: -(s["acc"][0] if not math.isnan(s["acc"][0]) else -1))
+    out.sort(key=lambda s: -(s["acc"][0] if math.isfinite(s["acc"][0]) else -1))
     for group in out:  # Welch's t on per-seed accuracy against the best group of the same images
         best = next((g for g in out if same_val_set(g["members"][0]["result"]["config"],
                                                      group["members"][0]["result"]["config"])), None)
@@ -331,15 +363,16 @@ def group_record(group: dict) -> dict:
                                  "per_seed_acc", "is_best", "welch_p")}
     out["run_ids"] = [m["result"]["run_id"] for m in group["members"]]
     for name in ("acc", "auc"):
-        mean, std, low, high = (None if math.isnan(v) else v for v in group[name])
+        mean, std, low, high = (finite(v) for v in group[name])
         out.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_ci_low": low, f"{name}_ci_high": high})
     return out
 
 
 # ---- a search's study ----------------------------------------------------------------------------
 
-def load_study(sweep: SweepPaths):
-    """The Optuna study of the search run in `sweep`, or None (no search, or no Optuna here)."""
+def load_study(sweep: SweepPaths, skipped: list[str]):
+    """The Optuna study of the search run in `sweep`, or None (no search, or no Optuna here); a
+    damaged or foreign study.sqlite is a note in `skipped`, and the runs are shown all the same."""
     path = sweep.study
     if not path.exists():
         return None
@@ -348,5 +381,10 @@ def load_study(sweep: SweepPaths):
     except ImportError:
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    names = optuna.get_all_study_names(storage=f"sqlite:///{path}")
-    return optuna.load_study(study_name=names[0], storage=f"sqlite:///{path}") if names else None
+    try:
+        names = open_study(path, None, lambda storage: optuna.get_all_study_names(storage=storage))
+        return open_study(path, None, lambda storage: optuna.load_study(study_name=names[0], storage=storage)) \
+            if names else None
+    except RunnerError as err:
+        skipped.append(f"{sweep.root}: its search's trials are not shown: {err}")
+        return None

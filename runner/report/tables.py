@@ -7,17 +7,17 @@ import io
 import json
 import math
 
-from runner.report.comparison import Comparison, group_record, run_record
+from runner.report.comparison import Comparison, finite, group_record, run_record
 
 ALPHA = 0.05  # the level at which "differs from best" says yes
 
 
 def pct(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
+    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.2f}%"
 
 
 def num(x, digits: int = 4) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 def differs(p) -> str:
@@ -85,7 +85,7 @@ def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
               "differs from best group (Welch p)", "course (text)", "course (its saved run)"]
     body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
              # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
-             f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if not math.isnan(g["acc"][2]) else "—",
+             f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if math.isfinite(g["acc"][2]) else "—",
              mean_std(g["auc"], percent=False), differs("best" if g.get("is_best") else g.get("welch_p")),
              pct(g["course_text"]), pct(g["course_saved_run"])] for g in groups]
     return header, body
@@ -93,10 +93,10 @@ def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
 
 def mean_std(stats, percent: bool = True) -> str:
     mean, std = stats[0], stats[1]
-    if math.isnan(mean):
+    if not math.isfinite(mean):
         return "—"
     scale, unit, digits = (100, "%", 2) if percent else (1, "", 3)
-    if math.isnan(std):
+    if not math.isfinite(std):
         return f"{scale * mean:.{digits}f}{unit}"
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}{unit}"
 
@@ -132,9 +132,9 @@ def render(comparison: Comparison, fmt: str = "md", ensemble: bool = False) -> s
         if searches:
             out["searches"] = {name: [dict(zip(header, line)) for line in body]
                                for name, (header, body) in searches.items()}
-        return json.dumps(out, indent=1, default=float)
+        return json.dumps(finite(out), indent=1, allow_nan=False)
     if fmt == "csv":
-        records = [run_record(r) for r in rows]
+        records = [finite(run_record(r)) for r in rows]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(records[0]) if records else ["run_id"])
         writer.writeheader()

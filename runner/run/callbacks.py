@@ -47,11 +47,15 @@ class EpochSeeder(Callback):
 
 
 class DivergenceGuard(Callback):
-    """Stop at the first non-finite loss instead of training on garbage for the remaining epochs."""
+    """Stop at the first non-finite training loss, or the first evaluation whose outputs are not
+    finite, instead of training on garbage for the remaining epochs. Evaluation is checked on its
+    own: in eval mode batch norm uses its running statistics, which can hold inf or NaN while every
+    training loss, computed with the batch's own, stays finite; the argmax of NaN is class 0, so
+    such a run would report the share of class 0 as its accuracy."""
 
-    def __init__(self, first_epoch: int = 0):
+    def __init__(self, first_epoch: int = 0, metric=None):
         super().__init__()
-        self.first_epoch, self.epoch = first_epoch, 0
+        self.first_epoch, self.epoch, self.metric = first_epoch, 0, metric
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = self.first_epoch + epoch
@@ -62,6 +66,16 @@ class DivergenceGuard(Callback):
         if not math.isfinite(value):
             raise DivergedError(f"loss is {value} at epoch {self.epoch + 1}, step {step + 1}; "
                                 "lower the learning rate or add warm-up")
+
+    def on_eval_end(self, logs=None):
+        probs = getattr(self.metric, "last_probs", None)
+        bad = int((~np.isfinite(probs)).any(axis=1).sum()) if probs is not None and probs.size else 0
+        loss = float(np.asarray((logs or {}).get("loss", 0.0), dtype=float).reshape(-1)[0])
+        if bad or not math.isfinite(loss):
+            what = (f"the network's outputs for {bad} of the {len(probs)} validation images are not finite (NaN or inf)"
+                    if bad else f"the validation loss is {loss}")
+            raise DivergedError(f"{what} at epoch {self.epoch + 1}; the run diverged in evaluation mode (batch "
+                                "norm's running statistics, say): lower the learning rate or add warm-up")
 
 
 class History(Callback):

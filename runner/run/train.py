@@ -127,6 +127,8 @@ def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: O
 
     paths.folder.mkdir(parents=True, exist_ok=True)
     checkpoints = Checkpoints(paths.checkpoints)
+    for entry in splits.unused:  # a file of the dataset's folder left out is said, never silent
+        report("note", message=entry)
     state, notes = checkpoints.restore(model)
     for note in notes:
         on_event("note", message=note + (" — restarting the run from scratch" if state is None else ""))
@@ -145,8 +147,8 @@ def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: O
     if first_epoch < c["epochs"] and not recorder.stopped_early:
         train_loader = data_loader(splits.train, c["batch_size"], True, c["num_workers"], c["seed"], rank, world)
         val_loader = data_loader(splits.val, eval_batch_size(c), False, c["num_workers"], 0, rank, world)
-        callbacks = [EpochSeeder(c["seed"], first_epoch, [train_loader.batch_sampler]), DivergenceGuard(first_epoch),
-                     NetworkEpochHook(first_epoch)]
+        callbacks = [EpochSeeder(c["seed"], first_epoch, [train_loader.batch_sampler]),
+                     DivergenceGuard(first_epoch, metric), NetworkEpochHook(first_epoch)]
         if c["optimizer"].get("decoupled"):  # before LRScheduler: it decays with the rate of the step just taken
             callbacks.append(DecoupledWeightDecay(c["optimizer"]["weight_decay"]))
         by_step = steps_by_batch(c["scheduler"])

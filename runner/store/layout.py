@@ -16,6 +16,16 @@ def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
     return Path(data_root or os.environ.get("RUNNER_DATA_ROOT") or "data").expanduser()
 
 
+def folder_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be a sweep's folder, if something other than a folder holds its name."""
+    if folder.is_symlink() and not folder.exists():
+        return (f"{folder} is a link to {os.readlink(folder)}, which does not exist (a disk not mounted?); "
+                "mount it, or remove the link to write here")
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder; move it aside, or give the experiment another name"
+    return None
+
+
 def data_folders(datasets, data_root=None) -> list[Path]:
     """The folders a set of datasets reads: the data root, and the folders of `folder:` datasets."""
     folders = [Path(d.split(":", 1)[1]).expanduser() for d in datasets if d.startswith("folder:")]
@@ -30,10 +40,11 @@ class SweepPaths:
 
     @classmethod
     def for_experiment(cls, name: str) -> "SweepPaths":
-        """outputs/<name>; a name that would lead outside the output root is refused."""
+        """outputs/<name>; a name that would lead outside the output root is refused. The name is
+        judged as written, not where it resolves to: outputs/<name> may be a link to another disk."""
         root = output_root()
         folder = root / name
-        if not name or folder.resolve().parent != root.resolve():
+        if not name or name in (".", "..") or Path(name).name != name:
             from runner.errors import ConfigError
 
             raise ConfigError(f"name = {name!r} does not name a folder inside the output root {root}; "

@@ -20,9 +20,12 @@ finished is trained twice and no trial is counted twice.
 """
 from __future__ import annotations
 
-from runner.config import ConfigError, Experiment, RunSpec, each_fold, resolve
+from pathlib import Path
+
+from runner.config import ConfigError, Experiment, RunSpec, dotted, each_fold, identity, resolve
 from runner.search_space import Dimension
 from runner.store.runfiles import read_result
+from runner.store.study import RECORD, check_study, open_study, record
 from runner.sweep.loop import SweepLoop
 from runner.sweep.plan import plan_run
 
@@ -67,16 +70,21 @@ def runs_to_come(experiment: Experiment, trials_left: int) -> list[RunSpec]:
 
 
 def make_study(experiment: Experiment, storage_path, epochs: int):
-    """The study of `experiment`, created or loaded from Optuna's storage in the sweep's folder."""
+    """The study of `experiment`, created or loaded from Optuna's storage in the sweep's folder; a
+    damaged or foreign file, or a study of another search, is refused (runner/store/study.py)."""
     try:
         import optuna
     except ImportError:
         raise ConfigError("a [search] needs Optuna, which is not installed: pip install -e '.[search]'") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = experiment.search
-    storage = f"sqlite:///{storage_path}"
-    try:  # a resumed search seeds its sampler past the trials it has, or it would draw them again
-        seed = len(optuna.load_study(study_name=experiment.name, storage=storage).trials)
+    base = dotted(identity(trial_specs(experiment, {})[0].config, ignore=("fold",)))
+    wanted = record(search.objective, search.direction, search.space, base)
+    try:
+        existing = open_study(storage_path, experiment.name,
+                              lambda storage: optuna.load_study(study_name=experiment.name, storage=storage))
+        check_study(existing, wanted, Path(storage_path), experiment.name)
+        seed = len(existing.trials)  # a resumed search seeds its sampler past its trials, or it would draw them again
     except KeyError:
         seed = 0
     sampler = (optuna.samplers.TPESampler(seed=seed) if search.sampler == "tpe"
@@ -86,8 +94,12 @@ def make_study(experiment: Experiment, storage_path, epochs: int):
                                                                   max_resource=max(1, epochs)),
               "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=search.prune_after),
               "none": optuna.pruners.NopPruner}[search.pruner]()
-    return optuna.create_study(study_name=experiment.name, storage=storage,
-                               direction=search.direction, sampler=sampler, pruner=pruner, load_if_exists=True)
+    created = open_study(storage_path, experiment.name, lambda storage: optuna.create_study(
+        study_name=experiment.name, storage=storage, direction=search.direction, sampler=sampler, pruner=pruner,
+        load_if_exists=True))
+    if not seed:
+        created.set_user_attr(RECORD, wanted)
+    return created
 
 
 # ---- the search loop: the sweep's loop, making its own work --------------------------------------

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from runner.config import Experiment
 from runner.errors import RunnerError
 from runner.report.files import write_outputs
-from runner.store.layout import SweepPaths
+from runner.store.layout import SweepPaths, folder_problem
 from runner.store.registry import RunRegistry
 from runner.store.runfiles import read_result
 
@@ -49,6 +49,9 @@ def open_sweep(experiment: Experiment):
     """Lock the sweep's folder, open its registry with every run of the file in it, recover from
     any crash; on the way out, rewrite the tables."""
     paths = SweepPaths.for_experiment(experiment.name)
+    problem = folder_problem(paths.root)
+    if problem:
+        raise RunnerError(problem)
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
         paths.write_probe.write_text("")
