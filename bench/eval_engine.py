@@ -7,7 +7,7 @@ trained checkpoints and the full validation set: speed, and whether any predicti
 For each checkpoint (its best epoch) it prints images/s of both, the seconds the engine needs to
 export the network and build its predictor, the largest difference in a class probability, how
 many validation images change predicted class, and accuracy and AUC of both. `--bfloat16` lets the
-engine compute in bfloat16 (measured and not adopted: see the README's Performance section).
+engine compute in bfloat16 (measured and not adopted: see docs/performance.md).
 """
 from __future__ import annotations
 

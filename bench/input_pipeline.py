@@ -59,7 +59,8 @@ def original_size_copy(paths: list[Path], folder: Path) -> Path:
 
 
 def time_pipelines(data_root: Path, args, title: str) -> None:
-    from runner.data import ArrayDataset, default_augment, open_dataset
+    from runner.data import default_augment, open_dataset
+    from runner.data.arrays import ArrayDataset
 
     paths = open_dataset("ichallenge-pm", data_root).files("train")[0]
     print(f"\n{title}: {len(paths)} training images -> {args.size}x{args.size}, batch 10")
@@ -86,7 +87,8 @@ def cifar10_share(args) -> None:
     import paddle
 
     from runner.cpu import set_math_threads
-    from runner.data import ArrayDataset, Augment, open_dataset
+    from runner.data import Augment, open_dataset
+    from runner.data.arrays import ArrayDataset
     from runner.data.batches import BatchLoader
     from runner.models import build_model, build_network
     from runner.run.distributed import ShardedBatchSampler

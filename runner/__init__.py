@@ -16,5 +16,5 @@ _warnings.filterwarnings("ignore", message="To copy construct from a tensor")
 _warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
 # paddle's LinearWarmup hands its whole state, the wrapped schedule's under "LinearWarmup_LR", to
 # the base loader, which warns about that key; LinearWarmup restores the wrapped schedule from it
-# right after (tests/test_train.py resumes a warm-up + cosine run to the same metrics).
+# right after (tests/run/test_train.py resumes a warm-up + cosine run to the same metrics).
 _warnings.filterwarnings("ignore", message="There are some unused values in state_dict")

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from runner.errors import RunnerError
 from runner.processes import die_with_parent
+from runner.store.layout import SweepPaths
 
 
 def logdirs(output_dirs: list[Path]) -> list[Path]:
     dirs = []
     for out in output_dirs:
-        vdl = Path(out) / "vdl"
+        vdl = SweepPaths(Path(out)).vdl
         if not vdl.is_dir() or not any(vdl.iterdir()):
             raise RunnerError(f"no VisualDL logs in {vdl}: run `runner sweep` or `runner train` first")
         dirs.append(vdl)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 from enum import Enum
@@ -124,12 +125,13 @@ def models(as_json: bool = typer.Option(False, "--json", help="One JSON object p
            benchmark: bool = typer.Option(False, "--benchmark", help="Measure each untrained network's CPU "
                                           "inference cost as trained runs are measured (latency at batch 1, "
                                           "throughput at batch 32, exported size)"),
-           image_size: Optional[int] = typer.Option(None, "--image-size", min=8, help="With --benchmark: this size "
+           image_size: Optional[int] = typer.Option(None, "--image-size", min=8, max=4096, help="With --benchmark: this size "
                                                     "instead of each model's default"),
            only: Optional[List[str]] = typer.Option(None, "--model", help="With --benchmark: only these models "
                                                    "(repeat the option)")):
     """Every registered model: name, origin (course, paddle.vision or runner), parameters."""
-    from runner.models import benchmark_models, describe_models
+    from runner.models import describe_models
+    from runner.run.assess import benchmark_models
 
     if benchmark:
         rows = benchmark_models(only or None, image_size,
@@ -166,17 +168,21 @@ def data_check(dataset: str = typer.Argument(..., help="ichallenge-pm, cifar10 o
     """Validate a dataset on disk: per-split and per-class counts, image sizes, and every problem."""
     from runner.data import check_dataset
 
-    report = check_dataset(dataset, data_root)
-    out.print(f"{report.dataset} at {report.location}")
-    for split, stats in report.splits.items():
+    found = check_dataset(dataset, data_root)
+    out.print(f"{found.dataset} at {found.location}")
+    for split, stats in found.splits.items():
         classes = ", ".join(f"{name}: {n}" for name, n in stats.per_class.items())
         sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in stats.sizes.most_common(4))
         out.print(f"  {split:<6} {stats.count:>6} images   {classes}")
         if sizes:
             out.print(f"         sizes: {sizes}")
-    if report.problems:
-        err.print(f"{len(report.problems)} problem(s):", highlight=False)
-        for p in report.problems:
+    if found.unused:
+        out.print(f"{len(found.unused)} not used:")
+        for entry in found.unused:
+            out.print(f"  - {entry}", soft_wrap=True)
+    if found.problems:
+        err.print(f"{len(found.problems)} problem(s):", highlight=False)
+        for p in found.problems:
             err.print(f"  - {p}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     out.print("ok: no problems found", style="green")
@@ -187,40 +193,40 @@ def data_check(dataset: str = typer.Argument(..., help="ichallenge-pm, cifar10 o
 @app.command()
 def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           run: Optional[str] = typer.Option(None, "--run", help="Run id, label or model name (default: the first run)"),
-          nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="Data-parallel processes "
+          nproc: Optional[int] = typer.Option(None, "--nproc", min=1, max=1024, help="Data-parallel processes "
                                               "(paddle.distributed.launch; gloo on CPU, NCCL on GPUs)"),
           overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
     """Train one run of an experiment file in this process (resumes if it was interrupted)."""
     from runner.config import load_experiment
-    from runner.store.layout import SweepLayout
-    from runner.sweep.loop import train_one
+    from runner.store.layout import SweepPaths
+    from runner.sweep.in_process import train_one
 
     experiment = load_experiment(file, [*(overrides or []), *([f"nproc={nproc}"] if nproc else [])])
     spec = experiment.find(run)
-    layout = SweepLayout.for_experiment(experiment.name)
+    paths = SweepPaths.for_experiment(experiment.name)
     stop_cleanly_on_signals()
-    stopped_note.append(where_to_look(layout))
-    result = train_one(experiment, spec, data_root, report=print_training_event)
+    stopped_note.append(where_to_look(paths))
+    result = train_one(experiment, spec, data_root, on_event=print_training_event)
     out.print(f"done {spec.run_id}: final val acc {result['final'].get('acc', float('nan')):.2%}, "
               f"best {result['best'].get('acc', float('nan')):.2%} at epoch {result['best_epoch']}; "
-              + where_to_look(layout))
+              + where_to_look(paths))
 
 
-def where_to_look(layout) -> str:
+def where_to_look(paths) -> str:
     """The sentence that ends a sweep or a run, and a Ctrl-C of either: where its results are."""
-    return (f"results in {layout.root}: results.md (the table), report.html (open it in a browser), "
-            f"`runner board {layout.root}` (VisualDL)")
+    return (f"results in {paths.root}: results.md (the table), report.html (open it in a browser), "
+            f"`runner board {paths.root}` (VisualDL)")
 
 
-def print_training_event(event: str, **d) -> None:
-    if event == "start":
+def print_training_event(kind: str, **d) -> None:
+    if kind == "start":
         resumed = f", resuming after epoch {d['resumed_at']}" if d["resumed_at"] else ""
         flops = f", {d['flops'] / 1e9:.2f} GMACs/image" if d.get("flops") else ""
         out.print(f"{d['name']} ({d['run_id']}): {d['parameters']:,} parameters{flops}; "
                   f"{d['train_images']} train / {d['val_images']} val images{resumed}")
-    elif event == "note":
+    elif kind == "note":
         err.print(f"note: {d['message']}")
-    elif event == "epoch":
+    elif kind == "epoch":
         r = d["record"]
         val = "  ".join(f"{k} {v:.4f}" for k, v in r["val"].items())
         out.print(f"epoch {r['epoch']}/{d['epochs']}  train loss {r['train'].get('loss', float('nan')):.4f} "
@@ -230,7 +236,7 @@ def print_training_event(event: str, **d) -> None:
 
 @app.command()
 def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
-          jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
+          jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=1024,
                                              help="CPU cores to keep busy (default: all); a run takes threads x nproc of them"),
           dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and its estimated time, and stop"),
           retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again"),
@@ -239,14 +245,14 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           cluster: Optional[str] = typer.Option(None, "--cluster", envvar="RUNNER_CLUSTER",
                                                 help="Run on the Ray cluster at this address (auto, HOST:PORT, "
                                                      "ray://HOST:PORT); needs pip install -e '.[cluster]'"),
-          retries: int = typer.Option(2, "--retries", min=0, help="With --cluster: times Ray reruns a run whose "
+          retries: int = typer.Option(2, "--retries", min=0, max=100, help="With --cluster: times Ray reruns a run whose "
                                                                   "node died (it resumes from its checkpoint)"),
           overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
     """Every run of an experiment file; finished runs are skipped, interrupted ones resume."""
     from runner.config import load_experiment
-    from runner.store.layout import SweepLayout
+    from runner.store.layout import SweepPaths
     from runner.store.registry import RunRegistry
-    from runner.sweep.loop import run_sweep
+    from runner.sweep.driver import run_sweep
     from runner.sweep.plan import plan_sweep
 
     gpus = parse_devices(devices)
@@ -259,21 +265,17 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
         import_ray()  # without Ray installed: one line naming the install command, before anything else
     # --devices runs on GPUs: the runs' ids say so before the workers are placed on one GPU each
     experiment = load_experiment(file, [*(overrides or []), *(["device=gpu"] if gpus else [])])
-    layout = SweepLayout.for_experiment(experiment.name)
+    paths = SweepPaths.for_experiment(experiment.name)
     if experiment.search and dry_run:
         print_search_plan(experiment, jobs or (len(gpus) if gpus else None))
         return
-    if experiment.search:  # the same loop, making its trials as it goes
-        from runner.sweep.search import run_search as start
-    else:
-        start = run_sweep
     if dry_run:
-        registry = RunRegistry(layout.registry, create=False) if layout.registry.exists() else None
+        registry = RunRegistry(paths.registry, create=False) if paths.registry.exists() else None
         print_plan(plan_sweep(experiment, registry, retry_failed), jobs or (len(gpus) if gpus else None))
         return
     progress = sweep_progress(jobs or (len(gpus) if gpus else None))
     stop_cleanly_on_signals()
-    stopped_note.append(where_to_look(layout))
+    stopped_note.append(where_to_look(paths))
     if out.is_terminal:
         with Live(progress_table(progress), console=out, refresh_per_second=2) as live:
             def on_event(kind, **d):
@@ -281,27 +283,20 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
                 live.update(progress_table(progress))
                 if line and kind in ("finished", "plan"):
                     live.console.print(line)
-            rows = start(experiment, jobs, data_root=data_root, on_event=on_event, devices=gpus,
-                             cluster=cluster, retries=retries, **retry(experiment, retry_failed))
+            rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, gpus, cluster, retries)
     else:
         def on_event(kind, **d):
             line = progress.on_event(kind, **d)
             if line:
                 print(line, flush=True)  # a file or a pipe gets each line as it happens
-        rows = start(experiment, jobs, data_root=data_root, on_event=on_event, devices=gpus,
-                         cluster=cluster, retries=retries, **retry(experiment, retry_failed))
+        rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, gpus, cluster, retries)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "pruned", "failed", "interrupted", "queued")}
-    out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + "; " + where_to_look(layout))
+    out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + "; " + where_to_look(paths))
     for r in rows:
         if r["status"] == "failed":
             err.print(f"failed {r['id']}: {r['error']}")
     if counts["failed"]:
         raise typer.Exit(1)
-
-
-def retry(experiment, retry_failed: bool) -> dict:
-    """--retry-failed is a sweep's: a search's failed trials are Optuna's to replace."""
-    return {} if experiment.search else {"retry_failed": retry_failed}
 
 
 def print_search_plan(experiment, parallel: int | None) -> None:
@@ -329,10 +324,10 @@ def print_search_plan(experiment, parallel: int | None) -> None:
 def parse_devices(text: Optional[str]) -> list[int] | None:
     if not text:
         return None
-    try:
-        return [int(d) for d in text.split(",") if d.strip()]
-    except ValueError:
-        raise UsageError(f"--devices {text!r}: give GPU numbers separated by commas, e.g. --devices 0,1") from None
+    numbers = [d.strip() for d in text.split(",") if d.strip()]
+    if not numbers or not all(re.fullmatch(r"[0-9]{1,4}", d) for d in numbers):  # int() takes '１' and '1_0'
+        raise UsageError(f"--devices {text!r}: give GPU numbers separated by commas, e.g. --devices 0,1")
+    return [int(d) for d in numbers]
 
 
 def sweep_progress(parallel: int | None):
@@ -392,26 +387,28 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
            ensemble: bool = typer.Option(False, "--ensemble", help="Add a row per model group that averages its "
                                                                     "seeds' validation probabilities")):
     """The comparison table of a sweep, or of several side by side."""
-    from runner.report.comparison import report_for
+    from runner.report.comparison import compare_folders
+    from runner.report.tables import render
+    from runner.report.terminal import compact_report
 
     on_terminal = sys.stdout.isatty()
     # `--format md` on a terminal is the markdown; ensembles have their table there only
     compact = on_terminal and fmt is None and not ensemble
     fmt = (fmt or ReportFormat.md).value
-    text, skipped, shown_once = report_for(output_dirs or [default_output_dir(None)], fmt, ensemble, compact)
-    print(text)
+    comparison = compare_folders(output_dirs or [default_output_dir(None)])
+    print(compact_report(comparison) if compact else render(comparison, fmt, ensemble))
     if not on_terminal or fmt == "csv":  # else the text on the screen already lists them: said once
-        for note in skipped:
+        for note in comparison.skipped:
             err.print(f"skipped {note}")
-        for note in shown_once:
+        for note in comparison.shown_once:
             err.print(note)
-    if skipped:  # the table is incomplete: say so to scripts too
+    if comparison.skipped:  # the table is incomplete: say so to scripts too
         raise typer.Exit(1)
 
 
 @app.command()
 def board(output_dir: Optional[Path] = typer.Argument(None, help="outputs/<name> (default: the newest sweep)"),
-          port: int = typer.Option(8040, "--port", min=0, help="Port to serve on; 0 takes a free one"),
+          port: int = typer.Option(8040, "--port", min=0, max=65535, help="Port to serve on; 0 takes a free one"),
           compare: Optional[List[Path]] = typer.Option(None, "--compare", help="Another sweep to show beside it")):
     """Start VisualDL over a sweep's logs and print the URL; Ctrl-C stops it."""
     from runner.board import start_board, stop_board

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.errors import ConfigError, OverrideError, RunnerError, UsageError, close_matches
+from runner.errors import ConfigError, OverrideError, UsageError, close_matches
 from runner.search_space import parse_search
-from runner.validation import parse_validation
-from runner.options import (BATCH_RULES, EVAL_ENGINES, HEADS, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS,
+from runner.validation import MAX_FOLDS, parse_validation
+from runner.options import (BATCH_RULES, EVAL_ENGINES, HEADS, MAX_SEED, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS,
                             SCHEDULER_KEYS, SCHEDULERS)
 
 # key -> (accepted types, default). A float key also takes an int; a bool is never an int.
@@ -82,23 +82,28 @@ NOT_IDENTITY = ("label", "device")
 
 # Numeric bounds, checked before anything trains: key -> (low, high, what it means). A bound given as
 # a string is another key of the run (pad_crop must stay below image_size). `(` / `)` mark open ends.
+# Integer keys have upper bounds too (a 21-digit `epochs` failed deep inside paddle): their own where
+# one means something, and for every whole number of a run (model_args too) MAX_INTEGER, which
+# paddle's 32-bit kernels and samplers take.
+MAX_EPOCHS, MAX_INTEGER = 100_000, 2 ** 31 - 1
 BOUNDS = {
     "image_size": ("[", 1, 4096, "]", "pixels a side"),
-    "epochs": ("[", 1, None, "]", ""), "batch_size": ("[", 1, None, "]", ""),
-    "threads": ("[", 1, None, "]", ""), "nproc": ("[", 1, None, "]", ""),
-    "seed": ("[", 0, 2 ** 31 - 1, "]", ""), "train_limit": ("[", 0, None, "]", "0 = all"),
-    "val_limit": ("[", 0, None, "]", "0 = all"), "num_workers": ("[", 0, None, "]", ""),
+    "epochs": ("[", 1, MAX_EPOCHS, "]", ""), "batch_size": ("[", 1, None, "]", ""),
+    "threads": ("[", 1, 1024, "]", "cores"), "nproc": ("[", 1, 1024, "]", "processes"),
+    "seed": ("[", 0, MAX_SEED, "]", ""), "train_limit": ("[", 0, None, "]", "0 = all"),
+    "val_limit": ("[", 0, None, "]", "0 = all"), "num_workers": ("[", 0, 256, "]", "processes"),
+    "fold": ("[", 0, MAX_FOLDS, "]", "0 = every fold"),
     "label_smoothing": ("[", 0.0, 1.0, ")", ""), "aux_loss_weight": ("[", 0.0, None, "]", ""),
     "optimizer.learning_rate": ("(", 0.0, None, "]", ""), "optimizer.momentum": ("[", 0.0, 1.0, ")", ""),
     "optimizer.weight_decay": ("[", 0.0, None, "]", ""), "optimizer.beta1": ("[", 0.0, 1.0, ")", ""),
     "optimizer.beta2": ("[", 0.0, 1.0, ")", ""),
     "scheduler.warmup_epochs": ("[", 0, "epochs", ")", "warm-up must leave epochs to train"),
-    "scheduler.step_size": ("[", 1, None, "]", ""), "scheduler.gamma": ("(", 0.0, 1.0, "]", ""),
+    "scheduler.step_size": ("[", 1, MAX_EPOCHS, "]", "epochs"), "scheduler.gamma": ("(", 0.0, 1.0, "]", ""),
     "scheduler.min_lr": ("[", 0.0, "optimizer.learning_rate", "]", ""),
     "augment.rotate": ("[", 0.0, 180.0, "]", "degrees"), "augment.crop_scale": ("(", 0.0, 1.0, "]", "share of the area"),
     "augment.pad_crop": ("[", 0, "image_size", ")", "pixels"), "augment.brightness": ("[", 0.0, 1.0, ")", ""),
     "augment.contrast": ("[", 0.0, 1.0, ")", ""),
-    "early_stopping.patience": ("[", 1, None, "]", "epochs"), "early_stopping.min_delta": ("[", 0.0, None, "]", ""),
+    "early_stopping.patience": ("[", 1, MAX_EPOCHS, "]", "epochs"), "early_stopping.min_delta": ("[", 0.0, None, "]", ""),
     "augment.cutout": ("[", 0, "image_size", "]", "pixels a side"),
     "tta": ("[", 0, 2, "]", "0 none, 1 mirror, 2 mirror and shifts"),
     "lookahead.every": ("[", 1, None, "]", "steps"), "lookahead.decay": ("[", 0.0, 1.0, ")", ""),
@@ -193,7 +198,7 @@ class Experiment:
     name: str
     path: Path
     runs: list[RunSpec]
-    search: Any = None  # a runner.sweep.search.SearchSpec: the runs are then the search's trials
+    search: Any = None  # a runner.search_space.SearchSpec: the runs are then the search's trials
     # the command line's assignments (--set, and --devices' or --nproc's) the runs were resolved with
     overrides: tuple[str, ...] = ()
     # the runs the file holds on its own, without those: what the folder calls "the file's runs".
@@ -280,6 +285,7 @@ def build_experiment(data: dict, path: Path, overrides=()) -> Experiment:
                               lambda: resolve(base, [], parsed_overrides, where, "search"))
         return Experiment(name, path, [], search)
 
+    ask_zoo_about(runs, defaults, grid, parsed_overrides, where)
     specs, seen = [], set()
     for i, run in enumerate(runs):
         if not isinstance(run, dict):
@@ -314,6 +320,22 @@ def runs_of_the_file(data: dict, path: Path) -> list[str] | None:
         return None
 
 
+def ask_zoo_about(runs: list, defaults: dict, grid: dict, overrides, where: str) -> None:
+    """Ask the model zoo about every run's model at once, before the runs are checked one by one:
+    one child process for the file rather than one per run (runner/zoo.py). A run that does not
+    resolve is left to the checks, which say why."""
+    from runner.zoo import ask_about
+
+    configs = []
+    for run in runs:
+        for combo in itertools.product(*grid.values()):
+            try:
+                configs.append(resolve({**defaults, **run}, zip(grid.keys(), combo), overrides, where, "", check=False))
+            except ConfigError:
+                pass
+    ask_about(configs)
+
+
 def each_fold(config: dict) -> list[dict]:
     """A run scored by k-fold cross-validation is K runs, one per fold (each trains on the other
     folds); a run that names its fold, or any other run, is itself."""
@@ -323,7 +345,7 @@ def each_fold(config: dict) -> list[dict]:
     return [{**config, "fold": fold} for fold in range(1, folds + 1)]
 
 
-def resolve(run: dict, grid_items, overrides, where: str, context: str) -> dict:
+def resolve(run: dict, grid_items, overrides, where: str, context: str, check: bool = True) -> dict:
     config = {k: copy.deepcopy(default) for k, (_, default) in RUN_FIELDS.items()}
     config.update(copy.deepcopy(run))
     for key, value in list(grid_items) + overrides:
@@ -338,7 +360,8 @@ def resolve(run: dict, grid_items, overrides, where: str, context: str) -> dict:
     for head in ("augment", "early_stopping", "lookahead"):
         if isinstance(config[head], bool):
             config[head] = switched_on(head, config) if config[head] else {}
-    check_values(config, where, context)
+    if check:
+        check_values(config, where, context)
     return config
 
 
@@ -403,21 +426,20 @@ def check_run(run: dict, where: str, prefix: str) -> None:
 
 def check_values(config: dict, where: str, context: str) -> None:
     from runner.data import is_known_dataset, unknown_dataset_message
-    from runner.models import get_model
+    from runner.zoo import model_args_problem, model_problem
 
     def fail(message):
         raise ConfigError(f"{where}: {context}: {message}")
 
-    try:
-        get_model(config["model"])
-    except Exception as err:
-        fail(f"model: {err}")
+    problem = model_problem(config["model"])
+    if problem:
+        fail(f"model: {problem}")
     if not is_known_dataset(config["dataset"]):
         fail(f"dataset: {unknown_dataset_message(config['dataset'])}")
     problem = out_of_bounds(config)
     if problem:
         fail(problem)
-    if not re.fullmatch(r"cpu|gpu(:\d+)?", config["device"]):
+    if not re.fullmatch(r"cpu|gpu(:[0-9]+)?", config["device"]):  # \d would take any script's digits
         fail(f"device = {config['device']!r}; use \"cpu\", \"gpu\" or \"gpu:N\"")
     if config["batch_size"] % config["nproc"]:
         fail(f"batch_size = {config['batch_size']} is the global batch and must divide evenly over nproc = "
@@ -457,12 +479,9 @@ def check_values(config: dict, where: str, context: str) -> None:
     problem = memory_problem(config)
     if problem:
         fail(problem)
-    try:
-        from runner.models import check_model_args
-
-        check_model_args(config["model"], config["model_args"])
-    except RunnerError as err:
-        fail(f"model_args: {err}")
+    problem = model_args_problem(config["model"], config["model_args"])
+    if problem:
+        fail(f"model_args: {problem}")
     try:
         scheme = parse_validation(config["validation"])
     except ConfigError as err:
@@ -489,19 +508,19 @@ def out_of_bounds(config: dict) -> str | None:
             span = f"{lo_mark}{lo}, {'∞' if hi is None else hi}{hi_mark if hi is not None else ')'}"
             why = f" ({unit})" if unit else ""
             return f"{key} = {value} is out of range: it must be in {span}{why}"
+    for key, value in flat.items():
+        if is_int(value) and abs(value) > MAX_INTEGER:
+            return f"{key} = {value} is out of range: a whole number setting must lie within ±{MAX_INTEGER}"
     return None
-
-
-# Images a dataset decodes into memory, for the bound on image_size (folders are checked as they load).
-KNOWN_IMAGE_COUNTS = {"ichallenge-pm": 800, "cifar10": 60000}
 
 
 def memory_problem(config: dict) -> str | None:
     """Every image of a run is held decoded in memory at image_size (uint8): refuse a size whose
-    images cannot fit rather than fail deep inside numpy."""
+    images cannot fit rather than fail deep inside numpy (folders are checked as they load)."""
+    from runner.data import published_sizes
     from runner.data.images import decoded_images_problem
 
-    count = KNOWN_IMAGE_COUNTS.get(config["dataset"])
+    count = sum(published_sizes(config["dataset"]).values())
     return decoded_images_problem(count, config["image_size"]) if count else None
 
 

@@ -1,10 +1,9 @@
 """CPU facts that decide how fast paddle trains here.
 
 Paddle's bundled MKL picks its kernels by CPU vendor: on AMD it falls back to a slow generic path
-unless MKL_DEBUG_CPU_TYPE=5 is set before the library loads. Measured on the machine of docs/performance.md:
-convolutions about 2.2x and matrix products about 2.5x faster with it. Results are unchanged (the
-same float32 maths, other kernels), so we set it by default on AMD and leave Intel CPUs alone.
-Opt out with RUNNER_MKL_TUNE=0.
+unless MKL_DEBUG_CPU_TYPE=5 is set before the library loads (what it gains: docs/performance.md).
+Results are unchanged (the same float32 maths, other kernels), so we set it by default on AMD and
+leave Intel CPUs alone. Opt out with RUNNER_MKL_TUNE=0.
 """
 from __future__ import annotations
 
@@ -38,9 +37,9 @@ def tune_math_library() -> bool:
 def set_math_threads(threads: int) -> None:
     """Threads of paddle's CPU math library for this process (paddle starts with one).
 
-    Two threads train AlexNet about 1.6x and ResNet-50 about 1.8x faster on two cores, but they split
-    sums differently, so results change in the last bits and then drift: the thread count is part
-    of a run's configuration (`threads`), not a hidden speed knob."""
+    More threads train faster (docs/performance.md), but they split sums differently, so results
+    change in the last bits and then drift: the thread count is part of a run's configuration
+    (`threads`), not a hidden speed knob."""
     import paddle.base.core as core
 
     core.set_num_threads(max(1, int(threads)))
@@ -51,9 +50,7 @@ def keep_freed_memory() -> bool:
 
     Paddle allocates each step's activations and gradients afresh with malloc. By default glibc
     serves large blocks with mmap and unmaps them when freed, so every step page-faults its tensors
-    in again: copying an 11 MB tensor took 6.8 ms, and 0.4 ms once freed
-    memory was reused. AlexNet's training step went 0.88 -> 0.75 s; ResNet-50's gained about 2%.
-    Results are unchanged: this decides where tensors live, not what they hold. The price: a
+    in again (what that costs, and what keeping them saves: docs/performance.md). Results are unchanged: this decides where tensors live, not what they hold. The price: a
     training process keeps its peak memory until it exits. Opt out with RUNNER_MALLOC_TUNE=0.
     Returns whether the setting is in force (glibc only)."""
     if os.environ.get("RUNNER_MALLOC_TUNE", "1") == "0" or not sys.platform.startswith("linux"):

@@ -1,4 +1,5 @@
-"""One exception type for every mistake a user can fix: the CLI prints its message, no traceback."""
+"""One exception type for every mistake a user can fix (the CLI prints its message, no traceback), and
+the few words that show an error in a table or a note."""
 
 
 class RunnerError(Exception):
@@ -44,3 +45,16 @@ def close_matches(word: str, choices, n: int = 5) -> str:
     if not matches:
         matches = [c for c in choices if word.lower() in c.lower()][:n]
     return ", ".join(matches)
+
+
+def first_line(error: BaseException | str, limit: int = 200) -> str:
+    """The first non-blank line of an error's message, at most `limit` characters: what a table cell
+    or a note shows of it. "" for an empty message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:limit] if lines else ""
+
+
+def unknown_model_message(name: str, known, suggested) -> str:
+    """Why `name` names no model: close matches among `known`, else the `suggested` ones."""
+    hint = close_matches(name, known) or ", ".join(suggested)
+    return f"unknown model {name!r}; close matches: {hint} (`runner models` lists all {len(list(known))})"

@@ -39,6 +39,9 @@ def metric_names(num_classes: int) -> list[str]:
     return list(MULTICLASS_METRICS) if num_classes > 5 else ["acc"]
 
 
+MAX_SEED = 2 ** 31 - 1  # the bound of a run's seed and of a search's final seeds
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """What every generator is seeded with at the start of `epoch` (counted from 0) of a run: data
     order, augmentation and dropout then depend on (seed, epoch) alone, so a resumed run draws what an

@@ -10,7 +10,8 @@ import paddle
 from runner.data.images import decode, resize
 from runner.data.transforms import scale_to_unit_range
 from runner.errors import RunnerError
-from runner.models import build_network
+from runner.models import build_network, dtype_name
+from runner.store.safe_pickle import load_state_dict
 
 
 def locate(checkpoint: Path) -> tuple[Path, Path]:
@@ -38,10 +39,7 @@ def load_trained_network(checkpoint: Path) -> tuple[paddle.nn.Layer, dict, list[
     config, class_names = run["config"], run["class_names"]
     network = build_network(config["model"], len(class_names), config["image_size"],
                             head=config.get("head", "softmax"), **config["model_args"])
-    try:
-        saved = paddle.load(str(prefix) + ".pdparams")
-    except Exception as err:
-        raise RunnerError(f"cannot read checkpoint {prefix}.pdparams ({type(err).__name__}: {err})") from None
+    saved = load_state_dict(f"{prefix}.pdparams", "checkpoint")  # runs no code the file may hold
     problem = mismatch(network.state_dict(), saved)
     if problem:
         raise RunnerError(f"checkpoint {prefix}.pdparams does not fit the network of {run_file} "
@@ -58,8 +56,9 @@ def mismatch(own: dict, saved) -> str | None:
         return "it holds no state dict"
     missing = [k for k in own if k not in saved]
     shapes = [k for k in own if k in saved and list(saved[k].shape) != list(own[k].shape)]
+    dtypes = [k for k in own if k in saved and k not in shapes and dtype_name(saved[k]) != dtype_name(own[k])]
     extra = [k for k in saved if k not in own]
-    if not (missing or shapes or extra):
+    if not (missing or shapes or dtypes or extra):
         return None
     parts = []
     if missing:
@@ -68,6 +67,10 @@ def mismatch(own: dict, saved) -> str | None:
         k = shapes[0]
         parts.append(f"{len(shapes)} {'tensor has' if len(shapes) == 1 else 'tensors have'} another shape (e.g. {k}: "
                      f"{list(saved[k].shape)} in the file, {list(own[k].shape)} in the network)")
+    if dtypes:
+        k = dtypes[0]
+        parts.append(f"{len(dtypes)} {'tensor holds' if len(dtypes) == 1 else 'tensors hold'} another kind of number "
+                     f"(e.g. {k}: {dtype_name(saved[k])} in the file, {dtype_name(own[k])} in the network)")
     if extra:
         parts.append(f"{len(extra)} of its tensors are not in the network (e.g. {extra[0]})")
     return "; ".join(parts)

@@ -8,12 +8,14 @@ import math
 from dataclasses import dataclass, field
 
 from runner.errors import ConfigError
+from runner.options import MAX_SEED
 from runner.validation import parse_validation
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("hyperband", "median", "none")
 OBJECTIVES = {"acc": "maximize", "auc": "maximize", "loss": "minimize"}
 KINDS = ("log", "range", "int", "choice")
+MAX_TRIALS = 100_000
 SEARCH_KEYS = {"trials": int, "sampler": str, "pruner": str, "prune_after": int, "objective": str, "final_seeds": list,
                "space": dict}
 
@@ -58,13 +60,13 @@ def parse_search(table: dict, base: dict, overrides: list, where: str, check_set
                       pruner=table.get("pruner", "hyperband"), prune_after=table.get("prune_after", 1),
                       objective=table.get("objective", "acc"),
                       final_seeds=table.get("final_seeds", [0]), space=[], base=base, overrides=list(overrides))
-    if spec.trials < 1:
-        fail(f"trials = {spec.trials} must be at least 1")
+    if not 1 <= spec.trials <= MAX_TRIALS:
+        fail(f"trials = {spec.trials} is out of range: it must be in [1, {MAX_TRIALS}]")
     for key, allowed in (("sampler", SAMPLERS), ("pruner", PRUNERS), ("objective", tuple(OBJECTIVES))):
         if getattr(spec, key) not in allowed:
             fail(f"{key} = {getattr(spec, key)!r}; allowed: {', '.join(allowed)}")
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in spec.final_seeds):
-        fail(f"final_seeds = {spec.final_seeds!r}: give whole numbers >= 0, e.g. [0, 1, 2]")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in spec.final_seeds):
+        fail(f"final_seeds = {spec.final_seeds!r}: give whole numbers in [0, {MAX_SEED}], e.g. [0, 1, 2]")
     space = table.get("space", {})
     if not space:
         fail("space is empty; give at least one setting to search, e.g. \"optimizer.learning_rate\" = { log = [1e-4, 1e-2] }")

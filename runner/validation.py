@@ -7,6 +7,7 @@ done this way never sees the official validation images.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,14 +34,11 @@ def parse_validation(text: str) -> Validation:
     if text == "official":
         return Validation("official")
     kind, _, value = text.partition(":")
-    if kind == "holdout":
-        try:
-            fraction = float(value)
-        except ValueError:
-            fraction = -1.0
-        if 0.0 < fraction < 1.0:
-            return Validation("holdout", fraction=fraction)
-    if kind == "kfold" and value.isdigit() and 2 <= int(value) <= MAX_FOLDS:
+    # ASCII digits only: float() and int() also take '０.２', '1_0' and ' 5 ', which would name
+    # the same images as another spelling under another run id
+    if kind == "holdout" and re.fullmatch(r"[0-9]*\.[0-9]+", value) and 0.0 < float(value) < 1.0:
+        return Validation("holdout", fraction=float(value))
+    if kind == "kfold" and re.fullmatch(r"[0-9]+", value) and 2 <= int(value) <= MAX_FOLDS:
         return Validation("kfold", folds=int(value))
     raise ConfigError(f"validation = {text!r}: expected \"official\", \"holdout:F\" with 0 < F < 1, or "
                       f"\"kfold:K\" with 2 <= K <= {MAX_FOLDS}")

@@ -1,13 +1,30 @@
-"""The layers stay apart: the report and the sweep process import no paddle, and no runner module
-imports, even lazily inside a function, one that imports it back."""
+"""The layers stay apart: each room of the package imports only the rooms below it, no runner module
+imports, even lazily inside a function, one that imports it back, and the sweep and the report run
+without paddle, at import time and on real files."""
 import ast
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, cli, tiny_experiment
 
 PACKAGE = REPO / "runner"
+
+# (importer prefix, imported prefix, the modules allowed to anyway): a room never reaches up or across.
+FORBIDDEN = [
+    ("runner.store", "runner.run", ()), ("runner.store", "runner.sweep", ()), ("runner.store", "runner.report", ()),
+    ("runner.store", "runner.models", ()),
+    ("runner.report", "runner.run", ()), ("runner.report", "runner.sweep", ()), ("runner.report", "runner.models", ()),
+    ("runner.run", "runner.sweep", ()), ("runner.run", "runner.report", ()),
+    # `runner train` trains in the sweep's own process: the one module of the sweep that starts a run
+    ("runner.sweep", "runner.run", ("runner.sweep.in_process",)),
+    # the sweep asks the zoo through runner.zoo, which imports it in a child process
+    ("runner.sweep", "runner.models", ()),
+    ("runner.models", "runner.run", ()), ("runner.models", "runner.sweep", ()), ("runner.models", "runner.report", ()),
+    ("runner.data", "runner.run", ()), ("runner.data", "runner.sweep", ()), ("runner.data", "runner.report", ()),
+]
 
 
 def module_name(path: Path) -> str:
@@ -27,6 +44,18 @@ def imports_of(path: Path) -> set[str]:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         found |= {n for n in names if n in modules}
     return found
+
+
+def within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def test_no_room_imports_a_room_above_it():
+    broken = [f"{module_name(p)} imports {imported}"
+              for p in sorted(PACKAGE.rglob("*.py")) for imported in sorted(imports_of(p))
+              for importer, target, allowed in FORBIDDEN
+              if within(module_name(p), importer) and within(imported, target) and module_name(p) not in allowed]
+    assert not broken, "\n".join(broken)
 
 
 def test_no_import_cycle_among_runner_modules():
@@ -58,20 +87,41 @@ def paddle_imported_by(code: str) -> bool:
 
 
 def test_the_sweep_and_the_report_import_no_paddle():
-    assert not paddle_imported_by("import runner.sweep.loop, runner.report.comparison, runner.report.files, runner.sweep.plan, "
-                                  "runner.sweep.executors, runner.sweep.progress, runner.store.runfiles")
+    rooms = ("runner.sweep", "runner.report", "runner.store")
+    names = sorted(m for m in map(module_name, PACKAGE.rglob("*.py")) if any(within(m, r) for r in rooms))
+    assert "runner.sweep.driver" in names and "runner.report.files" in names
+    assert not paddle_imported_by("import " + ", ".join(names + ["runner.config", "runner.data", "runner.zoo"]))
+
+
+# paddle made unimportable in the process that runs `runner ...`, as on a machine without it; a child
+# process it starts (a worker, the zoo's) is a fresh interpreter and may import it
+WITHOUT_PADDLE = ("import sys, runpy\n"
+                  "class NoPaddle:\n"
+                  "    def find_spec(self, name, path=None, target=None):\n"
+                  "        if name == 'paddle' or name.startswith('paddle.'):\n"
+                  "            raise ImportError('paddle imported by runner ' + sys.argv[1])\n"
+                  "sys.meta_path.insert(0, NoPaddle())\n"
+                  "sys.argv = ['runner', *{args!r}]\n"
+                  "runpy.run_module('runner', run_name='__main__')\n")
+
+
+def runner_without_paddle(*args) -> subprocess.CompletedProcess:
+    code = WITHOUT_PADDLE.format(args=[str(a) for a in args])
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
 
 
 def test_runner_report_runs_without_paddle(tmp_path, outputs):
     cli("sweep", tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n', epochs=1), check=True)
-    code = ("import sys, runpy\n"
-            "class NoPaddle:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name == 'paddle' or name.startswith('paddle.'):\n"
-            "            raise ImportError('paddle imported by runner report')\n"
-            "sys.meta_path.insert(0, NoPaddle())\n"
-            f"sys.argv = ['runner', 'report', {str(outputs / 'tiny')!r}, '--format', 'json']\n"
-            "runpy.run_module('runner', run_name='__main__')\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = runner_without_paddle("report", outputs / "tiny", "--format", "json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '"run_id": "lenet-s0-' in proc.stdout
+
+
+@pytest.mark.parametrize("extra", [(), ("--set", "model_args={ aux_heads = false }", "--set", "model=googlenet")])
+def test_a_dry_run_of_a_real_file_plans_and_estimates_without_paddle(outputs, extra):
+    """The checks of load_experiment (models, model_args, datasets, augmentation, memory) and the
+    plan's time estimate all run in a process without paddle."""
+    proc = runner_without_paddle("sweep", REPO / "experiments" / "quick.toml", "--dry-run", *extra)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "est. min" in proc.stdout and "about ?" not in proc.stdout, proc.stdout
+    assert not (outputs / "quick").exists()

@@ -73,7 +73,8 @@ def test_roc_curve_endpoints():
 
 
 def test_seed_groups_join_runs_recorded_before_and_after_new_settings():
-    from runner.report.comparison import group_table, seed_groups
+    from runner.report.comparison import seed_groups
+    from runner.report.tables import group_table
 
     old = {"model": "alexnet", "dataset": "ichallenge-pm", "image_size": 224, "epochs": 5, "seed": 0, "label": ""}
     new = {**old, "seed": 1, "device": "cpu", "nproc": 1, "amp": False, "label": "alexnet again"}
@@ -113,7 +114,7 @@ def test_a_group_of_one_run_is_drawn_with_its_wilson_interval_not_from_0_to_100(
 
 
 def test_differs_from_best_never_prints_p_equal_to_zero():
-    from runner.report.comparison import differs
+    from runner.report.tables import differs
 
     assert differs(0.0) == "yes, p<0.0001"  # what McNemar's p underflows to on 10 000 test images
     assert differs(3e-5) == "yes, p<0.0001"
@@ -123,7 +124,8 @@ def test_differs_from_best_never_prints_p_equal_to_zero():
 
 
 def test_seed_groups_of_one_model_are_told_apart_by_the_settings_that_differ():
-    from runner.report.comparison import group_table, seed_groups
+    from runner.report.comparison import seed_groups
+    from runner.report.tables import group_table
 
     adam = {"model": "alexnet", "dataset": "ichallenge-pm", "image_size": 224, "epochs": 5, "seed": 0,
             "optimizer": {"name": "adam", "learning_rate": 0.001}}

@@ -22,9 +22,9 @@ from runner.store.checkpoints import Checkpoints
 from runner.config import load_experiment
 from runner.run.conv_bias import ChannelBiasAdd
 from runner.errors import RunnerError
-from runner.store.layout import SweepLayout
+from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
-from runner.sweep.loop import train_one
+from runner.sweep.in_process import train_one
 from runner.run.train import train_run
 
 ONE_RUN = '[[runs]]\nmodel = "lenet"\n'
@@ -34,7 +34,7 @@ def tiny_run(tmp_path, epochs):
     """The spec and output layout of a one-run LeNet experiment, for tests that call train_run."""
     experiment = load_experiment(tiny_experiment(tmp_path, ONE_RUN, epochs=epochs))
     spec = experiment.runs[0]
-    return spec, SweepLayout.for_experiment(experiment.name).run(spec.run_id)
+    return spec, SweepPaths.for_experiment(experiment.name).run_paths(spec.run_id)
 
 
 def note_collector(notes: list, starts: list | None = None):
@@ -68,7 +68,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, outputs, 
     newest = run.checkpoints / "epoch-0003" / "model.pdparams"
     newest.write_bytes(newest.read_bytes()[:100])
     notes, starts = [], []
-    resumed = train_run(spec, run, DATA_ROOT, report=note_collector(notes, starts))
+    resumed = train_run(spec, run, DATA_ROOT, on_event=note_collector(notes, starts))
     assert any("epoch-0003 is unreadable" in n for n in notes)
     assert starts == [2]  # resumed from the epoch before the damaged one, not from scratch
     assert resumed["final"] == reference["final"] and len(resumed["history"]) == 3
@@ -81,7 +81,7 @@ def test_all_checkpoints_unreadable_restarts_and_says_so(tmp_path, outputs):
     for params in run.checkpoints.glob("epoch-*/model.pdparams"):
         params.write_bytes(b"")
     notes, starts = [], []
-    again = train_run(spec, run, DATA_ROOT, report=note_collector(notes, starts))
+    again = train_run(spec, run, DATA_ROOT, on_event=note_collector(notes, starts))
     assert any("restarting the run from scratch" in n for n in notes)
     assert starts == [0]
     assert again["final"] == reference["final"]
@@ -186,7 +186,7 @@ def test_ctrl_c_inside_a_backward_paddle_calls_from_cpp_is_an_interrupt(tmp_path
     registry.close()
     monkeypatch.setattr(ChannelBiasAdd, "backward", staticmethod(real_backward))
     notes, starts = [], []
-    assert train_run(spec, run, DATA_ROOT, report=note_collector(notes, starts))["epochs_run"] == 3
+    assert train_run(spec, run, DATA_ROOT, on_event=note_collector(notes, starts))["epochs_run"] == 3
     assert starts == [1]  # resumed after the epoch that finished before the interrupt
 
 

@@ -1,4 +1,5 @@
 """Datasets: iChallenge-PM, Cifar10 and folders of your own, as paddle datasets ready to train on.
+Importing the package needs no paddle: only `load_splits` does (runner/data/arrays.py).
 
     splits = load_splits("ichallenge-pm", image_size=224)
     splits.train[0]  # (float32 CHW in [-1, 1], int64 [label])
@@ -7,20 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from runner.data import cifar10, ichallenge_pm  # noqa: F401  (registers the datasets)
-from runner.data.registry import (is_known_dataset, list_datasets, open_dataset, register_dataset,
-                                  resolve_data_root, unknown_dataset_message)
-from runner.data.source import DataReport, DataSource
-from runner.data.transforms import Augment, ArrayDataset
+from runner.data.registry import (is_known_dataset, list_datasets, open_dataset, published_sizes, register_dataset,
+                                  unknown_dataset_message)
+from runner.data.source import DataCheck, DataSource
+from runner.data.transforms import Augment
 from runner.errors import DataError
 from runner.validation import parse_validation, split_indices
 
-__all__ = ["Augment", "ArrayDataset", "DataReport", "DataSource", "Splits", "check_dataset", "default_augment",
-           "is_known_dataset", "list_datasets", "load_splits", "open_dataset", "register_dataset",
-           "resolve_data_root", "unknown_dataset_message"]
+if TYPE_CHECKING:  # paddle: imported by load_splits, when a run loads its data
+    from runner.data.arrays import ArrayDataset
+
+__all__ = ["Augment", "DataCheck", "DataSource", "Splits", "check_dataset", "default_augment", "is_known_dataset",
+           "list_datasets", "load_splits", "open_dataset", "published_sizes", "register_dataset",
+           "unknown_dataset_message"]
 
 # What `augment = true` means for each dataset: the course's list for fundus photographs
 # (flips, small rotations, crops, brightness/contrast); pad-and-crop plus flips for 32x32 Cifar10.
@@ -40,6 +45,7 @@ class Splits:
     val: ArrayDataset
     class_names: list[str]
     validation: str  # "official", "holdout:<fraction>" or "kfold:<K> fold <i>": which images the val split holds
+    unused: list[str] = field(default_factory=list)  # what the dataset's folder holds that no split uses, and why
     val_names: list[str] = field(default_factory=list)  # the val images' file names, in the val split's order
 
     @property
@@ -47,13 +53,15 @@ class Splits:
         return len(self.class_names)
 
 
-def check_dataset(name: str, data_root=None) -> DataReport:
+def check_dataset(name: str, data_root=None) -> DataCheck:
     return open_dataset(name, data_root).check()
 
 
 def load_splits(name: str, image_size: int, data_root=None, augment: Augment | None = None,
                 validation: str = "official", train_limit: int = 0, val_limit: int = 0,
                 cache_dir: Path | None = None, fold: int = 0) -> Splits:
+    from runner.data.arrays import ArrayDataset
+
     source = open_dataset(name, data_root)
     train_y = source.labels("train", cache_dir)
     scheme = parse_validation(validation)
@@ -74,7 +82,7 @@ def load_splits(name: str, image_size: int, data_root=None, augment: Augment | N
     train_x = source.images("train", train_idx, image_size, cache_dir)
     val_x = source.images(val_split, val_idx, image_size, cache_dir)
     return Splits(ArrayDataset(train_x, train_y, image_size, augment), ArrayDataset(val_x, val_y, image_size),
-                  list(source.class_names), validation + (f" fold {fold}" if fold else ""),
+                  list(source.class_names), validation + (f" fold {fold}" if fold else ""), source.unused(),
                   source.image_names(val_split, val_idx))
 
 

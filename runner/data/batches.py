@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import paddle
 
-from runner.data.transforms import Augment, ArrayDataset
+from runner.data.arrays import ArrayDataset
+from runner.data.transforms import Augment
 
 
 def scale_batch(images: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ LABEL_FILES = ("labels.csv", "PALM-Validation400/labels.csv", "PALM-Validation-G
 class IChallengePM(DataSource):
     name = "ichallenge-pm"
     class_names = ["non-PM (H+N)", "PM"]
+    split_sizes = {"train": 400, "val": 400}
     fix = "download training.zip, validation.zip and valid_gt.zip of iChallenge-PM and unzip them there"
 
     def folder_of_images(self, name: str) -> Path:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from runner.store.runfiles import atomic_write
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 CACHE_VERSION = "1"
@@ -78,18 +79,6 @@ def _cache_path(cache_dir: Path, path: Path, size: int) -> Path:
     return cache_dir / digest[:2] / f"{digest}.npy"
 
 
-def save_atomic(target: Path, array: np.ndarray) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def decoded_images_problem(count: int, image_size: int) -> str | None:
     need = count * image_size * image_size * 3
     have = available_memory()
@@ -137,7 +126,8 @@ def load_resized(paths: list[Path], size: int, cache_dir: Path | None) -> tuple[
         out[i] = resize(image, size)
         if cached is not None:
             try:
-                save_atomic(cached, out[i])
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(cached, lambda f, image=out[i]: np.save(f, image), durable=False)
             except OSError:
                 pass  # a read-only or full cache only costs speed
     return out, problems

@@ -33,6 +33,11 @@ def unknown_dataset_message(name: str) -> str:
             f" Known: {', '.join(list_datasets())}")
 
 
+def published_sizes(name: str) -> dict[str, int]:
+    """Images per split of a registered dataset as published ({} for a folder of your own)."""
+    return dict(getattr(_DATASETS.get(name), "split_sizes", {}))
+
+
 def open_dataset(name: str, data_root: str | os.PathLike | None = None):
     """The DataSource for `name` under the data root (or the folder a `folder:` name gives)."""
     if name.startswith(FOLDER_PREFIX):

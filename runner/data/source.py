@@ -12,18 +12,19 @@ from runner.errors import DataError
 
 
 @dataclass
-class SplitReport:
+class SplitCheck:
     count: int
     per_class: dict[str, int]
     sizes: Counter = field(default_factory=Counter)  # (width, height) -> number of images
 
 
 @dataclass
-class DataReport:
+class DataCheck:
     dataset: str
     location: str
-    splits: dict[str, SplitReport]
+    splits: dict[str, SplitCheck]
     problems: list[str]
+    unused: list[str] = field(default_factory=list)  # entries of the dataset's folder not used, and why
 
     @property
     def ok(self) -> bool:
@@ -36,6 +37,9 @@ class DataSource:
     name = "?"
     class_names: list[str] = []
     split_names = ("train", "val")
+    # Images in each split as the dataset is published, for the sweep's estimates before any file
+    # is read (memory for the decoded images, time to train); {} where they depend on the files.
+    split_sizes: dict[str, int] = {}
 
     def __init__(self, location: Path):
         self.location = Path(location)
@@ -47,6 +51,10 @@ class DataSource:
     def files(self, split: str) -> tuple[list[Path], list[int], list[str]]:
         """(image paths, labels, problems) of a split; problems name the file and what is wrong."""
         raise NotImplementedError
+
+    def unused(self) -> list[str]:
+        """Entries of the dataset's folder that no split uses, each with why (folder: data names them)."""
+        return []
 
     def listed(self, split: str) -> tuple[list[Path], list[int], list[str]]:
         """files(split), with a problem for a split or a class of it that has no image."""
@@ -81,11 +89,6 @@ class DataSource:
         paths = self.listed(split)[0]
         return [paths[i].name for i in indices]
 
-    def load(self, split: str, image_size: int, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
-        """(uint8 images N x size x size x 3, int64 labels) of a whole split."""
-        labels = self.labels(split, cache_dir)
-        return self.images(split, np.arange(len(labels)), image_size, cache_dir), labels
-
     def refuse_if(self, problems: list[str]) -> None:
         # Silently dropping images would change the evaluation set, so any problem stops the run.
         if problems:
@@ -93,7 +96,7 @@ class DataSource:
                 f"dataset {self.name!r} at {self.location} has {len(problems)} problem(s); fix or remove "
                 f"these files, then check with `runner data check {self.name}`:", problems)
 
-    def check(self) -> DataReport:
+    def check(self) -> DataCheck:
         splits, problems = {}, []
         for split in self.split_names:
             paths, labels, split_problems = self.listed(split)
@@ -105,8 +108,8 @@ class DataSource:
                     problems.append(problem)
                 else:
                     sizes[(image.shape[1], image.shape[0])] += 1
-            splits[split] = SplitReport(len(paths), self.count_classes(labels), sizes)
-        return DataReport(self.name, str(self.location), splits, problems)
+            splits[split] = SplitCheck(len(paths), self.count_classes(labels), sizes)
+        return DataCheck(self.name, str(self.location), splits, problems, self.unused())
 
     def count_classes(self, labels) -> dict[str, int]:
         counts = Counter(int(x) for x in labels)

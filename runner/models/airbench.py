@@ -13,7 +13,10 @@ scaled by 1/sqrt(eigenvalue), and their negatives: the layer's output patches ha
 identity as covariance, so the first trained layer sees decorrelated input. `fit_to_data` computes
 them; the trainer calls it with the run's own training images before the first epoch (a resumed
 run reads them back from its checkpoint). Batch norms train their bias only (the paper's weight
-is frozen at 1) with eps 1e-12 and paddle momentum 0.4 (PyTorch's 0.6).
+is frozen at 1) with eps 1e-12; their running statistics keep 0.6 of the old value per batch (the
+paper's `momentum=0.6`, given to PyTorch as 1 - 0.6). Convolutions and the classifier start as
+PyTorch's do (uniform in +-1/sqrt(fan_in), 2.45x narrower than paddle's default): before a batch
+norm, a weight's scale sets its effective learning rate, and the recipe was tuned with PyTorch's.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from runner.models.layers import torch_uniform
 from runner.models.registry import RUNNER, register_model
 
 WHITEN_EPS = 5e-4  # added to the eigenvalues before the 1/sqrt: the paper's value
@@ -28,7 +32,7 @@ WHITEN_EPS = 5e-4  # added to the eigenvalues before the 1/sqrt: the paper's val
 
 class FrozenWeightBatchNorm(nn.BatchNorm2D):
     def __init__(self, channels: int):
-        super().__init__(channels, momentum=0.4, epsilon=1e-12)
+        super().__init__(channels, momentum=0.6, epsilon=1e-12)  # paddle keeps `momentum` of the old value
         self.weight.stop_gradient = True
 
 
@@ -43,7 +47,7 @@ def dirac_init(conv: nn.Conv2D) -> None:
 
 
 def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2D:
-    conv = nn.Conv2D(in_channels, out_channels, 3, padding="SAME", bias_attr=False)
+    conv = nn.Conv2D(in_channels, out_channels, 3, padding="SAME", weight_attr=torch_uniform(), bias_attr=False)
     dirac_init(conv)
     return conv
 
@@ -77,7 +81,7 @@ class Airbench(nn.Layer):
             in_channels = width
         self.groups = nn.Sequential(*groups)
         self.pool = nn.MaxPool2D(3)
-        self.head = nn.Linear(in_channels, num_classes, bias_attr=False)
+        self.head = nn.Linear(in_channels, num_classes, weight_attr=torch_uniform(), bias_attr=False)
         self.scale = scale
 
     def forward(self, x):

@@ -1,4 +1,6 @@
 """Small pieces shared by the course networks."""
+import math
+
 import paddle
 from paddle import nn
 
@@ -106,3 +108,10 @@ class SigmoidHead(nn.Layer):
     @staticmethod
     def two_logits(z):
         return paddle.concat([paddle.zeros_like(z), z], axis=1)
+
+
+def torch_uniform() -> paddle.ParamAttr:
+    """PyTorch's default start for convolution and linear weights: uniform in +-1/sqrt(fan_in)
+    (kaiming_uniform with a = sqrt(5))."""
+    return paddle.ParamAttr(initializer=nn.initializer.KaimingUniform(negative_slope=math.sqrt(5),
+                                                                       nonlinearity="leaky_relu"))

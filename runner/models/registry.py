@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from runner.errors import UnknownModelError, close_matches
+from runner.errors import UnknownModelError, unknown_model_message
 
 COURSE = "course"
 PADDLE_VISION = "paddle.vision"
@@ -40,11 +40,9 @@ def list_models(origin: str | None = None) -> list[str]:
     return [n for n, e in _MODELS.items() if origin is None or e.origin == origin]
 
 
-def get_model(name: str) -> ModelEntry:
+def model_entry(name: str) -> ModelEntry:
+    """The registry's entry of `name`: its builder, origin, summary and default input size."""
     try:
         return _MODELS[name]
     except KeyError:
-        hint = close_matches(name, _MODELS) or ", ".join(list_models(COURSE))
-        raise UnknownModelError(
-            f"unknown model {name!r}; close matches: {hint} (`runner models` lists all {len(_MODELS)})"
-        ) from None
+        raise UnknownModelError(unknown_model_message(name, list(_MODELS), list_models(COURSE))) from None

@@ -20,22 +20,12 @@ after them changes the effective learning rate of his recipe, so these layers st
 Facts (10 classes): 6 573 120 parameters; 0.379 G multiply-accumulates per 32x32 image
 (five 3x3 convolutions of 75.5 M each: the widths double as the map halves).
 """
-import math
-
-import paddle
 from paddle import nn
 
-from runner.models.layers import ConvBN
+from runner.models.layers import ConvBN, torch_uniform
 from runner.models.registry import RUNNER, register_model
 
 LOGIT_SCALE = 0.125  # Page's `Mul(weight=0.125)` after the classifier
-
-
-def torch_uniform() -> paddle.ParamAttr:
-    """PyTorch's default start for convolution and linear weights: uniform in +-1/sqrt(fan_in)
-    (kaiming_uniform with a = sqrt(5))."""
-    return paddle.ParamAttr(initializer=nn.initializer.KaimingUniform(negative_slope=math.sqrt(5),
-                                                                       nonlinearity="leaky_relu"))
 
 
 def conv_bn(in_channels: int, out_channels: int) -> ConvBN:

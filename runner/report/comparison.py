@@ -1,29 +1,32 @@
-"""The comparison table of a sweep (markdown, csv, json) and its report.html. Knows no training and
-imports no paddle: it reads the registry and the run files.
+"""The comparison of finished runs, built once per rewrite of a sweep's report (and once per
+`runner report`): every number the tables, the files and the figures show. Knows no training and
+imports no paddle: it reads the registry and the run files (runner.store) only.
 
 One row per finished run, best final validation accuracy first, with a 95% Wilson interval and an
 exact McNemar test against the best run on the same validation images. Runs that differ only in
 their seed are also summarised together: mean ± std and a 95% t-interval of the mean.
 
-`records` is what scripts get (csv, json): plain numbers (accuracies as fractions), an interval as
-two fields, None for a missing value, stable snake_case keys. The markdown and HTML tables format
-those same records for people.
+`run_record` and `group_record` are what scripts get (csv, json): plain numbers (accuracies as
+fractions), an interval as two fields, None for a missing value, stable snake_case keys. The
+tables for people (runner/report/tables.py) format those same records.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from runner import metrics
 from runner.config import dotted, identity, with_defaults
-from runner.store.layout import SweepLayout
+from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
+from runner.errors import RunnerError
 from runner.store.runfiles import load_predictions, read_result, result_problem
+from runner.store.study import open_study
 
 # The course's figures for iChallenge-PM validation accuracy after 5 epochs at 224x224, batch 10:
 # what its prose says, and the last epoch of the run saved in its own notebook
@@ -31,46 +34,142 @@ from runner.store.runfiles import load_predictions, read_result, result_problem
 # 3-2-CV-Image_Classification.ipynb; see docs/results.md).
 COURSE_TEXT = {"lenet": 0.5275, "alexnet": 0.94, "vgg16": 0.94, "googlenet": 0.95, "resnet50": 0.95}
 COURSE_SAVED_RUN = {"alexnet": 0.925, "vgg16": 0.9475, "googlenet": 0.8575, "resnet50": 0.93}
-ALPHA = 0.05
 PROBABILITY_FIELDS = ("ece", "brier", "auc_ci_low", "auc_ci_high", "sensitivity_at_95_specificity",
                       "specificity_at_95_sensitivity")
 
 
+@dataclass
+class Comparison:
+    """Finished runs of one or more sweeps with their statistics, and what is derived from them,
+    each computed once however many tables and figures use it."""
+
+    rows: list[dict]  # best final accuracy first, with ci, mcnemar, delong_p and probability statistics
+    skipped: list[str] = field(default_factory=list)  # a note per finished run that cannot be shown
+    # a line per folder whose finished runs were also found in a folder named before it (each shown once)
+    shown_once: list[str] = field(default_factory=list)
+    studies: dict = field(default_factory=dict)  # sweep name -> the Optuna study of its search
+
+    @cached_property
+    def by_seed(self) -> list[tuple[str, list[dict]]]:
+        return group_by_seed(self.rows)
+
+    @cached_property
+    def groups(self) -> list[dict]:
+        return seed_groups(self.rows, self.by_seed)
+
+    @cached_property
+    def plot_groups(self) -> list[tuple[str, list[dict]]]:
+        return plot_groups(self.rows, self.by_seed)
+
+    @cached_property
+    def ensembles(self) -> list[dict]:
+        return ensembles(self.rows, self.by_seed)
+
+
 # ---- reading the runs ----------------------------------------------------------------------------
 
-def collect(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict], list[str]]:
-    """Finished runs with their results and statistics, best final accuracy first, and a note for
-    each finished run that cannot be shown."""
-    rows, skipped = finished_runs(layout, registry)
-    return ranked_with_statistics(rows), skipped
+def compare_sweep(sweep: SweepPaths, registry: RunRegistry) -> Comparison:
+    """The comparison of one sweep's finished runs, from its open registry (a sweep's own report)."""
+    rows, skipped = finished_runs(sweep, registry)
+    study = load_study(sweep, skipped)
+    return Comparison(ranked_with_statistics(rows), skipped, {sweep.root.name: study} if study else {})
+
+
+def compare_folders(output_dirs: list[Path]) -> Comparison:
+    """One comparison over the finished runs of one or more sweeps (`runner report`). The paired
+    test compares every run with the best run on the same validation images, whichever sweep it
+    came from; a folder named twice, or a run found in two folders, counts once (and one line says so)."""
+    rows, skipped, shown_once, seen, studies = [], [], [], {}, {}
+    for output_dir in dict.fromkeys(Path(d).resolve() for d in output_dirs):
+        sweep = SweepPaths(output_dir)
+        study = load_study(sweep, skipped)
+        if study is not None:
+            studies[output_dir.name] = study
+        registry = RunRegistry(sweep.registry, create=False)
+        try:
+            found, notes = finished_runs(sweep, registry)
+        finally:
+            registry.close()
+        skipped += [f"{output_dir}: {note}" for note in notes]
+        again = []  # the same settings trained twice would pass for two seeds at ± 0
+        for row in found:
+            run_id = row["result"]["run_id"]
+            if run_id in seen:
+                again.append(seen[run_id])
+                continue
+            seen[run_id] = output_dir
+            rows.append(row)
+        if again:
+            shown_once.append(shown_once_note(output_dir, len(found), again))
+        elif not found and not notes:
+            skipped.append(f"{output_dir}: no finished run yet")
+    return Comparison(ranked_with_statistics(rows), skipped, studies, shown_once)
+
+
+def shown_once_note(folder: Path, finished: int, first_seen_in: list[Path]) -> str:
+    """One line for a folder whose finished runs were also found in a folder named before it."""
+    where = " and ".join(map(str, dict.fromkeys(first_seen_in)))
+    share = f"all {finished}" if len(first_seen_in) == finished else f"{len(first_seen_in)} of the {finished}"
+    return (f"{folder}: {share} finished run(s) are the same runs (same settings and seed) as in {where}: "
+            "each is shown once")
 
 
 def ranked_with_statistics(rows: list[dict]) -> list[dict]:
     """Best final accuracy first, then the intervals and the paired test against the best."""
-    rows.sort(key=lambda r: -(r["result"]["final"].get("acc") or 0.0))
+    rows.sort(key=lambda r: -(finite(r["result"]["final"].get("acc")) or 0.0))
     add_statistics(rows)
     return rows
 
 
-def finished_runs(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict], list[str]]:
+def finished_runs(sweep: SweepPaths, registry: RunRegistry) -> tuple[list[dict], list[str]]:
     """A sweep's finished runs with their results and per-image correctness; notes on those skipped."""
     current, source = registry.current()
     overrides = registry.overrides()
     rows, skipped = [], []
     for row in registry.rows("done"):
-        run = layout.run(row["id"])
-        result = read_result(run)
+        paths = sweep.run_paths(row["id"])
+        result = read_result(paths)
         if not result:
-            skipped.append(f"{row['id']}: not shown, {result_problem(run)}")
+            skipped.append(f"{row['id']}: not shown, {result_problem(paths)}")
             continue
-        predictions = load_predictions(run)
+        predictions = load_predictions(paths)
+        problem = outputs_problem(predictions)
+        if problem:  # recorded by a runner that did not check its evaluations
+            skipped.append(f"{row['id']}: not shown, {problem}")
+            continue
         correct = None
         if "final" in predictions and "labels" in predictions:
             correct = predictions["final"].argmax(1) == predictions["labels"]
         in_file = current is None or row["id"] in current
         rows.append({"result": result, "correct": correct, "predictions": predictions, "in_file": in_file,
-                     "overrides": None if in_file else overrides.get(row["id"]), "source": source, "run": run})
+                     "overrides": None if in_file else overrides.get(row["id"]), "source": source, "paths": paths})
     return rows, skipped
+
+
+def outputs_problem(predictions: dict) -> str | None:
+    """Validation probabilities that are not finite: their argmax is class 0, so the accuracy would
+    be the share of class 0, and every other number of the run is as meaningless."""
+    for which in ("final", "best"):
+        probs = predictions.get(which)
+        if probs is not None and not np.isfinite(probs).all():
+            bad = int((~np.isfinite(probs)).any(axis=1).sum())
+            return (f"its {which} validation outputs are not finite for {bad} of {len(probs)} images (the run "
+                    "diverged); train it again with a lower learning rate")
+    return None
+
+
+def finite(value):
+    """`value` with every NaN or infinity as None and numpy numbers as Python's: JSON and CSV
+    for scripts hold no bare NaN (json.dumps would write one, which no JSON parser accepts)."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def add_statistics(rows: list[dict]) -> None:
@@ -140,10 +239,11 @@ def folds_of(members: list[dict]) -> str:
     return f" ({len(folds)} folds)" if folds else ""
 
 
-def seed_groups(rows: list[dict]) -> list[dict]:
-    """Runs alike but for the seed, summarised: n, mean ± std and 95% interval of each metric."""
+def seed_groups(rows: list[dict], by_seed: list[tuple[str, list[dict]]] | None = None) -> list[dict]:
+    """Runs alike but for the seed, summarised: n, mean ± std and 95% interval of each metric
+    (`by_seed`: group_by_seed(rows), where the caller has it already)."""
     out = []
-    for label, members in group_by_seed(rows):
+    for label, members in by_seed if by_seed is not None else group_by_seed(rows):
         first = members[0]["result"]
         summary = {"model": label,
                    "dataset": first["config"]["dataset"],
@@ -155,7 +255,7 @@ def seed_groups(rows: list[dict]) -> list[dict]:
         summary["per_seed_acc"] = [m["result"]["final"].get("acc") for m in members]
         summary["members"] = members
         out.append(summary)
-    out.sort(key=lambda s: -(s["acc"][0] if not math.isnan(s["acc"][0]) else -1))
+    out.sort(key=lambda s: -(s["acc"][0] if math.isfinite(s["acc"][0]) else -1))
     for group in out:  # Welch's t on per-seed accuracy against the best group of the same images
         best = next((g for g in out if same_val_set(g["members"][0]["result"]["config"],
                                                      group["members"][0]["result"]["config"])), None)
@@ -181,10 +281,10 @@ def accuracy_intervals(groups: list[dict]) -> list[tuple[str, float, float, floa
     return out
 
 
-def plot_groups(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+def plot_groups(rows: list[dict], by_seed: list[tuple[str, list[dict]]] | None = None) -> list[tuple[str, list[dict]]]:
     """Seed groups as the comparison plots draw them: named results, with the dataset and image size
     in the name where the groups do not all share them."""
-    groups = group_by_seed(rows)
+    groups = by_seed if by_seed is not None else group_by_seed(rows)
     configs = [members[0]["result"]["config"] for _, members in groups]
     shown = [k for k in ("dataset", "image_size") if len({c[k] for c in configs}) > 1]
     return [(label + "".join(f" {c['dataset']}" if k == "dataset" else f" {c['image_size']}px" for k in shown),
@@ -215,6 +315,34 @@ def course_figures(config: dict) -> tuple[float | None, float | None]:
     if not same_setting:
         return None, None
     return COURSE_TEXT.get(config["model"]), COURSE_SAVED_RUN.get(config["model"])
+
+
+def ensembles(rows: list[dict], by_seed: list[tuple[str, list[dict]]]) -> list[dict]:
+    """A row per model group of two or more seeds that averages its seeds' final validation
+    probabilities. Its members are the group's, never chosen by a validation score; it is compared
+    with the best single run on the same images (McNemar, and DeLong for two classes)."""
+    out = []
+    for label, members in by_seed:
+        usable = [m for m in members if "final" in m["predictions"] and "labels" in m["predictions"]]
+        if len(usable) < 2 or not all(np.array_equal(m["predictions"]["labels"], usable[0]["predictions"]["labels"])
+                                      for m in usable):
+            continue
+        labels = usable[0]["predictions"]["labels"]
+        probs = np.mean([m["predictions"]["final"] for m in usable], axis=0)
+        correct = probs.argmax(1) == labels
+        low, high = metrics.wilson_interval(int(correct.sum()), len(correct))
+        record = {"model": label, "seeds": len(usable), "acc": float(correct.mean()), "acc_ci_low": low,
+                  "acc_ci_high": high, **metrics.summarize(probs, labels),
+                  **probability_statistics({"final": probs, "labels": labels})}
+        record["acc"] = float(correct.mean())
+        best = next((r for r in rows if r["correct"] is not None and r.get("mcnemar") == "best"
+                     and np.array_equal(r["predictions"]["labels"], labels)), None)
+        record["best_run"] = best["result"]["run_id"] if best else None
+        record["mcnemar_p"] = metrics.mcnemar(best["correct"], correct)[2] if best else None
+        record["delong_p"] = (metrics.delong_test(best["predictions"]["final"][:, 1], probs[:, 1], labels)[1]
+                              if best and probs.shape[1] == 2 else None)
+        out.append(record)
+    return out
 
 
 # ---- records: the numbers, for scripts -----------------------------------------------------------
@@ -251,287 +379,17 @@ def group_record(group: dict) -> dict:
                                  "per_seed_acc", "is_best", "welch_p")}
     out["run_ids"] = [m["result"]["run_id"] for m in group["members"]]
     for name in ("acc", "auc"):
-        mean, std, low, high = (None if math.isnan(v) else v for v in group[name])
+        mean, std, low, high = (finite(v) for v in group[name])
         out.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_ci_low": low, f"{name}_ci_high": high})
     return out
 
 
-# ---- tables for people ---------------------------------------------------------------------------
+# ---- a search's study ----------------------------------------------------------------------------
 
-def pct(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
-
-
-def num(x, digits: int = 4) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def differs(p) -> str:
-    if p is None or p == "best":
-        return "— (best)" if p == "best" else "—"
-    # on 10 000 test images p underflows to 0.0, and "p=0" would claim a certainty no test gives
-    return f"{'yes' if p < ALPHA else 'no'}, " + (f"p={p:.3g}" if p >= 1e-4 else "p<0.0001")
-
-
-def table(rows: list[dict]) -> tuple[list[str], list[list]]:
-    binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
-    multi = any(len(r["result"]["class_names"]) > 5 for r in rows)
-    where = any(r["result"].get("node") for r in rows) or len({r["result"].get("host") for r in rows}) > 1
-    header = ["run", "model", "dataset", "size", "epochs", "params (M)", "GMACs", "final acc", "95% CI",
-              "best acc (epoch)"]
-    header += ["AUC", "sensitivity", "specificity", "F1"] if binary else []
-    header += ["top-5"] if multi else []
-    header += ["train s", "img/s", "peak MB", *(["ran on"] if where else []), "course (text)",
-               "course (its saved run)", "differs from best (McNemar p)"]
-    body = []
-    for row in rows:
-        r = run_record(row)
-        marks = file_mark(r) + (" (selected by search)" if "selected by search" in r["name"] else "")
-        line = [r["run_id"] + marks, r["model"], r["dataset"],
-                r["image_size"], r["epochs_run"], num(r["parameters"] / 1e6, 2), num(r["gmacs"], 2),
-                pct(r["final_acc"]), f"{pct(r['acc_ci_low'])}–{pct(r['acc_ci_high'])}",
-                f"{pct(r['best_acc'])} ({r['best_epoch']})"]
-        if binary:
-            line += [num(r["auc"]), pct(r["sensitivity"]), pct(r["specificity"]), num(r["f1"])]
-        if multi:
-            line += [pct(r["top5"])]
-        line += [num(r["train_seconds"], 1), num(r["images_per_second"], 1), num(r["peak_memory_mb"], 0)]
-        line += [" ".join(str(x) for x in (r["host"], r["node"] and f"node {r['node'][:8]}") if x)] if where else []
-        line += [pct(r["course_text"]), pct(r["course_saved_run"]), differs(row["mcnemar"])]
-        body.append(line)
-    return header, body
-
-
-def file_mark(record: dict) -> str:
-    """' (--set seed=1)' for a run a command line made from the file's, ' (not in the file)' for one
-    the file no longer holds, nothing for the file's own."""
-    if record["in_file"]:
-        return ""
-    if record["overrides"]:
-        return " (--set " + " ".join(record["overrides"]) + ")"
-    return " (not in the file)"
-
-
-def choice_table(rows: list[dict]) -> tuple[list[str], list[list]]:
-    """What a person choosing a network also asks: can its AUC be told from the best one's, where
-    would it operate, can its probabilities be trusted, what does it cost to run."""
-    binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
-    header = ["run", "model"]
-    header += ["AUC (95% CI, DeLong)", "AUC differs from best (DeLong p)", "sensitivity at 95% specificity",
-               "specificity at 95% sensitivity"] if binary else []
-    header += ["ECE", "Brier", "latency ms (batch 1)", "img/s (batch 32)", "measured under", "model MB",
-               "peak train MB"]
-    body = []
-    for row in rows:
-        r = run_record(row)
-        line = [r["run_id"], r["model"]]
-        if binary:
-            auc = f"{num(r['auc'])} ({num(r['auc_ci_low'], 3)}–{num(r['auc_ci_high'], 3)})" if r["auc_ci_low"] is not None \
-                else num(r["auc"])
-            line += [auc, differs("best" if r["is_best"] else r["delong_p"]), pct(r["sensitivity_at_95_specificity"]),
-                     pct(r["specificity_at_95_sensitivity"])]
-        line += [num(r["ece"], 3), num(r["brier"], 3), with_slowest(r["latency_ms"], r["latency_ms_slowest"]),
-                 with_slowest(r["throughput_ips"], r["throughput_ips_slowest"]), load_of(r),
-                 num(r["model_mb"], 1), num(r["peak_memory_mb"], 0)]
-        body.append(line)
-    return header, body
-
-
-def with_slowest(figure, slowest) -> str:
-    """'7.2 (slowest round 9.8)': a cost figure and how far the load of its slowest round moved it."""
-    if figure is None or slowest is None or num(figure, 1) == num(slowest, 1):
-        return num(figure, 1)
-    return f"{num(figure, 1)} (slowest round {num(slowest, 1)})"
-
-
-def load_of(record: dict) -> str:
-    """'load 3.2, 1 other run': the machine's 1-minute load average and the other runs training on
-    it while the run's cost was timed ('—' for runs timed before the runner recorded it)."""
-    if record["cost_load_average"] is None and record["cost_other_runs"] is None:
-        return "—"
-    others = record["cost_other_runs"]
-    return f"load {num(record['cost_load_average'], 1)}, {others} other run{'' if others == 1 else 's'}"
-
-
-COST_NOTE = ("Latency and img/s: the exported model on paddle's inference engine, one thread, timed in rounds after "
-             "the run's training; the figure is the fastest round, and \"measured under\" the machine's 1-minute "
-             "load average and the other runs training on it then: a busy machine makes a figure slower, never "
-             "faster.")
-
-
-def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
-    header = ["model", "dataset", "size", "seeds", "final acc mean ± std", "95% interval", "AUC mean ± std",
-              "differs from best group (Welch p)", "course (text)", "course (its saved run)"]
-    body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
-             # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
-             f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if not math.isnan(g["acc"][2]) else "—",
-             mean_std(g["auc"], percent=False), differs("best" if g.get("is_best") else g.get("welch_p")),
-             pct(g["course_text"]), pct(g["course_saved_run"])] for g in groups]
-    return header, body
-
-
-def mean_std(stats, percent: bool = True) -> str:
-    mean, std = stats[0], stats[1]
-    if math.isnan(mean):
-        return "—"
-    scale, unit, digits = (100, "%", 2) if percent else (1, "", 3)
-    if math.isnan(std):
-        return f"{scale * mean:.{digits}f}{unit}"
-    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}{unit}"
-
-
-def ensembles(rows: list[dict]) -> list[dict]:
-    """A row per model group of two or more seeds that averages its seeds' final validation
-    probabilities. Its members are the group's, never chosen by a validation score; it is compared
-    with the best single run on the same images (McNemar, and DeLong for two classes)."""
-    out = []
-    for label, members in group_by_seed(rows):
-        usable = [m for m in members if "final" in m["predictions"] and "labels" in m["predictions"]]
-        if len(usable) < 2 or not all(np.array_equal(m["predictions"]["labels"], usable[0]["predictions"]["labels"])
-                                      for m in usable):
-            continue
-        labels = usable[0]["predictions"]["labels"]
-        probs = np.mean([m["predictions"]["final"] for m in usable], axis=0)
-        correct = probs.argmax(1) == labels
-        low, high = metrics.wilson_interval(int(correct.sum()), len(correct))
-        record = {"model": label, "seeds": len(usable), "acc": float(correct.mean()), "acc_ci_low": low,
-                  "acc_ci_high": high, **metrics.summarize(probs, labels),
-                  **probability_statistics({"final": probs, "labels": labels})}
-        record["acc"] = float(correct.mean())
-        best = next((r for r in rows if r["correct"] is not None and r.get("mcnemar") == "best"
-                     and np.array_equal(r["predictions"]["labels"], labels)), None)
-        record["best_run"] = best["result"]["run_id"] if best else None
-        record["mcnemar_p"] = metrics.mcnemar(best["correct"], correct)[2] if best else None
-        record["delong_p"] = (metrics.delong_test(best["predictions"]["final"][:, 1], probs[:, 1], labels)[1]
-                              if best and probs.shape[1] == 2 else None)
-        out.append(record)
-    return out
-
-
-def ensemble_table(records: list[dict]) -> tuple[list[str], list[list]]:
-    header = ["ensemble of", "seeds", "acc", "95% CI", "AUC (95% CI, DeLong)", "ECE", "Brier",
-              "differs from the best run (McNemar p)", "AUC differs (DeLong p)"]
-    body = [[e["model"], e["seeds"], pct(e["acc"]), f"{pct(e['acc_ci_low'])}–{pct(e['acc_ci_high'])}",
-             f"{num(e.get('auc'))} ({num(e.get('auc_ci_low'), 3)}–{num(e.get('auc_ci_high'), 3)})",
-             num(e["ece"], 3), num(e["brier"], 3), differs(e["mcnemar_p"]), differs(e["delong_p"])] for e in records]
-    return header, body
-
-
-def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble: bool = False,
-           searches: dict | None = None, shown_once: list[str] = ()) -> str:
-    """The table in `fmt`; `searches`: {sweep name: search_trials(...)} of the sweeps that searched;
-    `shown_once`: a line per folder whose runs were also found in another."""
-    searches = searches or {}
-    if fmt == "json":
-        out = {"runs": [run_record(r) for r in rows], "seed_groups": [group_record(g) for g in seed_groups(rows)],
-               "skipped": list(skipped), "shown_once": list(shown_once)}
-        if ensemble:
-            out["ensembles"] = ensembles(rows)
-        if searches:
-            out["searches"] = {name: [dict(zip(header, line)) for line in body]
-                               for name, (header, body) in searches.items()}
-        return json.dumps(out, indent=1, default=float)
-    if fmt == "csv":
-        records = [run_record(r) for r in rows]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(records[0]) if records else ["run_id"])
-        writer.writeheader()
-        writer.writerows(records)
-        return buf.getvalue()
-    text = markdown(*table(rows))
-    if rows:
-        text += ("\n\nCost, calibration and operating points (measured on the validation images):\n\n"
-                 + markdown(*choice_table(rows)) + "\n\n" + COST_NOTE)
-    groups = seed_groups(rows)
-    if any(g["seeds"] > 1 for g in groups):
-        text += "\n\nOver seeds:\n\n" + markdown(*group_table(groups))
-    if ensemble:
-        text += "\n\nEnsembles (the mean of each group's seeds' probabilities):\n\n" + markdown(*ensemble_table(ensembles(rows)))
-    for name, (header, body) in searches.items():
-        text += (f"\n\nSearch {name}: its trials, scored on training images only (the runs marked \"selected by "
-                 f"search\" are the best trial's settings on the official images):\n\n" + markdown(header, body))
-    if any(not r.get("in_file", True) and r.get("overrides") for r in rows):
-        text += (f"\n\nRuns marked \"--set ...\" are runs of {rows[0]['source']} trained with those settings "
-                 "changed on the command line (`runner train` or `runner sweep` with --set).")
-    if any(not r.get("in_file", True) and not r.get("overrides") for r in rows):
-        text += f"\n\nRuns marked \"not in the file\" were trained here earlier but are not in {rows[0]['source']} now."
-    if skipped:
-        text += "\n\nNot shown:\n" + "\n".join(f"- {note}" for note in skipped)
-    if shown_once:
-        text += "\n\nShown once:\n" + "\n".join(f"- {note}" for note in shown_once)
-    return text
-
-
-def markdown(header, body) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("—" if v is None else str(v) for v in line) + " |" for line in body]
-    return "\n".join(lines)
-
-
-def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False,
-               compact: bool = False) -> tuple[str, list[str], list[str]]:
-    """One table over the finished runs of one or more sweeps (`compact`: the terminal's, from
-    runner/report/terminal.py), what could not be shown, and what was shown once. The paired test
-    compares every run with the best run on the same validation images, whichever sweep it came
-    from; a folder named twice, or a run found in two folders, counts once."""
-    rows, skipped, shown_once, seen, searches = [], [], [], {}, {}
-    for output_dir in dict.fromkeys(Path(d).resolve() for d in output_dirs):
-        layout = SweepLayout(output_dir)
-        trials = search_trials(output_dir)
-        if trials is not None:
-            searches[output_dir.name] = trials
-        registry = RunRegistry(layout.registry, create=False)
-        try:
-            found, notes = finished_runs(layout, registry)
-        finally:
-            registry.close()
-        skipped += [f"{output_dir}: {note}" for note in notes]
-        again = []  # the same settings trained twice would pass for two seeds at ± 0
-        for row in found:
-            run_id = row["result"]["run_id"]
-            if run_id in seen:
-                again.append(seen[run_id])
-                continue
-            seen[run_id] = output_dir
-            rows.append(row)
-        if again:
-            shown_once.append(shown_once_note(output_dir, len(found), again))
-        elif not found and not notes:
-            skipped.append(f"{output_dir}: no finished run yet")
-    rows = ranked_with_statistics(rows)
-    if compact:
-        from runner.report.terminal import compact_report
-
-        return compact_report(rows, skipped, shown_once), skipped, shown_once
-    return render(rows, fmt, skipped, ensemble, searches, shown_once), skipped, shown_once
-
-
-def shown_once_note(folder: Path, finished: int, first_seen_in: list[Path]) -> str:
-    """One line for a folder whose finished runs were also found in a folder named before it."""
-    where = " and ".join(map(str, dict.fromkeys(first_seen_in)))
-    share = f"all {finished}" if len(first_seen_in) == finished else f"{len(first_seen_in)} of the {finished}"
-    return (f"{folder}: {share} finished run(s) are the same runs (same settings and seed) as in {where}: "
-            "each is shown once")
-
-
-# ---- a search's trials ---------------------------------------------------------------------------
-
-def search_trials(folder: Path) -> tuple[list[str], list[list]] | None:
-    """The trials of the search stored in `folder` (Optuna's study.sqlite): number, state, score,
-    epochs reported, settings; None where there is no study."""
-    study = load_study(folder)
-    if study is None:
-        return None
-    names = sorted({k for t in study.trials for k in t.params})
-    header = ["trial", "state", "score", "epochs reported", *names]
-    body = [[t.number, t.state.name.lower(), num(t.value), len(t.intermediate_values),
-             *[num(t.params[k], 6) if isinstance(t.params.get(k), float) else t.params.get(k) for k in names]]
-            for t in study.trials]
-    return header, body
-
-
-def load_study(folder: Path):
-    path = Path(folder) / "study.sqlite"
+def load_study(sweep: SweepPaths, skipped: list[str]):
+    """The Optuna study of the search run in `sweep`, or None (no search, or no Optuna here); a
+    damaged or foreign study.sqlite is a note in `skipped`, and the runs are shown all the same."""
+    path = sweep.study
     if not path.exists():
         return None
     try:
@@ -539,5 +397,10 @@ def load_study(folder: Path):
     except ImportError:
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    names = optuna.get_all_study_names(storage=f"sqlite:///{path}")
-    return optuna.load_study(study_name=names[0], storage=f"sqlite:///{path}") if names else None
+    try:
+        names = open_study(path, None, lambda storage: optuna.get_all_study_names(storage=storage))
+        return open_study(path, None, lambda storage: optuna.load_study(study_name=names[0], storage=storage)) \
+            if names else None
+    except RunnerError as err:
+        skipped.append(f"{sweep.root}: its search's trials are not shown: {err}")
+        return None

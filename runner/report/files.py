@@ -1,5 +1,6 @@
-"""The files of a sweep's report, rewritten after every finished run: results.md, results.csv, the
-comparison plots, and report.html with the tables, the plots and every run's own figures.
+"""The files of a sweep's report, rewritten after every finished run from one comparison: results.md
+(what `runner report` prints), results.csv, the comparison plots, and report.html with the tables,
+the plots and every run's own figures.
 
 A run's own figures (its curves, confusion matrix and ROC) never change once it has finished, so
 each is drawn once into runs/<id>/figures/ and the page links it by a relative path: rewriting the
@@ -14,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from runner import metrics, plots
-from runner.store.layout import SweepLayout
+from runner.report.comparison import Comparison, accuracy_intervals, compare_sweep, run_record
+from runner.report.tables import choice_table, group_table, render, table, trials_table
+from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
-from runner.report.comparison import (accuracy_intervals, choice_table, collect, group_by_seed, group_table, load_study,
-                           plot_groups, render, run_record, search_trials, seed_groups, table)
 from runner.store.runfiles import atomic_write, load_arrays
 
 # Figures are shown at their natural size (never shrunk below it, so their text reads as drawn),
@@ -31,8 +32,8 @@ STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-c
 
 def run_figures(row: dict) -> list[Path]:
     """The run's own figures, drawn the first time they are asked for."""
-    res, run = row["result"], row["run"]
-    folder = run.folder / "figures"
+    res, paths = row["result"], row["paths"]
+    folder = paths.figures
     final = f"final epoch ({res['epochs_run']}), as in the table"
     wanted = {"curves.png": lambda: plots.run_curves_figure(res)}
     matrix = res.get("confusion_matrix", {}).get("final")
@@ -45,14 +46,14 @@ def run_figures(row: dict) -> list[Path]:
             fpr, tpr = metrics.roc_curve(preds["final"][:, 1], preds["labels"])
             return plots.roc_figure(fpr, tpr, res["final"].get("auc", float("nan")), f"ROC, {final}")
         wanted["roc.png"] = roc
-    paths = []
+    drawn = []
     for name, draw in wanted.items():
         path = folder / name
-        if not path.exists() or path.stat().st_mtime < run.result.stat().st_mtime:
+        if not path.exists() or path.stat().st_mtime < paths.result.stat().st_mtime:
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write(path, plots.figure_to_png(draw()))
-        paths.append(path)
-    return paths
+        drawn.append(path)
+    return drawn
 
 
 def html_table(header, body) -> str:
@@ -62,12 +63,12 @@ def html_table(header, body) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{lines}</tbody></table>"
 
 
-def comparison_figures(layout: SweepLayout, rows: list[dict], groups: list[dict]) -> dict[str, Path]:
+def comparison_figures(sweep: SweepPaths, comparison: Comparison) -> dict[str, Path]:
     """The sweep's comparison figures as PNG files in its folder (for the README, and for the page):
     each drawn only where it has something to show."""
-    named = plot_groups(rows)
+    rows, named, by_seed = comparison.rows, comparison.plot_groups, comparison.by_seed
     figures = {
-        "accuracy_by_group.png": lambda: plots.interval_dot_figure(accuracy_intervals(groups)),
+        "accuracy_by_group.png": lambda: plots.interval_dot_figure(accuracy_intervals(comparison.groups)),
         "val_acc_per_epoch.png": lambda: plots.small_multiples_figure(named, "acc", "val"),
         "val_loss_per_epoch.png": lambda: plots.small_multiples_figure(named, "loss", "val"),
         "acc_vs_train_time.png": lambda: plots.cost_figure(named),
@@ -75,25 +76,25 @@ def comparison_figures(layout: SweepLayout, rows: list[dict], groups: list[dict]
     points = [{"group": label, "latency": r["latency_ms"], "latency_slowest": r["latency_ms_slowest"],
                "acc": r["final_acc"], "acc_low": r["acc_ci_low"], "acc_high": r["acc_ci_high"],
                "auc": r["auc"], "auc_low": r["auc_ci_low"], "auc_high": r["auc_ci_high"]}
-              for label, members in group_by_seed(rows) for r in map(run_record, members)]
+              for label, members in by_seed for r in map(run_record, members)]
     if any(p["latency"] is not None for p in points):
-        figures["pareto.png"] = lambda: plots.pareto_figure(points, [label for label, _ in group_by_seed(rows)])
+        figures["pareto.png"] = lambda: plots.pareto_figure(points, [label for label, _ in by_seed])
     calibrated = [(label, [(f"seed {m['result']['config']['seed']}",
                             metrics.reliability_bins(m["predictions"]["final"], m["predictions"]["labels"]))
                            for m in members if "final" in m["predictions"]])
-                  for label, members in group_by_seed(rows)]
+                  for label, members in by_seed]
     if any(seeds for _, seeds in calibrated):
         figures["reliability.png"] = lambda: plots.reliability_figure([c for c in calibrated if c[1]])
     # each group's first run with a Grad-CAM, with the probabilities it gave those images
-    cams = [(label, load_arrays(first["run"].gradcam), first["predictions"].get("final"))
-            for label, members in group_by_seed(rows)
-            for first in [next((m for m in members if m["run"].gradcam.exists()), None)] if first]
+    cams = [(label, load_arrays(first["paths"].gradcam), first["predictions"].get("final"))
+            for label, members in by_seed
+            for first in [next((m for m in members if m["paths"].gradcam.exists()), None)] if first]
     cams = [cam for cam in cams if cam[1]]
     if cams:
         class_names = rows[0]["result"]["class_names"]
         figures["gradcam.png"] = lambda: plots.gradcam_figure(cams, class_names,
                                                               "Grad-CAM of each model group's first run")
-    study = load_study(layout.root)
+    study = comparison.studies.get(sweep.root.name)
     if study is not None and sum(t.value is not None for t in study.trials) >= 1:
         figures["search_history.png"] = lambda: plots.optuna_figure("history", study)
         if sum(t.value is not None for t in study.trials) >= 2 and len(study.best_trial.params) >= 1:
@@ -101,8 +102,8 @@ def comparison_figures(layout: SweepLayout, rows: list[dict], groups: list[dict]
     drawn = {}
     for name, draw in figures.items():
         try:
-            atomic_write(layout.root / name, plots.figure_to_png(draw()))
-            drawn[name] = layout.root / name
+            atomic_write(sweep.figure(name), plots.figure_to_png(draw()))
+            drawn[name] = sweep.figure(name)
         except Exception:  # noqa: BLE001 - Optuna declines some plots (one distinct value, say): leave it out
             if not name.startswith("search_"):
                 raise
@@ -133,30 +134,31 @@ SECTIONS = [  # (figure, heading, what it shows): each figure under its own head
 ]
 
 
-def write_html(layout: SweepLayout, rows: list[dict], skipped: list[str] = ()) -> Path:
+def write_html(sweep: SweepPaths, comparison: Comparison) -> Path:
     def img(path: Path, css: str = "", alt: str = "") -> str:
-        return (f'<img{css} src="{html.escape(path.relative_to(layout.root).as_posix())}" '
+        return (f'<img{css} src="{html.escape(path.relative_to(sweep.root).as_posix())}" '
                 f'alt="{html.escape(alt or path.stem.replace("_", " "))}">')
 
-    parts = [f"<h1>Sweep {html.escape(layout.root.name)}</h1>",
+    rows, skipped = comparison.rows, comparison.skipped
+    parts = [f"<h1>Sweep {html.escape(sweep.root.name)}</h1>",
              f"<p>{len(rows)} finished run(s). Final = last epoch; 95% CI = Wilson interval; McNemar = exact "
              "test against the best run on the same validation images; DeLong = paired test of AUCs. Everything "
              "below is measured on the validation images.</p>"]
     if skipped:
         parts.append("<ul class='skipped'>" + "".join(f"<li>{html.escape(s)}</li>" for s in skipped) + "</ul>")
     if rows:
-        groups = seed_groups(rows)
-        figures = comparison_figures(layout, rows, groups)
+        groups = comparison.groups
+        figures = comparison_figures(sweep, comparison)
         parts += ["<h2>Runs</h2>", html_table(*table(rows)),
                   "<h2>Cost, calibration and operating points</h2>", html_table(*choice_table(rows))]
         if any(g["seeds"] > 1 for g in groups):
             parts += ["<h2>Over seeds</h2>", html_table(*group_table(groups))]
-        trials = search_trials(layout.root)
-        if trials:
+        study = comparison.studies.get(sweep.root.name)
+        if study is not None:
             parts += ["<h2>Search</h2>", "<p>Every trial of the search, scored on training images only (a holdout "
                       "or k folds); the runs marked \"selected by search\" are the best trial's settings trained on "
                       "all training images and scored once on the official validation images.</p>",
-                      html_table(*trials)] + [img(figures[n], ' class="wide"') for n in ("search_history.png",
+                      html_table(*trials_table(study))] + [img(figures[n], ' class="wide"') for n in ("search_history.png",
                                                                                       "search_importance.png")
                                               if n in figures]
         for name, heading, caption in SECTIONS:
@@ -171,17 +173,16 @@ def write_html(layout: SweepLayout, rows: list[dict], skipped: list[str] = ()) -
         parts.append(f"<h3>{html.escape(res['name'])} <small>({html.escape(res['run_id'])})</small></h3><div class='run'>")
         parts += [img(path, alt=f"{res['run_id']}: {path.stem}") for path in run_figures(row)]
         parts.append("</div>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>runner: {html.escape(layout.root.name)}</title>"
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>runner: {html.escape(sweep.root.name)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
-    path = layout.root / "report.html"
-    atomic_write(path, page)
-    return path
+    atomic_write(sweep.report_html, page)
+    return sweep.report_html
 
 
 def gradcam_key(rows: list[dict]) -> str:
     """The Grad-CAM grid's images as text under it: column, file name, true class (for a reader who
     searches the page for a file, or cannot see the picture)."""
-    cam = next((load_arrays(r["run"].gradcam) for r in rows if r["run"].gradcam.exists()), {})
+    cam = next((load_arrays(r["paths"].gradcam) for r in rows if r["paths"].gradcam.exists()), {})
     if "indices" not in cam:
         return ""
     names = cam.get("names", [f"image {int(i)}" for i in cam["indices"]])
@@ -191,11 +192,9 @@ def gradcam_key(rows: list[dict]) -> str:
     return "<p class='gradcam-key'>Columns: " + "; ".join(cells) + ".</p>"
 
 
-def write_outputs(layout: SweepLayout, registry: RunRegistry) -> list[Path]:
-    rows, skipped = collect(layout, registry)
-    written = []
-    for fmt, name in (("md", "results.md"), ("csv", "results.csv")):
-        atomic_write(layout.root / name, render(rows, fmt, skipped) + "\n")
-        written.append(layout.root / name)
-    written.append(write_html(layout, rows, skipped))
-    return written
+def write_outputs(sweep: SweepPaths, registry: RunRegistry) -> list[Path]:
+    """results.md, results.csv, the figures and report.html, all from one comparison."""
+    comparison = compare_sweep(sweep, registry)
+    for fmt, path in (("md", sweep.results_md), ("csv", sweep.results_csv)):
+        atomic_write(path, render(comparison, fmt) + "\n")
+    return [sweep.results_md, sweep.results_csv, write_html(sweep, comparison)]

@@ -3,14 +3,15 @@
     best: resnet18 seed 0 (97.50 %); not distinguishable from alexnet seed 0, vgg11 seed 0 on these
     images (McNemar p ≥ 0.05)
 
-Fed by what the comparison has already computed (runner/report/comparison.py): the ranked rows with
-their intervals and paired tests. The settings that tell runs apart (optimizer, learning rate,
+Fed by what the comparison has already computed (runner/report/comparison.py's Comparison): the
+ranked rows with their intervals and paired tests. The settings that tell runs apart (optimizer, learning rate,
 batch size, test-time augmentation, dataset, image size) get a column only where the runs differ in
 them. The full markdown stays in results.md and `runner report --format md`.
 """
 from __future__ import annotations
 
-from runner.report.comparison import ALPHA, file_mark, num, pct, run_record, same_val_set
+from runner.report.comparison import Comparison, run_record, same_val_set
+from runner.report.tables import ALPHA, file_mark, num, pct
 
 WIDTH = 120
 GAP = "  "
@@ -25,8 +26,9 @@ SETTINGS = [
 ]
 
 
-def compact_report(rows: list[dict], skipped: list[str] = (), shown_once: list[str] = (), width: int = WIDTH) -> str:
+def compact_report(comparison: Comparison, width: int = WIDTH) -> str:
     """The verdict, the table and its notes, every line at most `width` characters."""
+    rows, skipped, shown_once = comparison.rows, comparison.skipped, comparison.shown_once
     if not rows:
         lines = ["no finished run to show"]
     else:

@@ -4,6 +4,7 @@ architectures, and where it looks (Grad-CAM on a fixed set of validation images)
 
 Cost goes through the same exported model and inference engine the runner evaluates with
 (runner/run/inference_eval.py), so it is what a deployment of this network would see on this CPU.
+`runner models --benchmark` measures untrained networks the same way.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from runner.errors import first_line
 
 LATENCY_CALLS, WARMUP_CALLS = 20, 3
 THROUGHPUT_BATCH, THROUGHPUT_BATCHES = 32, 3
@@ -76,3 +79,27 @@ def where_it_looks(network, dataset, num_classes: int, image_size: int, names: l
     return {"indices": indices, "names": np.array([names[int(i)] if len(names) else f"image {int(i)}" for i in indices]),
             "images": images, "heat": heat.astype(np.float16),
             "labels": dataset.labels[indices], "classes": classes, "layer": np.array(layer)}
+
+
+def benchmark_models(names: list[str] | None = None, image_size: int | None = None, on_model=None) -> list[dict]:
+    """Every model's (or `names`') inference cost untrained, measured as a trained run is: a network
+    that cannot take the size or be exported gets an "error" instead (`runner models --benchmark`)."""
+    from runner.models import build_network, check_input_size, count_flops, count_parameters, list_models, model_entry
+
+    rows = []
+    for name in names or list_models():
+        entry = model_entry(name)
+        size = image_size or entry.default_image_size
+        channels = 1 if name.endswith("/lenet") else 3
+        if on_model:
+            on_model(name)
+        row = {"name": name, "origin": entry.origin, "image_size": size}
+        try:
+            network = build_network(name, 2, size)
+            check_input_size(network, name, size, channels)
+            row.update(parameters=count_parameters(network), flops=count_flops(network, size, channels))
+            row.update(inference_cost(network, size, threads=1, in_channels=channels))
+        except Exception as err:  # noqa: BLE001 - reported per model, the others go on
+            row["error"] = first_line(err, 160) or type(err).__name__
+        rows.append(row)
+    return rows

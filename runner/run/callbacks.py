@@ -1,4 +1,6 @@
-"""paddle.callbacks for one run: seeding, divergence, history, checkpoints and VisualDL logs.
+"""paddle.callbacks for one run, all of them: seeding, divergence, history, the network's epoch hook,
+decoupled weight decay, Lookahead, early stopping, test-time augmentation, and evaluation on paddle's
+inference engine. Checkpoints and the VisualDL log are the recorder's (runner/run/recording.py).
 
 paddle.Model.fit counts epochs from 0 on every call; a resumed run calls it for the remaining
 epochs, so each callback adds `first_epoch` to paddle's count.
@@ -7,15 +9,20 @@ from __future__ import annotations
 
 import math
 import random
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import paddle
-from paddle.callbacks import Callback
+from paddle.callbacks import Callback, EarlyStopping
 
-from runner.errors import DivergedError
+from runner.cpu import set_math_threads
+from runner.errors import DivergedError, first_line
 from runner.faults import fault_point
 from runner.options import epoch_seed
+from runner.run.inference_eval import PredictorForward, build_predictor
+from runner.run.tta import TTANetwork, averaged
 
 
 def seed_everything(seed: int) -> None:
@@ -40,11 +47,15 @@ class EpochSeeder(Callback):
 
 
 class DivergenceGuard(Callback):
-    """Stop at the first non-finite loss instead of training on garbage for the remaining epochs."""
+    """Stop at the first non-finite training loss, or the first evaluation whose outputs are not
+    finite, instead of training on garbage for the remaining epochs. Evaluation is checked on its
+    own: in eval mode batch norm uses its running statistics, which can hold inf or NaN while every
+    training loss, computed with the batch's own, stays finite; the argmax of NaN is class 0, so
+    such a run would report the share of class 0 as its accuracy."""
 
-    def __init__(self, first_epoch: int = 0):
+    def __init__(self, first_epoch: int = 0, metric=None):
         super().__init__()
-        self.first_epoch, self.epoch = first_epoch, 0
+        self.first_epoch, self.epoch, self.metric = first_epoch, 0, metric
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = self.first_epoch + epoch
@@ -55,6 +66,16 @@ class DivergenceGuard(Callback):
         if not math.isfinite(value):
             raise DivergedError(f"loss is {value} at epoch {self.epoch + 1}, step {step + 1}; "
                                 "lower the learning rate or add warm-up")
+
+    def on_eval_end(self, logs=None):
+        probs = getattr(self.metric, "last_probs", None)
+        bad = int((~np.isfinite(probs)).any(axis=1).sum()) if probs is not None and probs.size else 0
+        loss = float(np.asarray((logs or {}).get("loss", 0.0), dtype=float).reshape(-1)[0])
+        if bad or not math.isfinite(loss):
+            what = (f"the network's outputs for {bad} of the {len(probs)} validation images are not finite (NaN or inf)"
+                    if bad else f"the validation loss is {loss}")
+            raise DivergedError(f"{what} at epoch {self.epoch + 1}; the run diverged in evaluation mode (batch "
+                                "norm's running statistics, say): lower the learning rate or add warm-up")
 
 
 class History(Callback):
@@ -213,3 +234,89 @@ class Lookahead(Callback):
 
     def arrays(self) -> dict:
         return {self.PREFIX + name: value.numpy() for name, value in self.average.items()}
+
+
+class TTAOnLastEpoch(Callback):
+    """Which level of test-time augmentation the evaluation now starting uses: `level` on the
+    run's last epoch, none before it."""
+
+    def __init__(self, level: int, epochs: int, first_epoch: int = 0):
+        super().__init__()
+        self.level, self.epochs, self.first_epoch = level, epochs, first_epoch
+        self.epoch = first_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = self.first_epoch + epoch + 1  # counted from 1, as the history
+
+    def level_now(self) -> int:
+        return self.level if self.epoch == self.epochs else 0
+
+
+class DygraphTestTimeAugmentation(Callback):
+    """For runs evaluated in the dynamic graph: the network's forward averages the views while fit
+    evaluates (the inference engine's runs export TTANetwork instead)."""
+
+    def __init__(self, schedule: TTAOnLastEpoch):
+        super().__init__()
+        self.schedule = schedule
+
+    def on_eval_begin(self, logs=None):
+        level = self.schedule.level_now()
+        if not level:
+            return
+        network = self.model.network
+        own = type(network).forward.__get__(network)  # the class's forward: the instance's is replaced
+        object.__setattr__(network, "forward", lambda x: averaged(own, x, level))
+
+    def on_eval_end(self, logs=None):
+        self.model.network.__dict__.pop("forward", None)
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """paddle's EarlyStopping, primed with the epochs a resumed run already has behind it."""
+
+    def __init__(self, history: list[dict], monitor: str, patience: int, min_delta: float):
+        super().__init__(monitor=monitor, mode="min" if monitor == "loss" else "max", patience=patience,
+                         min_delta=min_delta, verbose=0, save_best_model=False)
+        self.history = history
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for record in self.history:
+            self.on_eval_end(record["val"])
+        self.model.stop_training = False
+
+
+class InferenceEvaluation(Callback):
+    """Runs each of fit's evaluations on the inference engine. If the network cannot be exported
+    (a layer the static graph does not support), it says so once and evaluates in the dynamic graph."""
+
+    def __init__(self, image_size: int, threads: int, on_fallback=None, tta: TTAOnLastEpoch | None = None):
+        super().__init__()
+        self.image_size, self.threads, self.tta = image_size, threads, tta
+        self.on_fallback = on_fallback or (lambda message: None)
+        self.failed = False
+
+    def on_eval_begin(self, logs=None):
+        if self.failed:
+            return
+        network = self.model.network
+        try:
+            with tempfile.TemporaryDirectory(prefix="runner-eval-") as tmp:
+                level = self.tta.level_now() if self.tta else 0
+                exported = TTANetwork(network, level) if level else network
+                predictor = build_predictor(exported, self.image_size, self.threads, Path(tmp))
+        except Exception as err:  # noqa: BLE001 - any export failure has the same remedy
+            self.failed = True
+            self.on_fallback(f"evaluating in the dynamic graph: the network could not be exported to paddle's "
+                             f"inference engine ({type(err).__name__}: {first_line(err)}); "
+                             "set eval_engine = \"dygraph\" to skip the attempt")
+            return
+        # an instance attribute shadows the class's forward; Layer.__call__ looks it up per call
+        object.__setattr__(network, "forward", PredictorForward(predictor))
+
+    def on_eval_end(self, logs=None):
+        self.model.network.__dict__.pop("forward", None)
+        # The predictor re-configures the math library's threads for itself; left so, training with
+        # threads = 2 ran 1.5x slower afterwards and summed in another order (other losses).
+        set_math_threads(self.threads)

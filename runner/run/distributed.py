@@ -10,16 +10,11 @@ processes differs from it only in floating-point sums (and batch-norm statistics
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from runner.options import epoch_seed
-
-
-# Set by the Ray executor for the worker it starts: the Ray node a run trained on, for result.json.
-NODE_VARIABLE = "RUNNER_RAY_NODE"
+from runner.store.jobs import NODE_VARIABLE
 
 
 def where_it_runs() -> dict:
@@ -82,12 +77,3 @@ def gathered_order(size: int, batch_size: int, world: int) -> np.ndarray:
         chunk = order[start:start + batch_size]
         out += [i for r in range(world) for i in chunk[r::world]]
     return np.asarray(out[:size])
-
-
-def launch_command(job_file: Path, nproc: int, log_dir: Path, device: str) -> list[str]:
-    """`python -m paddle.distributed.launch` running the worker on `nproc` processes."""
-    worker = Path(__file__).with_name("worker.py")
-    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc), "--log_dir", str(log_dir)]
-    if device.startswith("gpu"):
-        cmd += ["--devices", ",".join(str(i) for i in range(nproc))]
-    return cmd + [str(worker), str(job_file)]

@@ -3,8 +3,8 @@
 The heat of a class on an image is the ReLU of the last convolutional stage's activations,
 each channel weighted by the mean gradient of the class's logit over that channel. The stage is the
 network's last layer whose output is still an image (N x C x H x W with H, W > 1), found by
-running it once: the registry may name another (`ModelEntry.cam_layer`), but every network of the
-zoo is covered by the rule, with no list of layer names to keep up to date.
+running it once: the rule covers every network of the zoo, with no list of layer names to keep up
+to date.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 VisualDL log. One object holds that state, restores it from the newest checkpoint on resume and
 saves it with every epoch, so an interrupted run picks up exactly where it stopped.
 
-    recorder = RunRecorder(spec, layout, model, checkpoints, state, class_names, report)
+    recorder = RunRecorder(spec, paths, model, checkpoints, state, class_names, on_event)
     History(..., on_epoch_done=recorder.epoch_done, on_step=recorder.step_done)
 """
 from __future__ import annotations
@@ -13,14 +13,14 @@ from runner.store.runfiles import load_predictions, save_predictions
 
 
 class RunRecorder:
-    def __init__(self, spec, layout, model, checkpoints, state: dict | None, class_names: list[str], report,
+    def __init__(self, spec, paths, model, checkpoints, state: dict | None, class_names: list[str], on_event,
                  main: bool = True, val_order: np.ndarray | None = None):
-        self.spec, self.layout, self.model, self.checkpoints = spec, layout, model, checkpoints
-        self.class_names, self.report, self.main, self.val_order = class_names, report, main, val_order
+        self.spec, self.paths, self.model, self.checkpoints = spec, paths, model, checkpoints
+        self.class_names, self.on_event, self.main, self.val_order = class_names, on_event, main, val_order
         self.history: list[dict] = state["history"] if state else []
         self.best: dict | None = state["best"] if state else None
         self.stopped_early = bool(state and state.get("stopped_early"))
-        self.predictions = load_predictions(layout) if self.history else {}
+        self.predictions = load_predictions(paths) if self.history else {}
         self.log = None
         self.steps_per_epoch = 0
         self.stateful: list = []  # callbacks whose own state (arrays()) is saved with each checkpoint
@@ -32,7 +32,7 @@ class RunRecorder:
         self.steps_per_epoch = steps_per_epoch
         if not self.main:
             return
-        self.log = RunLog(self.layout.vdl, self.spec.display_name, len(self.history), steps_per_epoch)
+        self.log = RunLog(self.paths.vdl, self.spec.display_name, len(self.history), steps_per_epoch)
         if not self.history:
             self.log.hparams(self.spec.config, self.spec.varies)
             self.log.image("inputs/train", input_grid)
@@ -40,7 +40,7 @@ class RunRecorder:
     def step_done(self, epoch: int, step: int, steps: int, loss: float) -> None:
         if self.log:
             self.log.step_loss((epoch - 1) * self.steps_per_epoch + step, loss)
-        self.report("step", epoch=epoch, step=step, steps=steps, loss=loss)
+        self.on_event("step", epoch=epoch, step=step, steps=steps, loss=loss)
 
     def epoch_done(self, record: dict, probs: np.ndarray, labels: np.ndarray) -> None:
         record["stopped_early"] = bool(self.model.stop_training)
@@ -59,11 +59,11 @@ class RunRecorder:
         if is_best:
             self.predictions["best"] = probs
             self.checkpoints.save_best(self.model, {"best": self.best})
-        save_predictions(self.layout, self.predictions)
+        save_predictions(self.paths, self.predictions)
         arrays = {k: v for callback in self.stateful for k, v in callback.arrays().items()}
         self.checkpoints.save(self.model, record["epoch"], self.state(record["stopped_early"]), weights_as_best=is_best,
                               arrays=arrays)
-        self.report("epoch", record=record, epochs=self.spec.config["epochs"])
+        self.on_event("epoch", record=record, epochs=self.spec.config["epochs"])
 
     def state(self, stopped_early: bool) -> dict:
         return {"history": self.history, "best": self.best, "stopped_early": stopped_early}
@@ -81,7 +81,7 @@ class RunRecorder:
         from runner.run.vdl import RunLog
 
         epoch = self.history[-1]["epoch"]
-        log = RunLog(self.layout.vdl, self.spec.display_name, len(self.history), self.steps_per_epoch)
+        log = RunLog(self.paths.vdl, self.spec.display_name, len(self.history), self.steps_per_epoch)
         try:
             log.final_epoch(epoch, self.predictions["final"], self.predictions["labels"], self.class_names)
             if gradcam:

@@ -1,6 +1,6 @@
 """One run, through paddle.Model's own prepare / fit / evaluate.
 
-    result = train_run(spec, SweepLayout.for_experiment("all").run(spec.run_id))
+    result = train_run(spec, SweepPaths.for_experiment("all").run_paths(spec.run_id))
 
 The run resumes from its newest readable checkpoint, so calling it again after a kill continues
 where it stopped; a finished run's result is written last, atomically, to runs/<id>/result.json.
@@ -14,43 +14,27 @@ from typing import Callable
 import paddle
 
 import runner
-from runner.run.callbacks import (DecoupledWeightDecay, DivergenceGuard, EpochSeeder, History, Lookahead, NetworkEpochHook,
-                              seed_everything)
+from runner.run.callbacks import (DecoupledWeightDecay, DivergenceGuard, EpochSeeder, History, InferenceEvaluation,
+                                  Lookahead, NetworkEpochHook, ResumableEarlyStopping, TTAOnLastEpoch,
+                                  DygraphTestTimeAugmentation, seed_everything)
 from runner.store.checkpoints import Checkpoints
 from runner.config import RunSpec, evaluates_on_inference_engine
 from runner.run.conv_bias import use_matmul_bias
 from runner.cpu import keep_freed_memory, set_math_threads
 from runner.run.distributed import ShardedBatchSampler, gathered_order, rank_and_world, where_it_runs
-from runner.errors import RunnerError
+from runner.errors import RunnerError, first_line
 from runner.data import Augment, load_splits
 from runner.data.batches import BatchLoader, scale_batch
-from runner.run.inference_eval import InferenceEvaluation
-from runner.store.layout import RunLayout
+from runner.store.layout import RunPaths
 from runner.metrics import confusion_matrix
 from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
-from runner.store.runfiles import load_arrays, save_arrays, write_json_atomic
+from runner.store.runfiles import save_arrays, write_json_atomic
 from runner.run.objectives import (ClassificationLoss, ClassificationMetrics, build_optimizer, scale_norm_bias_lr,
-                               steps_by_batch)
+                                   steps_by_batch)
 from runner.run.recording import RunRecorder
-from runner.run.tta import DygraphTestTimeAugmentation, TTAOnLastEpoch
 from runner.run.vdl import input_grid
 
-Report = Callable[..., None]  # report(event, **details): "start", "note", "step", "epoch", "done"
-
-
-class ResumableEarlyStopping(paddle.callbacks.EarlyStopping):
-    """paddle's EarlyStopping, primed with the epochs a resumed run already has behind it."""
-
-    def __init__(self, history: list[dict], monitor: str, patience: int, min_delta: float):
-        super().__init__(monitor=monitor, mode="min" if monitor == "loss" else "max", patience=patience,
-                         min_delta=min_delta, verbose=0, save_best_model=False)
-        self.history = history
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        for record in self.history:
-            self.on_eval_end(record["val"])
-        self.model.stop_training = False
+OnEvent = Callable[..., None]  # on_event(kind, **details): "start", "note", "step", "epoch", "done"
 
 
 def data_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int = 0, rank: int = 0,
@@ -100,12 +84,12 @@ def steps_per_epoch(train_images: int, batch_size: int) -> int:
     return -(-train_images // batch_size)
 
 
-def train_run(spec: RunSpec, layout: RunLayout, data_root=None, cache_dir=None, report: Report | None = None) -> dict:
+def train_run(spec: RunSpec, paths: RunPaths, data_root=None, cache_dir=None, on_event: OnEvent | None = None) -> dict:
     # Fresh names for parameters and optimizer state (conv2d_0.w_0_moment1_0, ...) however many
     # networks this process built before: a checkpoint's optimizer state is keyed by them.
     with paddle.utils.unique_name.guard():
         try:
-            return _train_run(spec, layout, data_root, cache_dir, report or (lambda event, **details: None))
+            return _train_run(spec, paths, data_root, cache_dir, on_event or (lambda kind, **details: None))
         except OSError as err:
             if interrupted_inside_paddle(err):
                 raise KeyboardInterrupt from None
@@ -126,7 +110,7 @@ def use_device(device: str) -> None:
     paddle.set_device(device)
 
 
-def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: Report) -> dict:
+def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: OnEvent) -> dict:
     c = spec.config
     rank, world = rank_and_world()
     if world != c["nproc"]:
@@ -134,26 +118,27 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
                           f"`runner train FILE --nproc {c['nproc']}` or `runner sweep`, which launch them")
     main = rank == 0  # with several processes only the first writes logs, checkpoints and results
     if not main:
-        report = lambda event, **details: None  # noqa: E731
+        on_event = lambda kind, **details: None  # noqa: E731
     use_device(c["device"])
     set_math_threads(c["threads"])
     keep_freed_memory()
     splits, network, model, metric = prepare_run(spec, data_root, cache_dir)
     params, flops = count_parameters(network), count_flops(network, c["image_size"])
 
-    layout.folder.mkdir(parents=True, exist_ok=True)
-    checkpoints = Checkpoints(layout.checkpoints)
+    paths.folder.mkdir(parents=True, exist_ok=True)
+    checkpoints = Checkpoints(paths.checkpoints)
+    for entry in splits.unused:  # a file of the dataset's folder left out is said, never silent
+        report("note", message=entry)
     state, notes = checkpoints.restore(model)
     for note in notes:
-        report("note", message=note + (" — restarting the run from scratch" if state is None else ""))
+        on_event("note", message=note + (" — restarting the run from scratch" if state is None else ""))
     if main:
-        layout.checkpoints.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(layout.checkpoints / "run.json", {"run_id": spec.run_id, "config": c,
-                                                            "class_names": splits.class_names})
-    recorder = RunRecorder(spec, layout, model, checkpoints, state, splits.class_names, report, main,
+        paths.checkpoints.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(paths.run_json, {"run_id": spec.run_id, "config": c, "class_names": splits.class_names})
+    recorder = RunRecorder(spec, paths, model, checkpoints, state, splits.class_names, on_event, main,
                            gathered_order(len(splits.val), eval_batch_size(c), world) if world > 1 else None)
     history = recorder.history
-    report("start", run_id=spec.run_id, name=spec.display_name, parameters=params, flops=flops,
+    on_event("start", run_id=spec.run_id, name=spec.display_name, parameters=params, flops=flops,
            train_images=len(splits.train), val_images=len(splits.val), resumed_at=len(history))
     steps = steps_per_epoch(len(splits.train), c["batch_size"])
     recorder.open_log(steps, input_grid(splits.train))
@@ -162,8 +147,8 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
     if first_epoch < c["epochs"] and not recorder.stopped_early:
         train_loader = data_loader(splits.train, c["batch_size"], True, c["num_workers"], c["seed"], rank, world)
         val_loader = data_loader(splits.val, eval_batch_size(c), False, c["num_workers"], 0, rank, world)
-        callbacks = [EpochSeeder(c["seed"], first_epoch, [train_loader.batch_sampler]), DivergenceGuard(first_epoch),
-                     NetworkEpochHook(first_epoch)]
+        callbacks = [EpochSeeder(c["seed"], first_epoch, [train_loader.batch_sampler]),
+                     DivergenceGuard(first_epoch, metric), NetworkEpochHook(first_epoch)]
         if c["optimizer"].get("decoupled"):  # before LRScheduler: it decays with the rate of the step just taken
             callbacks.append(DecoupledWeightDecay(c["optimizer"]["weight_decay"]))
         by_step = steps_by_batch(c["scheduler"])
@@ -185,7 +170,7 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
         if evaluates_on_inference_engine(c):
             # after History, so that the export and predictor build count in eval_seconds
             callbacks.append(InferenceEvaluation(c["image_size"], c["threads"],
-                                                 lambda message: report("note", message=message), tta))
+                                                 lambda message: on_event("note", message=message), tta))
         elif tta:
             callbacks.append(DygraphTestTimeAugmentation(tta))
         try:
@@ -194,53 +179,53 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
         finally:
             recorder.close_log()
     recorder.close_log()
-    assessment = assess(network, c, splits, layout, report) if main else {}
-    recorder.finish(load_arrays(layout.gradcam) if main else {})
+    cost, cam = assess(network, c, splits, on_event) if main else ({}, {})
+    if cam:
+        save_arrays(paths.gradcam, cam)
+    recorder.finish(cam)
 
     result = build_result(spec, history, recorder.best, params, flops, splits, recorder.predictions)
-    result.update(assessment)
+    result.update(cost)
     result["parallel"] = {"processes": world, "device": c["device"], "global_batch_size": c["batch_size"],
                           "batch_per_process": c["batch_size"] // world,
                           "learning_rate": c["optimizer"]["learning_rate"]}
-    record_rank_share(layout, rank, world, len(splits.train), c)
+    record_rank_share(paths, rank, world, len(splits.train), c)
     if main:
-        write_json_atomic(layout.result, result)
+        write_json_atomic(paths.result, result)
         checkpoints.keep_last_only()
-    report("done", result=result)
+    on_event("done", result=result)
     return result
 
 
-def assess(network, config: dict, splits, layout: RunLayout, report: Report) -> dict:
+def assess(network, config: dict, splits, on_event: OnEvent) -> tuple[dict, dict]:
     """Cost to run and Grad-CAM of the trained network (runner/run/assess.py); what cannot be measured
     (a network the inference engine cannot take, say) is a note, not a failed run."""
     from runner.run.assess import inference_cost, where_it_looks
 
     def note(what, err):
-        report("note", message=f"{what} not measured ({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]})")
+        on_event("note", message=f"{what} not measured ({type(err).__name__}: {first_line(err)})")
 
-    out = {}
+    cost, cam = {}, {}
     try:
-        out.update(inference_cost(network, config["image_size"], config["threads"]))
+        cost = inference_cost(network, config["image_size"], config["threads"])
     except Exception as err:  # noqa: BLE001 - any failure of the export has the same remedy: none needed
         note("cost to run", err)
     try:
-        save_arrays(layout.gradcam, where_it_looks(network, splits.val, splits.num_classes, config["image_size"],
-                                                   splits.val_names))
+        cam = where_it_looks(network, splits.val, splits.num_classes, config["image_size"], splits.val_names)
     except Exception as err:  # noqa: BLE001
         note("Grad-CAM", err)
-    return out
+    return cost, cam
 
 
-def record_rank_share(layout: RunLayout, rank: int, world: int, n_train: int, config: dict) -> None:
+def record_rank_share(paths: RunPaths, rank: int, world: int, n_train: int, config: dict) -> None:
     """With several processes each writes how many training images it computed: proof they all took part."""
     if world == 1:
         return
     sampler = ShardedBatchSampler(n_train, config["batch_size"], True, config["seed"], rank, world)
     per_epoch = sum(len(batch) for batch in sampler)
-    folder = layout.folder / "ranks"
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(folder / f"rank-{rank}.json", {"rank": rank, "world": world,
-                                                     "train_images_per_epoch": per_epoch})
+    paths.ranks.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(paths.ranks / f"rank-{rank}.json", {"rank": rank, "world": world,
+                                                          "train_images_per_epoch": per_epoch})
 
 
 def eval_batch_size(config: dict) -> int:

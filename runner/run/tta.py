@@ -9,6 +9,7 @@ downstream that takes a softmax (the metrics, `runner predict`) gets the mean pr
 Training never sees it, and only the last epoch's evaluation uses it (as airbench does): with
 tta = 2 an evaluation costs six times the work, which every epoch would add up to half the
 training's time on a CPU. The history marks the epoch it was used on (`"tta"` in its record).
+The callbacks that apply it are runner/run/callbacks.py's (TTAOnLastEpoch and the two evaluations).
 """
 from __future__ import annotations
 
@@ -53,39 +54,3 @@ class TTANetwork(nn.Layer):
 
     def forward(self, x):
         return averaged(self.network, x, self.level)
-
-
-class TTAOnLastEpoch(paddle.callbacks.Callback):
-    """Which level of test-time augmentation the evaluation now starting uses: `level` on the
-    run's last epoch, none before it."""
-
-    def __init__(self, level: int, epochs: int, first_epoch: int = 0):
-        super().__init__()
-        self.level, self.epochs, self.first_epoch = level, epochs, first_epoch
-        self.epoch = first_epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = self.first_epoch + epoch + 1  # counted from 1, as the history
-
-    def level_now(self) -> int:
-        return self.level if self.epoch == self.epochs else 0
-
-
-class DygraphTestTimeAugmentation(paddle.callbacks.Callback):
-    """For runs evaluated in the dynamic graph: the network's forward averages the views while fit
-    evaluates (the inference engine's runs export TTANetwork instead)."""
-
-    def __init__(self, schedule: TTAOnLastEpoch):
-        super().__init__()
-        self.schedule = schedule
-
-    def on_eval_begin(self, logs=None):
-        level = self.schedule.level_now()
-        if not level:
-            return
-        network = self.model.network
-        own = type(network).forward.__get__(network)  # the class's forward: the instance's is replaced
-        object.__setattr__(network, "forward", lambda x: averaged(own, x, level))
-
-    def on_eval_end(self, logs=None):
-        self.model.network.__dict__.pop("forward", None)

@@ -4,54 +4,32 @@ Paddle keeps global state and memory per process and computes in one thread on C
 runs each run in a worker of its own and several workers side by side, on this machine or on the
 nodes of a Ray cluster. A worker reports through files only (runner/store/runfiles.py): progress.json
 while it trains, result.json when it has finished, error.txt if it failed. The sweep process is the
-registry's only writer.
+registry's only writer. The job, the command and the exit codes are runner/store/jobs.py's.
 """
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from runner.run.distributed import launch_command
-from runner.store.layout import SweepLayout, resolve_data_root
-from runner.store.runfiles import read_json, write_error, write_json_atomic
-
-EXIT_FAILED, EXIT_INTERRUPTED = 3, 4
+from runner.store.jobs import EXIT_FAILED, EXIT_INTERRUPTED, read_job
+from runner.store.layout import SweepPaths
+from runner.store.runfiles import write_error, write_json_atomic
 
 
-def write_job(layout: SweepLayout, spec, data_root, config: dict | None = None) -> Path:
-    """runs/<id>/job.json: what a worker needs to run `spec` (with `config` as the sweep placed it,
-    say on one GPU of several)."""
-    run = layout.run(spec.run_id)
-    run.folder.mkdir(parents=True, exist_ok=True)
-    job = run.folder / "job.json"
-    write_json_atomic(job, {"experiment": spec.experiment, "run_id": spec.run_id, "config": config or spec.config,
-                            "varies": list(spec.varies),
-                            "sweep_root": str(layout.root.resolve()), "cache_dir": str(layout.cache.resolve()),
-                            "data_root": str(resolve_data_root(data_root).resolve())})
-    return job
+class ProgressFiles:
+    """A worker's events, written where the sweep and a reader look: one line per note, start and
+    epoch in train.log (flushed, so a tail shows it at once), and progress.json: where the worker is
+    (at most twice a second) and every epoch it has finished, so that the sweep tells each one even
+    when it polls less often than they end."""
 
-
-def command(job: Path, config: dict, python: str = sys.executable) -> list[str]:
-    """The command that runs a job: this module, or paddle's launcher around it for nproc > 1."""
-    if config["nproc"] > 1:
-        return launch_command(job, config["nproc"], job.parent / "launch", config["device"])
-    return [python, "-m", "runner.run.worker", str(job)]
-
-
-class ProgressReport:
-    """One line per note, start and epoch in train.log (flushed, so a tail shows it at once), and
-    progress.json for the sweep: where the worker is (at most twice a second) and every epoch it
-    has finished, so that the sweep reports each one even when it polls less often than they end."""
-
-    def __init__(self, run):
-        self.run, self.last_write, self.epochs = run, 0.0, []
+    def __init__(self, paths):
+        self.paths, self.last_write, self.epochs = paths, 0.0, []
 
     def __call__(self, event, **details):
-        import json
-
         record = details.pop("record", None)
         if event in ("note", "start", "epoch"):
             line = details | ({"epoch": record["epoch"], "val": record["val"]} if record else {})
@@ -63,36 +41,36 @@ class ProgressReport:
             self.last_write = time.monotonic()
             progress = {"event": event, "time": time.time(), "epochs_done": self.epochs}
             progress.update({k: v for k, v in details.items() if k in ("epoch", "step", "steps", "loss", "epochs")})
-            write_json_atomic(self.run.progress, progress)
+            write_json_atomic(self.paths.progress, progress)
 
 
 def main(job_file: str) -> int:
-    job = read_json(Path(job_file))
+    job = read_job(Path(job_file))
     from runner.config import RunSpec, with_defaults
     from runner.errors import RunnerError
 
     spec = RunSpec(job["experiment"], with_defaults(job["config"]), tuple(job.get("varies", ())))
-    run = SweepLayout(Path(job["sweep_root"])).run(job.get("run_id") or spec.run_id)
-    (run.folder / "error.txt").unlink(missing_ok=True)
+    paths = SweepPaths(Path(job["sweep_root"])).run_paths(job.get("run_id") or spec.run_id)
+    paths.error.unlink(missing_ok=True)
     if job.get("run_id") and spec.run_id != job["run_id"]:
         # the sweep and the worker must agree on the id, or the worker writes another run's folder
-        write_error(run, f"this worker computes run id {spec.run_id} for the job of {job['run_id']}: the sweep and "
-                         "the worker run different versions of runner; install one version everywhere")
+        write_error(paths, f"this worker computes run id {spec.run_id} for the job of {job['run_id']}: the sweep and "
+                           "the worker run different versions of runner; install one version everywhere")
         return EXIT_FAILED
     from runner.run.train import train_run
 
     try:
-        train_run(spec, run, job.get("data_root"), Path(job["cache_dir"]), ProgressReport(run))
+        train_run(spec, paths, job.get("data_root"), Path(job["cache_dir"]), ProgressFiles(paths))
         return 0
     except KeyboardInterrupt:
-        write_error(run, "interrupted (Ctrl-C); run the sweep again to resume from the last finished epoch")
+        write_error(paths, "interrupted (Ctrl-C); run the sweep again to resume from the last finished epoch")
         return EXIT_INTERRUPTED
     except RunnerError as err:
-        write_error(run, str(err))
+        write_error(paths, str(err))
         return EXIT_FAILED
     except Exception as err:  # anything else: one line for the table, the traceback in train.log
         traceback.print_exc()
-        write_error(run, f"{type(err).__name__}: {err} (traceback in {run.log})")
+        write_error(paths, f"{type(err).__name__}: {err} (traceback in {paths.log})")
         return EXIT_FAILED
 
 

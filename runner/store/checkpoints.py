@@ -12,8 +12,8 @@ next to the best epoch, which is kept in `best/` the same way.
     checkpoints/<run-id>/best/             model.pdparams, state.json
 
 `best/` holds the weights only (it is for predictions; resuming uses the epoch folders), and an
-epoch that is also the best one hard-links those weights instead of writing them again: AlexNet's
-weights are 288 MB and its Adam state twice that, about 6 s of writing per copy on this machine.
+epoch that is also the best one hard-links those weights instead of writing them again (what a copy
+costs: docs/performance.md).
 """
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ import numpy as np
 from runner.errors import RunnerError
 from runner.faults import fault_point
 from runner.store.runfiles import write_json_atomic
+from runner.store.safe_pickle import UnsafeFileError, load_plain, load_state_dict
 
 KEEP = 2
-ARRAYS = "callbacks.npz"  # the state of callbacks that keep their own (runner.callbacks.Lookahead)
+ARRAYS = "callbacks.npz"  # the state of callbacks that keep their own (runner.run.callbacks.Lookahead)
 
 
 class Checkpoints:
@@ -104,14 +105,33 @@ class Checkpoints:
         for folder in self.epoch_dirs():
             try:
                 state = json.loads((folder / "state.json").read_text())
-                model.load(str(folder / "model"))
+                restore_training_state(model, str(folder / "model"))
                 if (folder / ARRAYS).exists():
                     with np.load(folder / ARRAYS, allow_pickle=False) as saved:  # arrays only: no code runs
                         state["arrays"] = {k: saved[k] for k in saved.files}
                 return state, notes
-            except Exception as err:  # truncated pickle, missing file, bad json: try the one before
+            except UnsafeFileError as err:  # truncated, or holding more than numbers: it names the file
+                notes.append(f"checkpoint {folder} is unreadable ({err}); skipped it")
+            except Exception as err:  # a missing file, bad json, a tensor that does not fit: try the one before
                 notes.append(f"checkpoint {folder} is unreadable ({type(err).__name__}); skipped it")
         return None, notes
+
+
+def restore_training_state(model, prefix: str) -> None:
+    """What paddle.Model.load(prefix) does, with every file read by runner.store.safe_pickle: paddle's own
+    reads them with pickle.load, which runs whatever code a file holds."""
+    params = load_state_dict(f"{prefix}.pdparams", "checkpoint")
+    pairs = []
+    for key, param in model.network.state_dict().items():
+        if key not in params or list(params[key].shape) != list(param.shape):
+            raise ValueError(f"{prefix}.pdparams does not hold {key} as the network does")
+        pairs.append((param, params[key]))
+    optimizer = scaler = None
+    if model._optimizer is not None and os.path.exists(f"{prefix}.pdopt"):
+        optimizer = load_plain(f"{prefix}.pdopt", "checkpoint")
+    if getattr(model, "_scaler", None) is not None and os.path.exists(f"{prefix}.pdscaler"):
+        scaler = load_plain(f"{prefix}.pdscaler", "checkpoint")
+    model._adapter.load(pairs, optimizer, scaler)
 
 
 def save_training_state(model, prefix: str, weights_from: Path | None = None) -> None:

@@ -15,7 +15,10 @@ from pathlib import Path
 from runner.errors import RunnerError
 
 SCHEMA_VERSION = 2  # 2: the status `pruned` (a search's pruner stopped the run)
-STATUSES = ("queued", "running", "done", "failed", "interrupted", "pruned")
+# What of a finished run's result.json the registry keeps as its metrics.
+METRIC_FIELDS = ("final", "best", "best_epoch", "epochs_run", "stopped_early", "train_seconds", "eval_seconds",
+                 "images_per_second", "parameters", "flops", "train_images", "val_images", "peak_memory_mb",
+                 "host", "node")
 
 RUNS_TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -154,7 +157,9 @@ class RunRegistry:
         self.db.execute("UPDATE runs SET status='running', started_at=?, error=NULL, attempts=attempts+1 "
                         "WHERE id=?", (now(), run_id))
 
-    def mark_done(self, run_id: str, metrics: dict) -> None:
+    def mark_done(self, run_id: str, result: dict) -> None:
+        """Done, with the METRIC_FIELDS of the run's result."""
+        metrics = {k: result.get(k) for k in METRIC_FIELDS}
         self.db.execute("UPDATE runs SET status='done', metrics=?, error=NULL, finished_at=? WHERE id=?",
                         (json.dumps(metrics), now(), run_id))
 

@@ -7,8 +7,9 @@
     gradcam.npz       Grad-CAM heat maps on a fixed set of validation images
     error.txt         why a worker stopped without a result
 
-Every write goes through `atomic_write`: a temporary file in the same folder, flushed to disk, then
-renamed over the target, so a reader (or a kill -9) never sees half a file.
+Every file the runner writes goes through `atomic_write`: a temporary file in the same folder,
+flushed to disk, then renamed over the target, so a reader (or a kill -9) never sees half a file.
+The image caches use it too, without the flush (a cache lost to a power cut is only decoded again).
 """
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from typing import Callable
 import numpy as np
 
 
-def atomic_write(path: Path, data: bytes | str | Callable[[io.BufferedWriter], None]) -> None:
-    """Write bytes, text, or whatever `data(file)` writes, to `path` all at once."""
+def atomic_write(path: Path, data: bytes | str | Callable[[io.BufferedWriter], None], durable: bool = True) -> None:
+    """Write bytes, text, or whatever `data(file)` writes, to `path` all at once; `durable`: on disk
+    before the rename, so it survives a power cut too."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -32,7 +34,8 @@ def atomic_write(path: Path, data: bytes | str | Callable[[io.BufferedWriter], N
             else:
                 f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -52,27 +55,27 @@ def read_json(path: Path) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def read_result(run) -> dict | None:
-    """A finished run's result.json (run: a RunLayout), or None."""
-    result = read_json(run.result)
+def read_result(paths) -> dict | None:
+    """A finished run's result.json (paths: its RunPaths), or None."""
+    result = read_json(paths.result)
     return result if result and "final" in result and "config" in result else None
 
 
-def result_problem(run) -> str | None:
+def result_problem(paths) -> str | None:
     """Why a run's result cannot be read: missing, or there but damaged."""
-    if not run.result.exists():
-        return f"no {run.result}" + ("" if run.folder.exists() else f" (its folder {run.folder} is gone)")
-    if read_result(run) is None:
-        return f"{run.result} is damaged (not a complete result)"
+    if not paths.result.exists():
+        return f"no {paths.result}" + ("" if paths.folder.exists() else f" (its folder {paths.folder} is gone)")
+    if read_result(paths) is None:
+        return f"{paths.result} is damaged (not a complete result)"
     return None
 
 
-def save_predictions(run, predictions: dict) -> None:
-    save_arrays(run.predictions, {k: v for k, v in predictions.items() if v is not None})
+def save_predictions(paths, predictions: dict) -> None:
+    save_arrays(paths.predictions, {k: v for k, v in predictions.items() if v is not None})
 
 
-def load_predictions(run) -> dict:
-    return load_arrays(run.predictions)
+def load_predictions(paths) -> dict:
+    return load_arrays(paths.predictions)
 
 
 def save_arrays(path: Path, arrays: dict) -> None:
@@ -88,16 +91,16 @@ def load_arrays(path: Path) -> dict:
         return {}
 
 
-def read_progress(run) -> dict:
-    return read_json(run.progress) or {}
+def read_progress(paths) -> dict:
+    return read_json(paths.progress) or {}
 
 
-def write_error(run, text: str) -> None:
-    atomic_write(run.folder / "error.txt", text)
+def write_error(paths, text: str) -> None:
+    atomic_write(paths.error, text)
 
 
-def read_error(run) -> str | None:
+def read_error(paths) -> str | None:
     try:
-        return (run.folder / "error.txt").read_text().strip() or None
+        return paths.error.read_text().strip() or None
     except OSError:
         return None

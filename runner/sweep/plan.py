@@ -1,27 +1,28 @@
 """The plan of a sweep: what each run of an experiment file needs (run, resume, skip or hold), whether
 its data is usable, and roughly how long it will take. Reads the registry and the run folders,
-writes nothing, imports no paddle (the estimate builds networks only when asked for).
+writes nothing, imports no paddle (a network's cost is the zoo's answer, runner/zoo.py; paddle is
+imported only to refuse GPU runs on a paddle without GPUs).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import lru_cache
 
-from runner.store.checkpoints import Checkpoints
-from runner.errors import RunnerError
 from runner.config import Experiment, RunSpec, evaluates_on_inference_engine
-from runner.store.layout import SweepLayout
+from runner.data import published_sizes
+from runner.errors import RunnerError
+from runner.store.checkpoints import Checkpoints
+from runner.store.layout import RunPaths, SweepPaths
 from runner.store.registry import RunRegistry
-from runner.validation import parse_validation
 from runner.store.runfiles import read_result
+from runner.validation import parse_validation
+from runner.zoo import forward_macs, forward_macs_of
 
 
 @dataclass
 class PlannedRun:
     spec: RunSpec
-    status: str  # in the registry before this sweep: new, queued, running, done, failed, interrupted
-    action: str  # run, resume, skip (done), hold (failed, without --retry-failed)
+    status: str  # in the registry before this sweep: new, queued, running, done, failed, interrupted, pruned
+    action: str  # run, resume, skip (done or pruned), hold (failed, without --retry-failed)
     epochs_done: int = 0  # by a resumed run's newest checkpoint
 
     @property
@@ -29,22 +30,27 @@ class PlannedRun:
         return self.action in ("run", "resume")
 
 
+def plan_run(spec: RunSpec, row: dict | None, paths: RunPaths, retry_failed: bool = False) -> PlannedRun:
+    """What one run needs, for a sweep and a search alike: a run with a result, or done or pruned in
+    the registry, is skipped (a pruned run was stopped on purpose: training it again would undo its
+    search's decision); a failed one is held unless `retry_failed`; any other runs, or resumes from
+    its newest checkpoint."""
+    status = row["status"] if row else "new"
+    if status in ("done", "pruned") or read_result(paths):
+        return PlannedRun(spec, status, "skip")
+    if status == "failed" and not retry_failed:
+        return PlannedRun(spec, status, "hold")
+    epochs_done = Checkpoints(paths.checkpoints).newest_epoch()
+    return PlannedRun(spec, status, "resume" if epochs_done else "run", epochs_done)
+
+
 def plan_sweep(experiment: Experiment, registry: RunRegistry | None, retry_failed: bool = False) -> list[PlannedRun]:
-    layout = SweepLayout.for_experiment(experiment.name)
-    planned = []
-    for spec in experiment.runs:
-        run = layout.run(spec.run_id)
-        row = registry.get(spec.run_id) if registry else None
-        status = row["status"] if row else "new"
-        epochs_done = 0
-        if status == "done" or read_result(run):
-            action = "skip"
-        elif status == "failed" and not retry_failed:
-            action = "hold"
-        else:
-            epochs_done = Checkpoints(run.checkpoints).newest_epoch()
-            action = "resume" if epochs_done else "run"
-        planned.append(PlannedRun(spec, status, action, epochs_done))
+    """plan_run for every run of the file; the networks of those to do are counted for the estimate
+    in one go."""
+    sweep = SweepPaths.for_experiment(experiment.name)
+    planned = [plan_run(spec, registry.get(spec.run_id) if registry else None, sweep.run_paths(spec.run_id),
+                        retry_failed) for spec in experiment.runs]
+    forward_macs_of([(c["model"], c["image_size"], c["model_args"]) for c in (p.spec.config for p in planned if p.to_do)])
     return planned
 
 
@@ -79,7 +85,6 @@ def preflight_devices(specs: list[RunSpec]) -> None:
 
 # ---- cost estimate for the plan ------------------------------------------------------------------
 
-KNOWN_SIZES = {"ichallenge-pm": (400, 400), "cifar10": (50000, 10000)}
 # Sustained throughput of one training process in GFLOP/s (2 x multiply-accumulates), training plus
 # evaluation: the median of experiments/all.toml's runs on the machine of docs/performance.md (34-46
 # for AlexNet and ResNet-50, 60-72 for VGG-16). A rough guide: other machines differ.
@@ -89,28 +94,19 @@ EXTRA_CORE_GAIN = 0.6
 # How much faster paddle's inference engine evaluates than the dynamic graph (bench/eval_engine.py:
 # 1.6-2.2x on trained course networks).
 INFERENCE_EVAL_GAIN = 1.8
-
-
-@lru_cache(maxsize=None)
-def forward_macs(model: str, image_size: int, model_args_json: str = "{}") -> int | None:
-    """Multiply-accumulates of one forward pass, computed once per network and size for the plan."""
-    from runner.models import build_network, count_flops
-
-    try:
-        return count_flops(build_network(model, 2, image_size, **json.loads(model_args_json)), image_size)
-    except Exception:  # a model that cannot take this size: the run itself will say why
-        return None
+UNKNOWN_SIZES = {"train": 1000, "val": 200}  # a folder of your own, before any file is read
 
 
 def estimate_minutes(config: dict, epochs_done: int = 0) -> float | None:
     """Rough wall minutes of one run: forward+backward (3 x forward) on the training images, one
-    forward on the validation images, every epoch still to train."""
-    macs = forward_macs(config["model"], config["image_size"], json.dumps(config["model_args"], sort_keys=True))
+    forward on the validation images, every epoch still to train. The network's multiply-accumulates
+    are the zoo's (runner/zoo.py: counted once per network and size, in a child process)."""
+    macs = forward_macs(config["model"], config["image_size"], config["model_args"])
     if not macs:
         return None
-    n_train, n_val = KNOWN_SIZES.get(config["dataset"], (1000, 200))
-    n_train = min(n_train, config["train_limit"] or n_train)
-    n_val = min(n_val, config["val_limit"] or n_val)
+    sizes = published_sizes(config["dataset"]) or UNKNOWN_SIZES
+    n_train = min(sizes["train"], config["train_limit"] or sizes["train"])
+    n_val = min(sizes["val"], config["val_limit"] or sizes["val"])
     scheme = parse_validation(config["validation"])
     if not scheme.official:  # the validation images are a share of the training images
         held_out = round(n_train * (scheme.fraction or 1 / max(1, scheme.folds)))

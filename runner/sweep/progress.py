@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from runner.errors import first_line
 from runner.sweep.plan import PlannedRun
 
 
@@ -54,79 +55,84 @@ class SweepProgress:
         self.to_come: list[float | None] = []  # plan minutes of the runs a search has yet to ask for
         self.to_come_said = False
 
-    # ---- events ----------------------------------------------------------------------------------
+    # ---- events: on_event(kind, **details) calls on_<kind>(**details) --------------------------------
 
-    def on_event(self, kind: str, **d) -> str | None:
+    def on_event(self, kind: str, **details) -> str | None:
         """Update from a sweep event; the line to log for it, if it deserves one."""
-        if kind == "plan":
-            for p in d["planned"]:
-                status = {"skip": "done", "hold": "failed (held)"}.get(p.action, "queued")
-                state = RunState(p.spec.run_id, p.spec.display_name, p.spec.config["epochs"], status,
-                                 epoch=p.epochs_done, epochs_at_start=p.epochs_done)
-                if p.to_do and self.estimate:
-                    state.estimate = self.estimate(p)
-                self.runs[state.run_id] = state
-            todo = [r for r in self.runs.values() if r.status == "queued"]
-            if not self.runs:
-                return None
-            return (f"plan: {len(self.runs)} runs, {len(todo)} to train; about {clock(self.seconds_left())} "
-                    f"at {self.parallel} at a time")
-        if kind == "added":  # a run a search adds as it goes
-            p = d["planned"]
-            self.runs[p.spec.run_id] = RunState(p.spec.run_id, p.spec.display_name, p.spec.config["epochs"],
-                                                epoch=p.epochs_done, epochs_at_start=p.epochs_done,
-                                                estimate=self.estimate(p) if self.estimate else None)
+        handler = getattr(self, f"on_{kind}", None)
+        return handler(**details) if handler else None
+
+    def on_plan(self, planned: list[PlannedRun]) -> str | None:
+        for p in planned:
+            status = {"skip": p.status if p.status == "pruned" else "done", "hold": "failed (held)"}.get(p.action, "queued")
+            state = RunState(p.spec.run_id, p.spec.display_name, p.spec.config["epochs"], status,
+                             epoch=p.epochs_done, epochs_at_start=p.epochs_done)
+            if p.to_do and self.estimate:
+                state.estimate = self.estimate(p)
+            self.runs[state.run_id] = state
+        todo = [r for r in self.runs.values() if r.status == "queued"]
+        if not self.runs:
             return None
-        if kind == "expected":  # the runs a search will still add: their settings are not drawn yet
-            self.to_come = [self.estimate(PlannedRun(spec, "new", "run", 0)) if self.estimate else None
-                            for spec in d["specs"]]
-            if not self.to_come_said:  # once: the search's plan
-                self.to_come_said = True
-                queued = sum(r.status in ("queued", "running") for r in self.runs.values())
-                return (f"plan: {queued} runs queued and {len(self.to_come)} to come; about "
-                        f"{clock(self.seconds_left())} at {self.parallel} at a time")
+        return (f"plan: {len(self.runs)} runs, {len(todo)} to train; about {clock(self.seconds_left())} "
+                f"at {self.parallel} at a time")
+
+    def on_added(self, planned: PlannedRun) -> None:
+        """A run a search adds as it goes."""
+        p = planned
+        self.runs[p.spec.run_id] = RunState(p.spec.run_id, p.spec.display_name, p.spec.config["epochs"],
+                                            epoch=p.epochs_done, epochs_at_start=p.epochs_done,
+                                            estimate=self.estimate(p) if self.estimate else None)
+
+    def on_expected(self, specs: list) -> str | None:
+        """The runs a search will still add: their settings are not drawn yet."""
+        self.to_come = [self.estimate(PlannedRun(spec, "new", "run", 0)) if self.estimate else None for spec in specs]
+        if self.to_come_said:  # once: the search's plan
             return None
-        if kind == "note":
-            return f"note: {d['message']}"
-        if kind == "started":
-            run = self.runs[d["planned"].spec.run_id]
-            run.status, run.started = "running", time.monotonic()
-            resumed = f", resuming after epoch {run.epoch}" if run.epoch else ""
-            return f"started {run.run_id} ({run.name}){resumed}; {self.sweep_times()}"
-        if kind == "epoch":
-            run, record = self.runs[d["planned"].spec.run_id], d["record"]
-            run.epoch = record["epoch"]
-            if record.get("seconds"):
-                run.epoch_times.append(record["seconds"])
-            val = record.get("val") or {}
-            score = "  ".join(f"val {k} {v:.4f}" for k, v in val.items() if k in ("acc", "auc", "loss"))
-            run.detail = score
-            return (f"epoch {run.epoch}/{run.epochs} {run.run_id}: {score}; run {clock(self.run_elapsed(run))} "
-                    f"elapsed, {clock(run.seconds_left(self.scale()))} left; {self.sweep_times()}")
-        if kind == "progress":
-            run, p = self.runs.get(d["run_id"]), d["progress"]
-            if run and p.get("step") and p.get("steps"):
-                run.detail = f"step {p['step']}/{p['steps']}" + (f"  {run.detail}" if "val" in run.detail else "")
-            return None
-        if kind == "finished":
-            run = self.runs[d["planned"].spec.run_id]
-            run.status = d["status"]
-            if d["status"] == "done":
-                r = d["result"]
-                run.epoch = r.get("epochs_run", run.epoch)
-                run.detail = f"val acc {r['final'].get('acc', float('nan')):.2%} in {r['train_seconds']:.0f}s"
-                if run.estimate and run.started:
-                    self.estimated_done.append((run.estimate * 60 * (1 - run.epochs_at_start / run.epochs),
-                                                time.monotonic() - run.started))
-            if d["status"] == "done":
-                line = run.detail
-            else:
-                line = d["error"].strip()
-                run.detail = line.splitlines()[0][:160]
-                if d["status"] == "interrupted" and "resuming" in d["error"]:
-                    run.status = "queued"
-            return f"{d['status']} {run.run_id}: {line}; {self.sweep_times()}"
-        return None
+        self.to_come_said = True
+        queued = sum(r.status in ("queued", "running") for r in self.runs.values())
+        return (f"plan: {queued} runs queued and {len(self.to_come)} to come; about "
+                f"{clock(self.seconds_left())} at {self.parallel} at a time")
+
+    def on_note(self, message: str) -> str:
+        return f"note: {message}"
+
+    def on_started(self, planned: PlannedRun) -> str:
+        run = self.runs[planned.spec.run_id]
+        run.status, run.started = "running", time.monotonic()
+        resumed = f", resuming after epoch {run.epoch}" if run.epoch else ""
+        return f"started {run.run_id} ({run.name}){resumed}; {self.sweep_times()}"
+
+    def on_epoch(self, planned: PlannedRun, record: dict) -> str:
+        run = self.runs[planned.spec.run_id]
+        run.epoch = record["epoch"]
+        if record.get("seconds"):
+            run.epoch_times.append(record["seconds"])
+        val = record.get("val") or {}
+        score = "  ".join(f"val {k} {v:.4f}" for k, v in val.items() if k in ("acc", "auc", "loss"))
+        run.detail = score
+        return (f"epoch {run.epoch}/{run.epochs} {run.run_id}: {score}; run {clock(self.run_elapsed(run))} "
+                f"elapsed, {clock(run.seconds_left(self.scale()))} left; {self.sweep_times()}")
+
+    def on_progress(self, run_id: str, progress: dict) -> None:
+        run, p = self.runs.get(run_id), progress
+        if run and p.get("step") and p.get("steps"):
+            run.detail = f"step {p['step']}/{p['steps']}" + (f"  {run.detail}" if "val" in run.detail else "")
+
+    def on_finished(self, planned: PlannedRun, status: str, result: dict | None = None, error: str = "") -> str:
+        run = self.runs[planned.spec.run_id]
+        run.status = status
+        if status == "done":
+            run.epoch = result.get("epochs_run", run.epoch)
+            run.detail = line = f"val acc {result['final'].get('acc', float('nan')):.2%} in {result['train_seconds']:.0f}s"
+            if run.estimate and run.started:
+                self.estimated_done.append((run.estimate * 60 * (1 - run.epochs_at_start / run.epochs),
+                                            time.monotonic() - run.started))
+        else:
+            line = error.strip()
+            run.detail = first_line(line, 160)
+            if status == "interrupted" and "resuming" in error:
+                run.status = "queued"
+        return f"{status} {run.run_id}: {line}; {self.sweep_times()}"
 
     # ---- times -------------------------------------------------------------------------------------
 

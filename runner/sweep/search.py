@@ -20,9 +20,15 @@ finished is trained twice and no trial is counted twice.
 """
 from __future__ import annotations
 
-from runner.config import ConfigError, Experiment, RunSpec, each_fold, resolve
+from pathlib import Path
+
+from runner.config import ConfigError, Experiment, RunSpec, dotted, each_fold, identity, resolve
 from runner.search_space import Dimension
+from runner.store.runfiles import read_result
+from runner.store.study import RECORD, check_study, open_study, record
 from runner.sweep.loop import SweepLoop
+from runner.sweep.plan import plan_run
+
 
 def suggest(trial, space: list[Dimension]) -> dict:
     """The trial's settings, drawn by Optuna's sampler."""
@@ -64,16 +70,21 @@ def runs_to_come(experiment: Experiment, trials_left: int) -> list[RunSpec]:
 
 
 def make_study(experiment: Experiment, storage_path, epochs: int):
-    """The study of `experiment`, created or loaded from Optuna's storage in the sweep's folder."""
+    """The study of `experiment`, created or loaded from Optuna's storage in the sweep's folder; a
+    damaged or foreign file, or a study of another search, is refused (runner/store/study.py)."""
     try:
         import optuna
     except ImportError:
         raise ConfigError("a [search] needs Optuna, which is not installed: pip install -e '.[search]'") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = experiment.search
-    storage = f"sqlite:///{storage_path}"
-    try:  # a resumed search seeds its sampler past the trials it has, or it would draw them again
-        seed = len(optuna.load_study(study_name=experiment.name, storage=storage).trials)
+    base = dotted(identity(trial_specs(experiment, {})[0].config, ignore=("fold",)))
+    wanted = record(search.objective, search.direction, search.space, base)
+    try:
+        existing = open_study(storage_path, experiment.name,
+                              lambda storage: optuna.load_study(study_name=experiment.name, storage=storage))
+        check_study(existing, wanted, Path(storage_path), experiment.name)
+        seed = len(existing.trials)  # a resumed search seeds its sampler past its trials, or it would draw them again
     except KeyError:
         seed = 0
     sampler = (optuna.samplers.TPESampler(seed=seed) if search.sampler == "tpe"
@@ -83,41 +94,22 @@ def make_study(experiment: Experiment, storage_path, epochs: int):
                                                                   max_resource=max(1, epochs)),
               "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=search.prune_after),
               "none": optuna.pruners.NopPruner}[search.pruner]()
-    return optuna.create_study(study_name=experiment.name, storage=storage,
-                               direction=search.direction, sampler=sampler, pruner=pruner, load_if_exists=True)
+    created = open_study(storage_path, experiment.name, lambda storage: optuna.create_study(
+        study_name=experiment.name, storage=storage, direction=search.direction, sampler=sampler, pruner=pruner,
+        load_if_exists=True))
+    if not seed:
+        created.set_user_attr(RECORD, wanted)
+    return created
 
 
 # ---- the search loop: the sweep's loop, making its own work --------------------------------------
-
-def run_search(experiment: Experiment, jobs=None, data_root=None, on_event=None, devices=None, cluster=None,
-               retries=None) -> list[dict]:
-    """Run the search's trials, then its final seeds, through the same executors as a sweep."""
-    from runner.sweep.executors import build_executor
-    from runner.sweep.plan import preflight_data, preflight_devices
-    from runner.sweep.loop import open_sweep
-
-    on_event = on_event or (lambda kind, **details: None)
-    with open_sweep(experiment) as (layout, registry):
-        base = trial_specs(experiment, {})
-        preflight_data(base, data_root)
-        preflight_devices(base)
-        study = make_study(experiment, layout.root / "study.sqlite", base[0].config["epochs"])
-        executor = build_executor(cluster, jobs, devices, **({"retries": retries} if retries is not None else {}))
-        try:
-            loop = SearchLoop(layout, registry, executor, data_root, on_event, experiment, study)
-            on_event("plan", planned=[])
-            loop.run(loop.resume_trials())
-        finally:
-            executor.close()
-        return [registry.get(run_id) for run_id in loop.current]
-
 
 class SearchLoop(SweepLoop):
     """Asks Optuna for a trial when there is room, reports each epoch's score to its pruner, tells it
     each trial's result, and trains the best settings with the final seeds at the end."""
 
-    def __init__(self, layout, registry, executor, data_root, on_event, experiment: Experiment, study):
-        super().__init__(layout, registry, executor, data_root, on_event)
+    def __init__(self, paths, registry, executor, data_root, on_event, experiment: Experiment, study):
+        super().__init__(paths, registry, executor, data_root, on_event)
         self.experiment, self.study, self.search = experiment, study, experiment.search
         self.open: dict[int, dict] = {}  # trial number -> {"trial", "runs": [run ids], "scores", "reported"}
         self.trial_of: dict[str, int] = {}
@@ -141,11 +133,8 @@ class SearchLoop(SweepLoop):
         return sum(t.state == optuna.trial.TrialState.FAIL for t in self.study.get_trials(deepcopy=False))
 
     def add_runs(self, specs: list[RunSpec], pending: list, number: int | None) -> list[str]:
-        """Register the runs in the registry (the sweep's only writer) and queue those not done."""
-        from runner.store.checkpoints import Checkpoints
-        from runner.sweep.plan import PlannedRun
-        from runner.store.runfiles import read_result
-
+        """Register the runs in the registry (the sweep's only writer) and queue those the plan's rule
+        says to run or resume (a search's failed runs run again: it has no --retry-failed)."""
         ids = []
         for spec in specs:
             run_id = spec.run_id
@@ -155,12 +144,8 @@ class SearchLoop(SweepLoop):
                 self.current.append(run_id)
             if number is not None:
                 self.trial_of[run_id] = number
-            row = self.registry.get(run_id)
-            if row["status"] in ("done", "pruned") or read_result(self.layout.run(run_id)):
-                continue
-            epochs = Checkpoints(self.layout.run(run_id).checkpoints).newest_epoch()
-            planned = PlannedRun(spec, row["status"], "resume" if epochs else "run", epochs)
-            if all(p.spec.run_id != run_id for p in pending) and run_id not in {
+            planned = plan_run(spec, self.registry.get(run_id), self.paths.run_paths(run_id), retry_failed=True)
+            if planned.to_do and all(p.spec.run_id != run_id for p in pending) and run_id not in {
                     p.spec.run_id for p in self.executor.running()}:
                 pending.append(planned)
                 self.on_event("added", planned=planned)
@@ -258,8 +243,6 @@ class SearchLoop(SweepLoop):
         """Tell Optuna how a trial ended once all its runs have."""
         import optuna
 
-        from runner.store.runfiles import read_result
-
         state = self.open[number]
         rows = [self.registry.get(run_id) for run_id in state["runs"]]
         if any(row["status"] in ("queued", "running", "interrupted") for row in rows):
@@ -270,7 +253,7 @@ class SearchLoop(SweepLoop):
         elif any(row["status"] == "failed" for row in rows):
             self.study.tell(number, state=optuna.trial.TrialState.FAIL)
         else:
-            values = [read_result(self.layout.run(r))["final"].get(self.search.objective) for r in state["runs"]]
+            values = [read_result(self.paths.run_paths(r))["final"].get(self.search.objective) for r in state["runs"]]
             if any(v is None for v in values):
                 self.study.tell(number, state=optuna.trial.TrialState.FAIL)
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.store.layout import RunPaths
 from runner.sweep.plan import PlannedRun
 
 
@@ -15,8 +16,6 @@ class Ended:
 
 
 class Executor:
-    name = "?"
-
     def capacity(self) -> int:
         """How many one-core runs can train at once."""
         return 1
@@ -29,7 +28,12 @@ class Executor:
         """The run's configuration as it will run here (a GPU of its own, say); its id is unchanged."""
         return planned.spec.config
 
-    def start(self, planned: PlannedRun, job: Path, config: dict) -> None:
+    def check_storage(self, sweep_root: Path, data_roots: list[str]) -> None:
+        """Refuse if a place the runs may train cannot see the sweep's folder or the data; this
+        machine sees them (the sweep has just opened its folder)."""
+
+    def start(self, planned: PlannedRun, paths: RunPaths, config: dict) -> None:
+        """Start the worker of `planned`, whose job the sweep has written to `paths.job`."""
         raise NotImplementedError
 
     def running(self) -> list[PlannedRun]:

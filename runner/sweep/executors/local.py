@@ -2,16 +2,15 @@
 (`--devices`) allow."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-from pathlib import Path
 
 from runner.cpu import usable_cores
+from runner.processes import die_with_parent
+from runner.store.jobs import worker_command, worker_environment
+from runner.store.layout import RunPaths
 from runner.sweep.executors.base import Ended, Executor
 from runner.sweep.plan import PlannedRun, slots_needed
-from runner.processes import die_with_parent
-from runner.run.worker import command
 
 STOP_GRACE_SECONDS = 30
 
@@ -26,8 +25,6 @@ def next_to_start(pending: list[PlannedRun], free_slots: int, idle: bool, on_gpu
 
 
 class LocalExecutor(Executor):
-    name = "local"
-
     def __init__(self, jobs: int | None = None, devices: list[int] | None = None):
         self.devices = devices or []
         # Slots: one per GPU with --devices; otherwise --jobs cores (paddle computes in one thread per
@@ -51,10 +48,10 @@ class LocalExecutor(Executor):
         busy = {device for _, _, device in self.procs.values()}  # a GPU no other running run has
         return {**config, "device": next(f"gpu:{d}" for d in self.devices if f"gpu:{d}" not in busy)}
 
-    def start(self, planned: PlannedRun, job: Path, config: dict) -> None:
-        with open(job.parent / "train.log", "a") as log:
-            proc = subprocess.Popen(command(job, config), stdout=log, stderr=subprocess.STDOUT,
-                                    preexec_fn=die_with_parent, env={**os.environ, "RUNNER_WORKER": "1"})
+    def start(self, planned: PlannedRun, paths: RunPaths, config: dict) -> None:
+        with open(paths.log, "a") as log:
+            proc = subprocess.Popen(worker_command(paths, config), stdout=log, stderr=subprocess.STDOUT,
+                                    preexec_fn=die_with_parent, env=worker_environment())
         self.procs[planned.spec.run_id] = (proc, planned, config["device"])
 
     def running(self) -> list[PlannedRun]:

@@ -8,7 +8,7 @@ checkpoint, because outputs live on storage every node sees.
 
 The sweep process stays the only writer of runs.sqlite; the tasks report through the run files.
 If the sweep process dies, even by kill -9, Ray ends its job's tasks, and each worker process dies
-with its task (processes.die_with_parent): nothing keeps training unattended.
+with its task (runner.processes.die_with_parent): nothing keeps training unattended.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
-from runner.errors import RunnerError
+from runner.errors import RunnerError, first_line
+from runner.store.layout import RunPaths, SweepPaths
 from runner.sweep.executors.base import Ended, Executor
 from runner.sweep.plan import PlannedRun
 
@@ -38,19 +39,17 @@ def import_ray():
     return ray
 
 
-def run_worker(job: str, config: dict) -> int:
+def run_worker(paths: RunPaths, config: dict) -> int:
     """The body of a run's Ray task, on whichever node Ray chose: the worker process, its exit code.
     A cancelled task (the sweep's Ctrl-C) stops its worker as Ctrl-C stops a local one."""
     import ray
 
-    from runner.run.distributed import NODE_VARIABLE
     from runner.processes import die_with_parent
-    from runner.run.worker import command
+    from runner.store.jobs import NODE_VARIABLE, worker_command, worker_environment
 
-    job_path = Path(job)
-    env = {**os.environ, "RUNNER_WORKER": "1", NODE_VARIABLE: ray.get_runtime_context().get_node_id()}
-    with open(job_path.parent / "train.log", "a") as log:
-        proc = subprocess.Popen(command(job_path, config, python=sys.executable), stdout=log,
+    env = worker_environment(**{NODE_VARIABLE: ray.get_runtime_context().get_node_id()})
+    with open(paths.log, "a") as log:
+        proc = subprocess.Popen(worker_command(paths, config, python=sys.executable), stdout=log,
                                 stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
         try:
             return proc.wait()
@@ -94,8 +93,6 @@ def no_answer(address: str, timeout: float = 5.0) -> str | None:
 
 
 class RayExecutor(Executor):
-    name = "ray"
-
     def __init__(self, address: str, retries: int = DEFAULT_RETRIES):
         ray = self.ray = import_ray()
         unreachable = no_answer(address)
@@ -116,7 +113,7 @@ class RayExecutor(Executor):
         each node reads a file the sweep wrote just now."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        token_file, token = sweep_root / ".cluster-check", uuid.uuid4().hex
+        token_file, token = SweepPaths(sweep_root).cluster_check, uuid.uuid4().hex
         token_file.write_text(token)
         probe = self.ray.remote(probe_node)
         try:
@@ -138,11 +135,11 @@ class RayExecutor(Executor):
     def fits(self, planned: PlannedRun, idle: bool) -> bool:
         return True  # Ray queues a task until some node has the resources it asks for
 
-    def start(self, planned: PlannedRun, job: Path, config: dict) -> None:
+    def start(self, planned: PlannedRun, paths: RunPaths, config: dict) -> None:
         wide = max(1, config.get("nproc", 1))
         resources = ({"num_gpus": wide, "num_cpus": 1} if config["device"].startswith("gpu")
                      else {"num_cpus": max(1, config.get("threads", 1)) * wide})
-        ref = self.task.options(max_retries=self.retries, retry_exceptions=False, **resources).remote(str(job), config)
+        ref = self.task.options(max_retries=self.retries, retry_exceptions=False, **resources).remote(paths, config)
         self.tasks[ref] = planned
 
     def running(self) -> list[PlannedRun]:
@@ -161,7 +158,7 @@ class RayExecutor(Executor):
                 out.append(Ended(planned, -signal.SIGINT))
             except self.ray.exceptions.RayError as err:  # the node died beyond the retries, or the task broke
                 out.append(Ended(planned, -signal.SIGKILL, lost=f"Ray lost the run's task ({type(err).__name__}: "
-                                                                  f"{str(err).splitlines()[0][:200]})"))
+                                                                  f"{first_line(err)})"))
         return out
 
     def stop(self, run_id: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from conftest import cli
 from runner.errors import RunnerError, UnknownModelError
 from runner.models import (COURSE, PADDLE_VISION, RUNNER, build_model, build_network, check_input_size, count_parameters,
-                           get_model, list_models, load_weights)
+                           list_models, load_weights, model_entry)
 
 COURSE_NETWORKS = ["lenet", "alexnet", "vgg16", "googlenet", "resnet50", "resnet101", "resnet152"]
 ZOO_SAMPLE = ["paddle.vision/resnet50", "paddle.vision/vgg16", "paddle.vision/mobilenet_v2"]
@@ -72,7 +72,7 @@ def test_course_alexnet_matches_the_course_flatten_size():
 
 def test_unknown_model_lists_close_matches():
     with pytest.raises(UnknownModelError) as err:
-        get_model("resnet5")
+        model_entry("resnet5")
     assert "resnet50" in str(err.value) and "\n" not in str(err.value)
 
 

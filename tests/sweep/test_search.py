@@ -156,3 +156,78 @@ def test_a_bad_search_is_one_line_before_anything_trains(tmp_path, outputs, chan
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and expected in proc.stderr, proc.stderr
     assert not (outputs / "srch").exists()
+
+
+FAKE_RAY = '''"""A stand-in for Ray with two nodes, the second of which does not see the sweep's folder: each
+task runs at once in the sweep's process; a run's task "exits 1" without training."""
+import types
+
+
+class RayError(Exception):
+    pass
+
+
+class TaskCancelledError(RayError):
+    pass
+
+
+exceptions = types.SimpleNamespace(RayError=RayError, TaskCancelledError=TaskCancelledError)
+NODES = [{"NodeID": "seeing" + "0" * 50, "Alive": True}, {"NodeID": "blind" + "0" * 51, "Alive": True}]
+
+
+class Ref:
+    def __init__(self, value):
+        self.value = value
+
+
+class Remote:
+    def __init__(self, fn, options=None):
+        self.fn, self.opts = fn, options or {}
+
+    def options(self, **options):
+        return Remote(self.fn, options)
+
+    def remote(self, *args):
+        if self.fn.__name__ != "probe_node":
+            return Ref(1)
+        if self.opts["scheduling_strategy"].node_id.startswith("blind"):
+            args = ("/nonexistent/.cluster-check",) + args[1:]
+        return Ref(self.fn(*args))
+
+
+def init(**options): pass
+def shutdown(): pass
+def nodes(): return NODES
+def cluster_resources(): return {"CPU": 2}
+def remote(fn): return Remote(fn)
+def get(refs, timeout=None): return [r.value for r in refs] if isinstance(refs, list) else refs.value
+def wait(refs, num_returns=1, timeout=None): return list(refs), []
+def cancel(ref, force=False): pass
+'''
+
+
+@pytest.mark.parametrize("kind", ["sweep", "search"])
+def test_a_sweep_and_a_search_on_a_cluster_refuse_a_node_that_cannot_see_the_files(tmp_path, outputs, kind):
+    """One entry for both: a search through --cluster checks, as a sweep does, that every node sees
+    the output folder and the data before anything trains."""
+    fake = tmp_path / "fake_ray"
+    (fake / "ray" / "util").mkdir(parents=True)
+    (fake / "ray" / "__init__.py").write_text(FAKE_RAY)
+    (fake / "ray" / "util" / "__init__.py").write_text("")
+    (fake / "ray" / "util" / "scheduling_strategies.py").write_text(
+        "class NodeAffinitySchedulingStrategy:\n    def __init__(self, node_id, soft=False):\n        self.node_id = node_id\n")
+    path = (search_file(tmp_path, epochs=2, trials=1) if kind == "search" else
+            write_toml(tmp_path, SEARCH.split("[search]")[0].format(epochs=1, validation="official"), "srch.toml"))
+    pythonpath = os.pathsep.join(p for p in (str(fake), os.environ.get("PYTHONPATH")) if p)
+    proc = cli("sweep", path, "--cluster", "auto", env={"PYTHONPATH": pythonpath})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "error: Ray node blind000 (" in proc.stderr
+    assert "cannot use this sweep's files: it cannot read /nonexistent/.cluster-check" in proc.stderr
+    assert not list((outputs / "srch").glob("runs/*/job.json"))  # nothing was started
+
+
+def test_results_md_is_what_runner_report_prints_with_the_search_table(tmp_path, outputs):
+    cli("sweep", search_file(tmp_path, epochs=2, trials=2, pruner="none"), "--jobs", "2", check=True)
+    written = (outputs / "srch" / "results.md").read_text()
+    assert "Search srch: its trials" in written and written.count("| complete |") == 2
+    assert cli("report", outputs / "srch", check=True).stdout == written

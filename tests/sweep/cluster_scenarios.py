@@ -1,4 +1,4 @@
-"""Ray cluster scenarios for tests/test_cluster.py, run inside a network namespace that has only the
+"""Ray cluster scenarios for tests/sweep/test_cluster.py, run inside a network namespace that has only the
 loopback interface (`unshare -n -p -f --mount-proc`), so every Ray address is 127.0.0.1, nothing
 leaves the machine, and every Ray process ends with the namespace.
 

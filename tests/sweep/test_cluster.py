@@ -1,5 +1,5 @@
 """The Ray executor on a real multi-node Ray cluster on this machine, inside a network namespace with
-only the loopback interface (tests/cluster_scenarios.py). Each scenario's metrics are compared with
+only the loopback interface (tests/sweep/cluster_scenarios.py). Each scenario's metrics are compared with
 the local executor's on the same experiment: the executor must not change what is trained."""
 import json
 import os
@@ -22,7 +22,7 @@ def in_namespace(scenario: str, experiment, outputs, timeout: float = 4 * HANG_S
     HANG_SECONDS, so `timeout` bounds a hang of several of them."""
     env = {**os.environ, "RUNNER_OUTPUT_ROOT": str(outputs)}
     proc = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", sys.executable,
-                           str(REPO / "tests" / "cluster_scenarios.py"), scenario, str(experiment), str(outputs)],
+                           str(REPO / "tests" / "sweep" / "cluster_scenarios.py"), scenario, str(experiment), str(outputs)],
                           capture_output=True, text=True, env=env, timeout=timeout)
     lines = proc.stdout.strip().splitlines()
     assert proc.returncode == 0 and lines, f"scenario {scenario} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

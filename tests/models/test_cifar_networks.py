@@ -11,7 +11,7 @@ from runner.run.conv_bias import use_matmul_bias
 from runner.errors import RunnerError
 from runner.data import load_splits
 from runner.run.inference_eval import build_predictor
-from runner.models import RUNNER, build_model, build_network, count_flops, count_parameters, get_model, list_models
+from runner.models import RUNNER, build_model, build_network, count_flops, count_parameters, list_models, model_entry
 from runner.run.objectives import ClassificationLoss
 
 # Trainable parameters with 10 classes as the source publishes or its code counts them, and
@@ -45,7 +45,7 @@ def cifar_slice():
 
 @pytest.mark.parametrize("name", list(FACTS))
 def test_cifar_network_has_its_sources_size_and_keeps_32x32(name):
-    entry = get_model(name)
+    entry = model_entry(name)
     assert name in list_models(RUNNER) and entry.default_image_size == 32
     network = build_network(name, 10, 32)
     parameters, macs = FACTS[name]

@@ -7,7 +7,7 @@ import pytest
 from conftest import DATA_ROOT, TINY, write_toml
 from runner.config import load_experiment
 from runner.errors import ConfigError, RunnerError
-from runner.store.layout import SweepLayout
+from runner.store.layout import SweepPaths
 from runner.models import SigmoidHead, build_network
 from runner.run.objectives import ClassificationLoss
 from runner.predict import predict
@@ -62,7 +62,7 @@ def test_a_sigmoid_head_run_trains_evaluates_on_the_engine_and_predicts(tmp_path
     text = TINY.format(name="sigmoid", epochs=2) + '[[runs]]\nmodel = "alexnet"\nhead = "sigmoid"\n'
     path = write_toml(tmp_path, text, "sigmoid.toml")
     spec = load_experiment(path).runs[0]
-    layout = SweepLayout.for_experiment("sigmoid").run(spec.run_id)
+    layout = SweepPaths.for_experiment("sigmoid").run_paths(spec.run_id)
     notes = []
     result = train_run(spec, layout, DATA_ROOT, tmp_path / "cache",
                        lambda event, **details: notes.append(details) if event == "note" else None)

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import DATA_ROOT, TINY, cli, tiny_experiment, wait_until, write_toml
 from runner.config import load_experiment
-from runner.store.layout import SweepLayout
+from runner.store.layout import SweepPaths
 from runner.run.train import data_loader, prepare_run, train_run
 
 LENET_64 = """
@@ -31,7 +31,7 @@ model = "lenet"
 def run_once(tmp_path, text=LENET_64, overrides=()):
     experiment = load_experiment(write_toml(tmp_path, text), overrides)
     spec = experiment.runs[0]
-    layout = SweepLayout.for_experiment(experiment.name).run(spec.run_id)
+    layout = SweepPaths.for_experiment(experiment.name).run_paths(spec.run_id)
     return spec, layout, train_run(spec, layout, DATA_ROOT, tmp_path / "cache")
 
 
@@ -183,5 +183,5 @@ def test_learning_rate_schedules_step_once_per_epoch(tmp_path, outputs, schedule
     text = TINY.format(name="lr", epochs=3).replace("learning_rate = 0.001", "learning_rate = 0.01")
     experiment = load_experiment(write_toml(tmp_path, text + f'scheduler = {scheduler}\n[[runs]]\nmodel = "lenet"\n'))
     spec = experiment.runs[0]
-    result = train_run(spec, SweepLayout.for_experiment("lr").run(spec.run_id), DATA_ROOT)
+    result = train_run(spec, SweepPaths.for_experiment("lr").run_paths(spec.run_id), DATA_ROOT)
     assert [h["lr"] for h in result["history"]] == pytest.approx(expected)

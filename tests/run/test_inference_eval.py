@@ -6,7 +6,7 @@ import pytest
 
 from conftest import DATA_ROOT, TINY, write_toml
 from runner.config import load_experiment
-from runner.store.layout import SweepLayout
+from runner.store.layout import SweepPaths
 from runner.models import register_model
 from runner.run.train import train_run
 
@@ -17,7 +17,7 @@ def run(tmp_path, monkeypatch, model: str, engine: str, notes: list | None = Non
             f'[[runs]]\nmodel = "{model}"\neval_engine = "{engine}"\nthreads = {threads}\n')
     experiment = load_experiment(write_toml(tmp_path, text, f"{engine}.toml"), ["val_limit=48"])
     spec = experiment.runs[0]
-    layout = SweepLayout.for_experiment(experiment.name).run(spec.run_id)
+    layout = SweepPaths.for_experiment(experiment.name).run_paths(spec.run_id)
 
     def report(event, **details):
         if event == "note" and notes is not None:

@@ -12,7 +12,7 @@ from runner.config import load_experiment
 from runner.run.conv_bias import use_matmul_bias
 from runner.data import load_splits
 from runner.run.distributed import ShardedBatchSampler
-from runner.store.layout import SweepLayout
+from runner.store.layout import SweepPaths
 from runner.models import build_network
 from runner.run.train import train_run
 
@@ -63,7 +63,7 @@ def test_fit_trains_to_the_same_losses_as_the_course_loop(tmp_path, outputs):
         model = "alexnet"
     """)
     spec = load_experiment(path).runs[0]
-    layout = SweepLayout.for_experiment("course-loop").run(spec.run_id)
+    layout = SweepPaths.for_experiment("course-loop").run_paths(spec.run_id)
     runner_losses = []
     train_run(spec, layout, DATA_ROOT, tmp_path / "cache",
               lambda event, **d: runner_losses.append(d["loss"]) if event == "step" else None)

@@ -12,7 +12,7 @@ from conftest import TIMINGS, cli, first_table, tiny_experiment, wait_until, wai
 from runner.store.registry import RunRegistry
 from runner.config import load_experiment
 from runner.sweep.plan import estimate_minutes, plan_sweep
-from runner.sweep.loop import SweepLock
+from runner.sweep.session import SweepLock
 
 THREE_RUNS = """
 [[runs]]
@@ -205,8 +205,8 @@ def test_report_over_two_sweeps_tests_every_run_against_the_overall_best(tmp_pat
 
 def test_time_estimate_counts_training_evaluation_engine_and_cores():
     from runner.config import with_defaults
-    from runner.sweep.plan import (EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, INFERENCE_EVAL_GAIN, estimate_minutes,
-                              forward_macs)
+    from runner.sweep.plan import EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, INFERENCE_EVAL_GAIN, estimate_minutes
+    from runner.zoo import forward_macs
 
     base = with_defaults({"model": "lenet", "image_size": 64, "epochs": 2, "eval_engine": "dygraph"})
     macs = forward_macs("lenet", 64)

@@ -1,0 +1,205 @@
+"""The comparison as tables for people: markdown (results.md, `runner report`), and the header and
+body of each table, which report.html shows too; csv and json carry the records unformatted."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+from runner.report.comparison import Comparison, finite, group_record, run_record
+
+ALPHA = 0.05  # the level at which "differs from best" says yes
+
+
+def pct(x) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.2f}%"
+
+
+def num(x, digits: int = 4) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def differs(p) -> str:
+    if p is None or p == "best":
+        return "— (best)" if p == "best" else "—"
+    # on 10 000 test images p underflows to 0.0, and "p=0" would claim a certainty no test gives
+    return f"{'yes' if p < ALPHA else 'no'}, " + (f"p={p:.3g}" if p >= 1e-4 else "p<0.0001")
+
+
+def table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
+    multi = any(len(r["result"]["class_names"]) > 5 for r in rows)
+    where = any(r["result"].get("node") for r in rows) or len({r["result"].get("host") for r in rows}) > 1
+    header = ["run", "model", "dataset", "size", "epochs", "params (M)", "GMACs", "final acc", "95% CI",
+              "best acc (epoch)"]
+    header += ["AUC", "sensitivity", "specificity", "F1"] if binary else []
+    header += ["top-5"] if multi else []
+    header += ["train s", "img/s", "peak MB", *(["ran on"] if where else []), "course (text)",
+               "course (its saved run)", "differs from best (McNemar p)"]
+    body = []
+    for row in rows:
+        r = run_record(row)
+        marks = file_mark(r) + (" (selected by search)" if "selected by search" in r["name"] else "")
+        line = [r["run_id"] + marks, r["model"], r["dataset"],
+                r["image_size"], r["epochs_run"], num(r["parameters"] / 1e6, 2), num(r["gmacs"], 2),
+                pct(r["final_acc"]), f"{pct(r['acc_ci_low'])}–{pct(r['acc_ci_high'])}",
+                f"{pct(r['best_acc'])} ({r['best_epoch']})"]
+        if binary:
+            line += [num(r["auc"]), pct(r["sensitivity"]), pct(r["specificity"]), num(r["f1"])]
+        if multi:
+            line += [pct(r["top5"])]
+        line += [num(r["train_seconds"], 1), num(r["images_per_second"], 1), num(r["peak_memory_mb"], 0)]
+        line += [" ".join(str(x) for x in (r["host"], r["node"] and f"node {r['node'][:8]}") if x)] if where else []
+        line += [pct(r["course_text"]), pct(r["course_saved_run"]), differs(row["mcnemar"])]
+        body.append(line)
+    return header, body
+
+
+def file_mark(record: dict) -> str:
+    """' (--set seed=1)' for a run a command line made from the file's, ' (not in the file)' for one
+    the file no longer holds, nothing for the file's own."""
+    if record["in_file"]:
+        return ""
+    if record["overrides"]:
+        return " (--set " + " ".join(record["overrides"]) + ")"
+    return " (not in the file)"
+
+
+def choice_table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """What a person choosing a network also asks: can its AUC be told from the best one's, where
+    would it operate, can its probabilities be trusted, what does it cost to run."""
+    binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
+    header = ["run", "model"]
+    header += ["AUC (95% CI, DeLong)", "AUC differs from best (DeLong p)", "sensitivity at 95% specificity",
+               "specificity at 95% sensitivity"] if binary else []
+    header += ["ECE", "Brier", "latency ms (batch 1)", "img/s (batch 32)", "measured under", "model MB",
+               "peak train MB"]
+    body = []
+    for row in rows:
+        r = run_record(row)
+        line = [r["run_id"], r["model"]]
+        if binary:
+            auc = f"{num(r['auc'])} ({num(r['auc_ci_low'], 3)}–{num(r['auc_ci_high'], 3)})" if r["auc_ci_low"] is not None \
+                else num(r["auc"])
+            line += [auc, differs("best" if r["is_best"] else r["delong_p"]), pct(r["sensitivity_at_95_specificity"]),
+                     pct(r["specificity_at_95_sensitivity"])]
+        line += [num(r["ece"], 3), num(r["brier"], 3), with_slowest(r["latency_ms"], r["latency_ms_slowest"]),
+                 with_slowest(r["throughput_ips"], r["throughput_ips_slowest"]), load_of(r),
+                 num(r["model_mb"], 1), num(r["peak_memory_mb"], 0)]
+        body.append(line)
+    return header, body
+
+
+def with_slowest(figure, slowest) -> str:
+    """'7.2 (slowest round 9.8)': a cost figure and how far the load of its slowest round moved it."""
+    if figure is None or slowest is None or num(figure, 1) == num(slowest, 1):
+        return num(figure, 1)
+    return f"{num(figure, 1)} (slowest round {num(slowest, 1)})"
+
+
+def load_of(record: dict) -> str:
+    """'load 3.2, 1 other run': the machine's 1-minute load average and the other runs training on
+    it while the run's cost was timed ('—' for runs timed before the runner recorded it)."""
+    if record["cost_load_average"] is None and record["cost_other_runs"] is None:
+        return "—"
+    others = record["cost_other_runs"]
+    return f"load {num(record['cost_load_average'], 1)}, {others} other run{'' if others == 1 else 's'}"
+
+
+COST_NOTE = ("Latency and img/s: the exported model on paddle's inference engine, one thread, timed in rounds after "
+             "the run's training; the figure is the fastest round, and \"measured under\" the machine's 1-minute "
+             "load average and the other runs training on it then: a busy machine makes a figure slower, never "
+             "faster.")
+
+
+def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
+    header = ["model", "dataset", "size", "seeds", "final acc mean ± std", "95% interval", "AUC mean ± std",
+              "differs from best group (Welch p)", "course (text)", "course (its saved run)"]
+    body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
+             # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
+             f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if math.isfinite(g["acc"][2]) else "—",
+             mean_std(g["auc"], percent=False), differs("best" if g.get("is_best") else g.get("welch_p")),
+             pct(g["course_text"]), pct(g["course_saved_run"])] for g in groups]
+    return header, body
+
+
+def mean_std(stats, percent: bool = True) -> str:
+    mean, std = stats[0], stats[1]
+    if not math.isfinite(mean):
+        return "—"
+    scale, unit, digits = (100, "%", 2) if percent else (1, "", 3)
+    if not math.isfinite(std):
+        return f"{scale * mean:.{digits}f}{unit}"
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}{unit}"
+
+
+def ensemble_table(records: list[dict]) -> tuple[list[str], list[list]]:
+    header = ["ensemble of", "seeds", "acc", "95% CI", "AUC (95% CI, DeLong)", "ECE", "Brier",
+              "differs from the best run (McNemar p)", "AUC differs (DeLong p)"]
+    body = [[e["model"], e["seeds"], pct(e["acc"]), f"{pct(e['acc_ci_low'])}–{pct(e['acc_ci_high'])}",
+             f"{num(e.get('auc'))} ({num(e.get('auc_ci_low'), 3)}–{num(e.get('auc_ci_high'), 3)})",
+             num(e["ece"], 3), num(e["brier"], 3), differs(e["mcnemar_p"]), differs(e["delong_p"])] for e in records]
+    return header, body
+
+
+def trials_table(study) -> tuple[list[str], list[list]]:
+    """A search's trials: number, state, score, epochs reported, settings."""
+    names = sorted({k for t in study.trials for k in t.params})
+    header = ["trial", "state", "score", "epochs reported", *names]
+    body = [[t.number, t.state.name.lower(), num(t.value), len(t.intermediate_values),
+             *[num(t.params[k], 6) if isinstance(t.params.get(k), float) else t.params.get(k) for k in names]]
+            for t in study.trials]
+    return header, body
+
+
+def render(comparison: Comparison, fmt: str = "md", ensemble: bool = False) -> str:
+    """The comparison as md (what results.md holds and `runner report` prints), csv or json."""
+    rows, skipped, shown_once = comparison.rows, comparison.skipped, comparison.shown_once
+    searches = {name: trials_table(study) for name, study in comparison.studies.items()}
+    if fmt == "json":
+        out = {"runs": [run_record(r) for r in rows], "seed_groups": [group_record(g) for g in comparison.groups],
+               "skipped": list(skipped), "shown_once": list(shown_once)}
+        if ensemble:
+            out["ensembles"] = comparison.ensembles
+        if searches:
+            out["searches"] = {name: [dict(zip(header, line)) for line in body]
+                               for name, (header, body) in searches.items()}
+        return json.dumps(finite(out), indent=1, allow_nan=False)
+    if fmt == "csv":
+        records = [finite(run_record(r)) for r in rows]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(records[0]) if records else ["run_id"])
+        writer.writeheader()
+        writer.writerows(records)
+        return buf.getvalue()
+    text = markdown(*table(rows))
+    if rows:
+        text += ("\n\nCost, calibration and operating points (measured on the validation images):\n\n"
+                 + markdown(*choice_table(rows)) + "\n\n" + COST_NOTE)
+    groups = comparison.groups
+    if any(g["seeds"] > 1 for g in groups):
+        text += "\n\nOver seeds:\n\n" + markdown(*group_table(groups))
+    if ensemble:
+        text += "\n\nEnsembles (the mean of each group's seeds' probabilities):\n\n" + markdown(*ensemble_table(comparison.ensembles))
+    for name, (header, body) in searches.items():
+        text += (f"\n\nSearch {name}: its trials, scored on training images only (the runs marked \"selected by "
+                 f"search\" are the best trial's settings on the official images):\n\n" + markdown(header, body))
+    if any(not r.get("in_file", True) and r.get("overrides") for r in rows):
+        text += (f"\n\nRuns marked \"--set ...\" are runs of {rows[0]['source']} trained with those settings "
+                 "changed on the command line (`runner train` or `runner sweep` with --set).")
+    if any(not r.get("in_file", True) and not r.get("overrides") for r in rows):
+        text += f"\n\nRuns marked \"not in the file\" were trained here earlier but are not in {rows[0]['source']} now."
+    if skipped:
+        text += "\n\nNot shown:\n" + "\n".join(f"- {note}" for note in skipped)
+    if shown_once:
+        text += "\n\nShown once:\n" + "\n".join(f"- {note}" for note in shown_once)
+    return text
+
+
+def markdown(header, body) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("—" if v is None else str(v) for v in line) + " |" for line in body]
+    return "\n".join(lines)
+
+

@@ -1,0 +1,53 @@
+"""`runner train`: one run in this process (or, with nproc > 1, in processes started by
+paddle.distributed.launch), recorded in the same registry as a sweep's. The one module of the
+sweep's room that trains, and so imports runner.run.
+"""
+from __future__ import annotations
+
+import subprocess
+
+from runner.config import Experiment, RunSpec
+from runner.errors import RunnerError
+from runner.store.jobs import why_it_ended, worker_command, worker_environment, write_job
+from runner.store.layout import SweepPaths
+from runner.store.runfiles import read_result
+from runner.sweep.plan import preflight_data
+from runner.sweep.session import open_sweep
+
+
+def train_one(experiment: Experiment, spec: RunSpec, data_root=None, on_event=None) -> dict:
+    from runner.run.train import train_run
+
+    with open_sweep(experiment) as (paths, registry):
+        preflight_data([spec], data_root)
+        registry.mark_running(spec.run_id)
+        try:
+            if spec.config["nproc"] > 1:
+                result = launch_and_wait(paths, spec, data_root, on_event)
+            else:
+                result = train_run(spec, paths.run_paths(spec.run_id), data_root, paths.cache, on_event)
+        except KeyboardInterrupt:
+            registry.mark_interrupted(spec.run_id, "interrupted (Ctrl-C); run again to resume")
+            raise
+        except RunnerError as err:
+            registry.mark_failed(spec.run_id, str(err))
+            raise
+        registry.mark_done(spec.run_id, result)
+        return result
+
+
+def launch_and_wait(sweep: SweepPaths, spec: RunSpec, data_root, on_event) -> dict:
+    """Run `spec` on nproc processes through paddle.distributed.launch and return its result."""
+    paths = sweep.run_paths(spec.run_id)
+    write_job(sweep, spec, data_root)
+    paths.error.unlink(missing_ok=True)
+    if on_event:
+        on_event("note", message=f"launching {spec.config['nproc']} processes with paddle.distributed.launch; "
+                                 f"their logs are in {paths.launch_logs}")
+    with open(paths.log, "a") as log:
+        code = subprocess.call(worker_command(paths, spec.config), stdout=log, stderr=subprocess.STDOUT,
+                               env=worker_environment())
+    result = read_result(paths)
+    if code != 0 or not result:
+        raise RunnerError(why_it_ended(paths, code))
+    return result
