@@ -4,7 +4,8 @@ import os
 import signal
 from pathlib import Path
 
-WORKER_MODULE = "runner.run.worker"
+WORKER_MODULE = "runner.run.worker"  # how runner/store/jobs.py starts a worker (`python -m`) ...
+WORKER_FILE = "runner/run/worker.py"  # ... or, under paddle.distributed.launch, by its file
 
 
 def die_with_parent() -> None:
@@ -26,7 +27,8 @@ def runner_workers(under: str | None = None) -> list[int]:
             argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:  # gone meanwhile, or not ours to read
             continue
-        if WORKER_MODULE in argv and (under is None or any(under in a for a in argv)):
+        worker = WORKER_MODULE in argv or any(a.endswith(WORKER_FILE) for a in argv)
+        if worker and (under is None or any(under in a for a in argv)):
             out.append(int(proc.name))
     return out
 

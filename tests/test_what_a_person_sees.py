@@ -157,6 +157,7 @@ def test_report_on_a_terminal_is_a_verdict_and_a_table_that_fit_120_columns(tmp_
 
 
 def test_the_compact_table_gives_way_in_names_never_in_numbers():
+    from runner.report.comparison import Comparison
     from runner.report.terminal import compact_report
 
     def row(model, seed, acc, p):
@@ -170,7 +171,7 @@ def test_the_compact_table_gives_way_in_names_never_in_numbers():
 
     rows = [row("paddle.vision/mobilenet_v3_large", 0, 0.9775, "best")] + \
         [row(f"paddle.vision/shufflenet_v2_x1_0_variant_{i}", i, 0.95, 0.3) for i in range(12)]
-    lines = compact_report(rows).splitlines()
+    lines = compact_report(Comparison(rows)).splitlines()
     assert all(len(line) <= 120 for line in lines), max(map(len, lines))
     assert re.search(r"(and \d+ more|12 others) on these images \(McNemar p ≥ 0\.05\)$", lines[0]), lines[0]
     table = lines[3:16]

@@ -45,9 +45,9 @@ class Comparison:
 
     rows: list[dict]  # best final accuracy first, with ci, mcnemar, delong_p and probability statistics
     skipped: list[str] = field(default_factory=list)  # a note per finished run that cannot be shown
+    studies: dict = field(default_factory=dict)  # sweep name -> the Optuna study of its search
     # a line per folder whose finished runs were also found in a folder named before it (each shown once)
     shown_once: list[str] = field(default_factory=list)
-    studies: dict = field(default_factory=dict)  # sweep name -> the Optuna study of its search
 
     @cached_property
     def by_seed(self) -> list[tuple[str, list[dict]]]:
@@ -103,7 +103,7 @@ def compare_folders(output_dirs: list[Path]) -> Comparison:
             shown_once.append(shown_once_note(output_dir, len(found), again))
         elif not found and not notes:
             skipped.append(f"{output_dir}: no finished run yet")
-    return Comparison(ranked_with_statistics(rows), skipped, studies, shown_once)
+    return Comparison(ranked_with_statistics(rows), skipped, shown_once=shown_once, studies=studies)
 
 
 def shown_once_note(folder: Path, finished: int, first_seen_in: list[Path]) -> str:
