@@ -76,7 +76,7 @@ TOP_LEVEL = {"name": (str,), "description": (str,), "defaults": (dict,), "runs":
              "search": (dict,)}
 # The keys runs were first recorded with. A key added since is left out of a run's id while it keeps
 # its default, so adding a key never changes the id of a run that does not use it.
-ORIGINAL_KEYS = frozenset(RUN_FIELDS) - {"device", "nproc", "amp", "eval_engine", "head", "fold"}
+ORIGINAL_KEYS = frozenset(RUN_FIELDS) - {"device", "nproc", "amp", "eval_engine", "head", "fold", "tta", "lookahead"}
 # Keys that do not change what is trained (a label; which device of a kind), so not a run's identity.
 NOT_IDENTITY = ("label", "device")
 
@@ -119,7 +119,8 @@ def identity(config: dict, ignore: tuple[str, ...] = ()) -> dict:
     out = {k: v for k, v in normalised(config).items() if k not in NOT_IDENTITY + ignore}
     out["device"] = config.get("device", "cpu").split(":")[0]  # cpu or gpu, not which gpu
     for key in set(out) - ORIGINAL_KEYS:
-        if key in RUN_FIELDS and out[key] == RUN_FIELDS[key][1]:
+        # a table switched off (`lookahead = false`) is resolved to {}: that is its default too
+        if key in RUN_FIELDS and out[key] in (RUN_FIELDS[key][1], {} if RUN_FIELDS[key][1] is False else None):
             del out[key]
     for table, unused in ADDED_TABLE_FIELDS.items():
         if isinstance(out.get(table), dict):
