@@ -208,7 +208,6 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
     from runner.config import load_experiment
     from runner.layout import SweepLayout
     from runner.registry import RunRegistry
-    from runner.sweep import run_sweep
     from runner.plan import plan_sweep
 
     gpus = parse_devices(devices)
@@ -227,8 +226,8 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
         return
     if experiment.search:  # the same loop, making its trials as it goes
         from runner.search import run_search as start
-    else:
-        start = run_sweep
+    else:  # run_sweep, then the robustness of the runs that ask for it
+        from runner.robustness_sweep import sweep_and_score as start
     if dry_run:
         registry = RunRegistry(layout.registry, create=False) if layout.registry.exists() else None
         print_plan(plan_sweep(experiment, registry, retry_failed), jobs or (len(gpus) if gpus else None))
@@ -240,7 +239,7 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
             def on_event(kind, **d):
                 line = progress.on_event(kind, **d)
                 live.update(progress_table(progress))
-                if line and kind in ("finished", "plan"):
+                if line and kind in ("finished", "plan", "robustness"):
                     live.console.print(line)
             rows = start(experiment, jobs, data_root=data_root, on_event=on_event, devices=gpus,
                              cluster=cluster, retries=retries, **retry(experiment, retry_failed))
@@ -356,6 +355,38 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
         err.print(f"skipped {note}")
     if skipped:  # the table is incomplete: say so to scripts too
         raise typer.Exit(1)
+
+
+@app.command()
+def robustness(output_dir: Optional[Path] = typer.Argument(None, help="outputs/<name> (default: the newest sweep)"),
+               jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="CPU cores to keep busy "
+                                                  "(default: all); a run takes its threads of them"),
+               corruptions: Optional[List[str]] = typer.Option(None, "--corruption", help="Only this corruption "
+                                                               "(repeat the option; default: each run's robustness "
+                                                               "table, else all 15)"),
+               severities: Optional[List[int]] = typer.Option(None, "--severity", min=0, max=5, help="Only this "
+                                                              "severity, 0 (unchanged) to 5 (repeat the option)"),
+               data_root: Optional[Path] = DataRootOption):
+    """Score a sweep's finished runs on corrupted validation images (ImageNet-C's 15 corruptions x 5
+    severities); resumes where it stopped. Needs pip install -e '.[robustness]'."""
+    from runner.robustness_sweep import run_robustness
+
+    folder = default_output_dir(output_dir)
+    stop_cleanly_on_signals()
+    scored, failures, notes = run_robustness(folder, jobs, data_root, print_robustness_event, corruptions or (),
+                                             severities or ())
+    for note in notes:
+        err.print(f"note: {note}")
+    out.print(f"{len(scored) - len(failures)} run(s) scored, {len(failures)} failed; table: {folder / 'results.md'}")
+    for run_id, error in failures:
+        err.print(f"failed {run_id}: {error}")
+    if failures:
+        raise typer.Exit(1)
+
+
+def print_robustness_event(kind: str, **d) -> None:
+    if kind == "robustness":
+        print(f"robustness {d['run_id']}: {d['message']}", flush=True)
 
 
 @app.command()

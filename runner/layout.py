@@ -86,6 +86,11 @@ class RunLayout:
         return self.folder / "predictions.npz"
 
     @property
+    def robustness(self) -> Path:
+        """accuracy, AUC and ECE per corruption and severity (runner/robustness.py)"""
+        return self.folder / "robustness.json"
+
+    @property
     def gradcam(self) -> Path:
         return self.folder / "gradcam.npz"
 

@@ -115,6 +115,7 @@ def estimate_minutes(config: dict, epochs_done: int = 0) -> float | None:
     if not scheme.official:  # the validation images are a share of the training images
         held_out = round(n_train * (scheme.fraction or 1 / max(1, scheme.folds)))
         n_train, n_val = n_train - held_out, held_out
+    n_train = max(1, round(n_train * config.get("train_fraction", 1.0)))
     if evaluates_on_inference_engine(config):
         n_val /= INFERENCE_EVAL_GAIN
     flop = 2 * macs * (3 * n_train + n_val) * (config["epochs"] - epochs_done)

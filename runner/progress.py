@@ -88,6 +88,8 @@ class SweepProgress:
             return None
         if kind == "note":
             return f"note: {d['message']}"
+        if kind == "robustness":  # a finished run scored on corrupted images (runner/robustness_sweep.py)
+            return f"robustness {d['run_id']}: {d['message']}"
         if kind == "started":
             run = self.runs[d["planned"].spec.run_id]
             run.status, run.started = "running", time.monotonic()

@@ -136,6 +136,11 @@ def train_one(experiment: Experiment, spec: RunSpec, data_root=None, report=None
             registry.mark_failed(spec.run_id, str(err))
             raise
         registry.mark_done(spec.run_id, result_metrics(result))
+        if spec.config["robustness"]:  # scored in this process too, once trained (runner/robustness.py)
+            from runner.robustness import evaluate_robustness
+
+            evaluate_robustness(spec, layout.run(spec.run_id), spec.config["robustness"], data_root, layout.cache,
+                                report)
         return result
 
 
@@ -207,8 +212,7 @@ class SweepLoop:
                     write_outputs(self.layout, self.registry)
         except KeyboardInterrupt:
             for planned in self.executor.stop_all():
-                self.registry.mark_interrupted(planned.spec.run_id,
-                                               "interrupted (Ctrl-C); run the sweep again to resume")
+                self.interrupted(planned)
                 self.on_event("finished", planned=planned, status="interrupted", error="interrupted")
             raise
 
@@ -241,6 +245,9 @@ class SweepLoop:
                     self.seen_epoch[run_id] = record["epoch"]
                     self.on_event("epoch", planned=planned, record=record)
                     self.epoch_done(planned, record)
+
+    def interrupted(self, planned: PlannedRun) -> None:
+        self.registry.mark_interrupted(planned.spec.run_id, "interrupted (Ctrl-C); run the sweep again to resume")
 
     # ---- hooks for a loop that makes its own work (runner/search.py) ------------------------------
 

@@ -21,15 +21,17 @@ from runner.runfiles import read_json, write_error, write_json_atomic
 EXIT_FAILED, EXIT_INTERRUPTED = 3, 4
 
 
-def write_job(layout: SweepLayout, spec, data_root, config: dict | None = None) -> Path:
+def write_job(layout: SweepLayout, spec, data_root, config: dict | None = None, robustness: dict | None = None) -> Path:
     """runs/<id>/job.json: what a worker needs to run `spec` (with `config` as the sweep placed it,
-    say on one GPU of several)."""
+    say on one GPU of several); with a `robustness` protocol, runs/<id>/robustness-job.json, for a
+    worker that scores the finished run under it (runner/robustness.py) instead."""
     run = layout.run(spec.run_id)
     run.folder.mkdir(parents=True, exist_ok=True)
-    job = run.folder / "job.json"
+    job = run.folder / ("robustness-job.json" if robustness else "job.json")
     write_json_atomic(job, {"experiment": spec.experiment, "run_id": spec.run_id, "config": config or spec.config,
                             "sweep_root": str(layout.root.resolve()), "cache_dir": str(layout.cache.resolve()),
-                            "data_root": str(resolve_data_root(data_root).resolve())})
+                            "data_root": str(resolve_data_root(data_root).resolve()),
+                            **({"robustness": robustness} if robustness else {})})
     return job
 
 
@@ -78,10 +80,16 @@ def main(job_file: str) -> int:
         write_error(run, f"this worker computes run id {spec.run_id} for the job of {job['run_id']}: the sweep and "
                          "the worker run different versions of runner; install one version everywhere")
         return EXIT_FAILED
-    from runner.train import train_run
-
     try:
-        train_run(spec, run, job.get("data_root"), Path(job["cache_dir"]), ProgressReport(run))
+        if job.get("robustness"):
+            from runner.robustness import evaluate_robustness
+
+            evaluate_robustness(spec, run, job["robustness"], job.get("data_root"), Path(job["cache_dir"]),
+                                ProgressReport(run))
+        else:
+            from runner.train import train_run
+
+            train_run(spec, run, job.get("data_root"), Path(job["cache_dir"]), ProgressReport(run))
         return 0
     except KeyboardInterrupt:
         write_error(run, "interrupted (Ctrl-C); run the sweep again to resume from the last finished epoch")

@@ -16,7 +16,7 @@ from runner.data.registry import (is_known_dataset, list_datasets, open_dataset,
 from runner.data.source import DataReport, DataSource
 from runner.data.transforms import Augment, ArrayDataset
 from runner.errors import DataError
-from runner.validation import parse_validation, split_indices
+from runner.validation import nested_subset, parse_validation, split_indices
 
 __all__ = ["Augment", "ArrayDataset", "DataReport", "DataSource", "Splits", "check_dataset", "default_augment",
            "is_known_dataset", "list_datasets", "load_splits", "open_dataset", "register_dataset",
@@ -52,7 +52,7 @@ def check_dataset(name: str, data_root=None) -> DataReport:
 
 def load_splits(name: str, image_size: int, data_root=None, augment: Augment | None = None,
                 validation: str = "official", train_limit: int = 0, val_limit: int = 0,
-                cache_dir: Path | None = None, fold: int = 0) -> Splits:
+                cache_dir: Path | None = None, fold: int = 0, train_fraction: float = 1.0) -> Splits:
     source = open_dataset(name, data_root)
     train_y = source.labels("train", cache_dir)
     scheme = parse_validation(validation)
@@ -63,6 +63,7 @@ def load_splits(name: str, image_size: int, data_root=None, augment: Augment | N
         val_split, val_y = "train", train_y
         train_idx, val_idx = split_indices(train_y, scheme, fold)
     train_idx, val_idx = evenly_spaced(train_idx, train_limit), evenly_spaced(val_idx, val_limit)
+    train_idx = train_idx[nested_subset(train_y[train_idx], train_fraction)]
     train_y, val_y = train_y[train_idx], val_y[val_idx]
     for split, labels, limit in (("train", train_y, train_limit), ("val", val_y, val_limit)):
         where = validation + (f", fold {fold}" if fold else "")
