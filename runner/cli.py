@@ -343,13 +343,18 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
                None, help="outputs/<name> (default: the newest sweep); several sweeps make one table"),
            fmt: str = typer.Option("md", "--format", help="md, csv or json"),
            ensemble: bool = typer.Option(False, "--ensemble", help="Add a row per model group that averages its "
-                                                                    "seeds' validation probabilities")):
+                                                                    "seeds' validation probabilities"),
+           targets: Optional[str] = typer.Option(None, "--targets", help="Validation accuracies to time each run "
+                                                 "to, e.g. 0.9,0.95 (default: each run's accuracy_targets, else "
+                                                 "the dataset's)")):
     """The comparison table of a sweep, or of several side by side."""
+    from runner.config import parse_targets
     from runner.report import report_for
 
     if fmt not in ("md", "csv", "json"):
         raise RunnerError(f"--format {fmt!r}: use md, csv or json")
-    text, skipped = report_for(output_dirs or [default_output_dir(None)], fmt, ensemble)
+    text, skipped = report_for(output_dirs or [default_output_dir(None)], fmt, ensemble,
+                               parse_targets(targets) if targets else None)
     print(text)
     for note in skipped:
         err.print(f"skipped {note}")

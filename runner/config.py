@@ -313,6 +313,14 @@ def scaled_to_fraction(config: dict) -> dict:
     return config
 
 
+def full_budget(config: dict) -> dict:
+    """The settings a run on a share of its training images was scaled from (scaled_to_fraction
+    undone): for "same_steps", the epochs as written, round(epochs x train_fraction)."""
+    if config.get("fraction_budget") == "same_steps" and config.get("train_fraction", 1.0) < 1.0:
+        return {**config, "epochs": round(config["epochs"] * config["train_fraction"])}
+    return config
+
+
 def switched_on(head: str, config: dict) -> dict:
     """What `augment = true`, `early_stopping = true` or `robustness = true` stands for."""
     if head == "augment":
@@ -458,6 +466,18 @@ def robustness_problem(config: dict) -> str | None:
         return (f"robustness needs image_size >= {CORRUPTION_MIN_SIZE} (the smallest image imagecorruptions takes); "
                 f"image_size is {config['image_size']}")
     return None
+
+
+def parse_targets(text: str) -> list[float]:
+    """'0.9,0.95' (`runner report --targets`) -> [0.9, 0.95], checked as accuracy_targets is."""
+    try:
+        targets = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        targets = [text]
+    problem = targets_problem(targets) if targets else "give at least one accuracy"
+    if problem:
+        raise ConfigError(f"--targets {text!r}: {problem.removeprefix('accuracy_targets: ')}")
+    return targets
 
 
 def unknown_corruption(name) -> str:

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from runner import metrics
-from runner.config import dotted, identity, with_defaults
+from runner.config import dotted, full_budget, identity, with_defaults
+from runner.formatting import num, pct
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
 from runner.runfiles import load_predictions, read_result, result_problem
@@ -121,12 +122,14 @@ def same_val_set(a: dict, b: dict) -> bool:
     return images(a) == images(b)
 
 
-def group_by_seed(rows: list[dict]) -> list[tuple[str, list[dict]]]:
-    """Runs alike but for the seed (and, under k-fold cross-validation, the fold), in order of their
-    first run, each group named by its model and what sets it apart from the model's other groups."""
+def group_by_seed(rows: list[dict], over: tuple[str, ...] = ()) -> list[tuple[str, list[dict]]]:
+    """Runs alike but for the seed (and, under k-fold cross-validation, the fold, and the keys `over`:
+    ("train_fraction",) for learning curves), in order of their first run, each group named by its
+    model and what sets it apart from the model's other groups."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        key = json.dumps(identity(row["result"]["config"], ignore=("seed", "fold")), sort_keys=True)
+        config = full_budget(row["result"]["config"]) if "train_fraction" in over else row["result"]["config"]
+        key = json.dumps(identity(config, ignore=("seed", "fold", *over)), sort_keys=True)
         groups.setdefault(key, []).append(row)
     settings = {key: dotted(with_defaults(json.loads(key))) for key in groups}
     return [(members[0]["result"]["config"]["model"] + distinguishing(settings[key], settings.values())
@@ -255,14 +258,6 @@ def group_record(group: dict) -> dict:
 
 # ---- tables for people ---------------------------------------------------------------------------
 
-def pct(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
-
-
-def num(x, digits: int = 4) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
 def differs(p) -> str:
     if p is None or p == "best":
         return "— (best)" if p == "best" else "—"
@@ -381,13 +376,21 @@ def ensemble_table(records: list[dict]) -> tuple[list[str], list[list]]:
     return header, body
 
 
+def beyond_accuracy(rows: list[dict], targets=None):
+    """Robustness, learning curves, time to accuracy and per-class scores of the rows
+    (runner/report_sections.py); `targets`: the validation accuracies to time, else each run's own."""
+    from runner.report_sections import Beyond
+
+    return Beyond(rows, group_by_seed(rows), group_by_seed(rows, over=("train_fraction",)), targets)
+
+
 def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble: bool = False,
-           searches: dict | None = None) -> str:
+           searches: dict | None = None, targets=None) -> str:
     """The table in `fmt`; `searches`: {sweep name: search_trials(...)} of the sweeps that searched."""
     searches = searches or {}
     if fmt == "json":
         out = {"runs": [run_record(r) for r in rows], "seed_groups": [group_record(g) for g in seed_groups(rows)],
-               "skipped": list(skipped)}
+               "skipped": list(skipped), **beyond_accuracy(rows, targets).records()}
         if ensemble:
             out["ensembles"] = ensembles(rows)
         if searches:
@@ -410,6 +413,8 @@ def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble:
         text += "\n\nOver seeds:\n\n" + markdown(*group_table(groups))
     if ensemble:
         text += "\n\nEnsembles (the mean of each group's seeds' probabilities):\n\n" + markdown(*ensemble_table(ensembles(rows)))
+    for section in beyond_accuracy(rows, targets).tables():
+        text += f"\n\n{section['heading']}:\n\n" + markdown(section["header"], section["body"])
     for name, (header, body) in searches.items():
         text += (f"\n\nSearch {name}: its trials, scored on training images only (the runs marked \"selected by "
                  f"search\" are the best trial's settings on the official images):\n\n" + markdown(header, body))
@@ -426,7 +431,8 @@ def markdown(header, body) -> str:
     return "\n".join(lines)
 
 
-def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False) -> tuple[str, list[str]]:
+def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False,
+               targets=None) -> tuple[str, list[str]]:
     """One table over the finished runs of one or more sweeps, and what could not be shown. The
     paired test compares every run with the best run on the same validation images, whichever sweep
     it came from; a folder named twice, or a run found in two folders, counts once."""
@@ -451,7 +457,7 @@ def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False)
             rows.append(row)
         if not any(seen[r["result"]["run_id"]] == output_dir for r in rows) and not notes:
             skipped.append(f"{output_dir}: no finished run yet")
-    return render(ranked_with_statistics(rows), fmt, skipped, ensemble, searches), skipped
+    return render(ranked_with_statistics(rows), fmt, skipped, ensemble, searches, targets), skipped
 
 
 # ---- a search's trials ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 from runner import metrics, plots
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
-from runner.report import (accuracy_intervals, choice_table, collect, group_by_seed, group_table, load_study,
+from runner.report import (accuracy_intervals, beyond_accuracy, choice_table, collect, group_by_seed, group_table, load_study,
                            plot_groups, render, run_record, search_trials, seed_groups, table)
 from runner.runfiles import atomic_write, load_arrays
 
@@ -146,6 +146,12 @@ def write_html(layout: SweepLayout, rows: list[dict], skipped: list[str] = ()) -
             if name in figures:
                 parts += ([f"<h2>{html.escape(heading)}</h2>"] if heading else []) + \
                          ([f"<p>{html.escape(caption)}</p>"] if caption else []) + [img(figures[name], ' class="wide"')]
+        beyond = beyond_accuracy(rows)  # robustness, learning curves, time to accuracy, per class
+        drawn = beyond.figures(layout.root)
+        for section in beyond.tables():
+            parts += [f"<h2>{html.escape(section['heading'])}</h2>", f"<p>{html.escape(section['caption'])}</p>",
+                      html_table(section["header"], section["body"])]
+            parts += [img(drawn[name], ' class="wide"') for name in section["figures"] if name in drawn]
         parts.append("<h2>Each run</h2>")
     for row in rows:
         res = row["result"]

@@ -191,6 +191,8 @@ def _cached(cache_dir: Path, images: np.ndarray, dataset: str, corruption: str, 
             made = corrupt_images(images, corruption, severity, seed, dataset)
             try:
                 save_atomic(path, made)
+                # a process waiting on this lock reads the copy once it has the lock; later ones find the copy first
+                _lock_path(path).unlink(missing_ok=True)
             except OSError:
                 pass  # a full or read-only cache only costs time
             return made
