@@ -252,7 +252,8 @@ def mean_corruption_error(accuracies: dict[str, dict[int, float]],
                    and s not in baseline.get(name, {})]
         if missing:
             raise ValueError(f"the baseline has no score for {missing[0][0]} at severity {missing[0][1]}")
-        base = corruption_errors({name: {s: baseline[name][s] for s in by} for name, by in accuracies.items()})
+        base = corruption_errors({name: {s: baseline[name][s] for s in by if int(s) > 0}
+                                  for name, by in accuracies.items()})
         per = {name: 100 * total / base[name] if base[name] else float("nan") for name, total in errors.items()}
     return (float(np.mean(list(per.values()))) if per else float("nan")), per
 
