@@ -9,8 +9,9 @@ through those rows and imports no paddle.
     beyond.markdown(); beyond.html(layout)
 
 Robustness: the mCE of a run is normalised by the AlexNet runs (the protocol's baseline, as
-Hendrycks & Dietterich use it) scored on the very same clean images with the same corruption seed;
-where there is none it is the unnormalised mean error, and the records say so. Time to accuracy
+Hendrycks & Dietterich use it) scored on the very same clean images with the same corruption seed
+and trained on the same share of the training images (their mean, over seeds); where there is none
+it is the unnormalised mean error, and the records say so. Time to accuracy
 reads the validation accuracy of every epoch: the first epoch at or above a target is picked by
 looking at the validation images, so it is an optimistic, DAWNBench-style figure, not a held-out one.
 """
@@ -65,10 +66,14 @@ class Beyond:
                 if any(int(s) > 0 for s in by)}
 
     def baseline_for(self, row) -> list[dict]:
-        """The AlexNet runs scored on the same clean images with the same corruption seed as `row`."""
+        """The AlexNet runs scored on the same clean images with the same corruption seed as `row`, and
+        trained on the same share of their training images (a learning curve's AlexNet on a tenth of
+        them is no baseline for a network trained on all)."""
         mine = self.scored[id(row)]
+        share = row["result"]["config"].get("train_fraction", 1.0)
         return [other for other in self.rows if id(other) in self.scored
                 and other["result"]["config"]["model"] == MCE_BASELINE
+                and other["result"]["config"].get("train_fraction", 1.0) == share
                 and all(self.scored[id(other)].get(k) == mine.get(k) for k in ("dataset", "pixels", "seed"))]
 
     def robustness_run(self, row) -> dict:

@@ -318,3 +318,87 @@ def without_the_package(folder):
             "runpy.run_module('runner', run_name='__main__')\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
 
+
+
+# ---- in a browser --------------------------------------------------------------------------------
+
+from test_dashboard_browser import CHROMIUM, artifacts  # noqa: E402,F401  (the fixture, as that file uses it)
+
+CHECK_IMAGES = ("<script>window.addEventListener('load', () => { const out = document.createElement('pre'); "
+                "out.id = 'image-check'; out.textContent = JSON.stringify([...document.images].map(i => "
+                "[i.getAttribute('src'), i.complete, i.naturalWidth])); document.body.appendChild(out); });</script>")
+
+
+def three_classes(root):
+    """folder:<root> with classes a, b, c (train 12 and val 4 images each) copied from iChallenge-PM."""
+    from conftest import PM
+    import shutil
+
+    source = iter(sorted((PM / "PALM-Training400").glob("*.jpg")))
+    for split, count in (("train", 12), ("val", 4)):
+        for name in "abc":
+            (root / split / name).mkdir(parents=True)
+            for _ in range(count):
+                image = next(source)
+                shutil.copy(image, root / split / name / image.name)
+    return f"folder:{root}"
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
+def test_report_html_shows_robustness_learning_curves_and_per_class_in_a_browser(tmp_path, outputs, artifacts):
+    dataset = three_classes(tmp_path / "abc")
+    path = write_toml(tmp_path, f"""
+        name = "beyond"
+        [defaults]
+        dataset = "{dataset}"
+        image_size = 32
+        epochs = 1
+        batch_size = 8
+        optimizer = {{ name = "adam", learning_rate = 0.001 }}
+        robustness = {{ corruptions = ["brightness", "contrast"], severities = [1] }}
+        [[runs]]
+        model = "lenet"
+        [[runs]]
+        model = "alexnet"
+        [grid]
+        train_fraction = [0.5, 1.0]
+        seed = [0, 1]
+        """)
+    cli("sweep", path, "--jobs", "2", check=True)
+    folder = outputs / "beyond"
+    report = json.loads(cli("report", folder, "--format", "json", check=True).stdout)
+    curves = {c["model"]: c["points"] for c in report["learning_curves"]}
+    assert set(curves) == {"lenet", "alexnet"}
+    for points in curves.values():  # 6 and 12 images of each class, two seeds at each
+        assert [(p["train_images"], p["seeds"]) for p in points] == [(18, 2), (36, 2)]
+        assert all(p["acc_ci_low"] is not None for p in points)
+    groups = {g["model"]: g for g in report["per_class"]["groups"]}
+    assert all(g["classes"] == ["a", "b", "c"] for g in groups.values())
+    assert len(report["per_class"]["differ_most"]) == 3
+    robust = {g["model"]: g for g in report["robustness"]["groups"]}
+    assert all(g["seeds"] == 2 for g in robust.values())  # the groups of the full set, by seed
+
+    check = folder / "report-check.html"  # the page as written, and a script that says what loaded
+    check.write_text((folder / "report.html").read_text().replace("</body>", CHECK_IMAGES + "</body>"))
+    assert CHROMIUM, "chromium is not installed: .ci/run installs Debian's chromium"
+    page = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                           check.as_uri()], capture_output=True, text=True, timeout=120)
+    assert page.returncode == 0, page.stderr[-2000:]
+    dom = page.stdout
+    loaded = {src: width for src, complete, width in json.loads(
+        dom.split('<pre id="image-check">')[1].split("</pre>")[0].replace("&quot;", '"'))}
+    for figure in ("robustness_heatmap.png", "robustness_by_severity.png", "learning_curves.png",
+                   "per_class_heatmap.png", "acc_vs_wall_time.png"):
+        assert loaded.get(figure, 0) > 300, (figure, loaded)  # decoded, at its width in pixels
+    for heading in ("Robustness to corrupted images", "Learning curves over training-set size", "Time to accuracy",
+                    "Per class", "Classes where the networks differ most"):
+        assert f"<h2>{heading}</h2>" in dom, heading
+    for label, group in robust.items():  # the table says what the JSON says
+        assert f"<td>{label}</td><td>2</td><td>{100 * group['clean_acc']:.2f}%</td>" \
+               f"<td>{100 * group['mean_corruption_acc']:.2f}%</td>" in dom, label
+    shot = artifacts / "report-beyond-accuracy.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    f"--user-data-dir={tmp_path / 'profile2'}", "--window-size=1400,6000", f"--screenshot={shot}",
+                    (folder / "report.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.stat().st_size > 10_000
