@@ -273,6 +273,24 @@ def test_a_sweep_scores_robustness_and_the_report_carries_it(robust_sweep):
     assert report["per_class"]["runs"] and all(len(r["classes"]) == 2 for r in report["per_class"]["runs"])
     assert all(len(r["targets"]) == 3 for r in report["time_to_accuracy"])  # iChallenge-PM's default targets
     assert "Robustness to corrupted images" in (robust_sweep / "results.md").read_text()
+    bad = cli("report", robust_sweep, "--targets", "0.9,95")
+    assert bad.returncode == 1 and "error: --targets '0.9,95': 95.0 is not an accuracy; give fractions in (0, 1]" \
+        in bad.stderr
+    timed = json.loads(cli("report", robust_sweep, "--format", "json", "--targets", "0.2", check=True).stdout)
+    assert all([t["target"] for t in r["targets"]] == [0.2] for r in timed["time_to_accuracy"])
+
+    # a checkpoint that does not give the run's own final predictions is refused, the other run scored
+    from runner.runfiles import load_arrays, save_arrays
+
+    run = robust_sweep / "runs" / lenet["run_id"]
+    stored = load_arrays(run / "predictions.npz")
+    save_arrays(run / "predictions.npz", {**stored, "final": stored["final"][:, ::-1]})
+    proc = cli("robustness", robust_sweep, "--corruption", "snow", "--severity", "1")
+    assert proc.returncode == 1
+    assert f"failed {lenet['run_id']}: {lenet['run_id']}: its final checkpoint predicts" in proc.stderr
+    assert "clean validation images otherwise than the run did" in proc.stderr
+    assert "snow" in scored(robust_sweep)[alexnet["run_id"]]["sets"]
+    assert "snow" not in scored(robust_sweep)[lenet["run_id"]]["sets"]
 
 
 def test_runner_robustness_adds_sets_and_resumes_after_kill_9(robust_sweep, tmp_path):
