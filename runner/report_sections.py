@@ -5,20 +5,21 @@ and model groups they collect; it reads each run's result.json, predictions and 
 through those rows and imports no paddle.
 
     beyond = Beyond(rows, group_by_seed(rows), group_by_seed(rows, over=("train_fraction",)), targets)
-    beyond.records()  # {"robustness", "learning_curves", "time_to_accuracy", "per_class"}
-    beyond.markdown(); beyond.html(layout)
+    beyond.records()            # {"robustness", "learning_curves", "time_to_accuracy", "per_class"}
+    beyond.tables()             # heading, caption, header and body of each section with something to show
+    beyond.figures(layout.root)  # their PNGs, drawn into the sweep's folder
 
 Robustness: the mCE of a run is normalised by the AlexNet runs (the protocol's baseline, as
 Hendrycks & Dietterich use it) scored on the very same clean images with the same corruption seed
 and trained on the same share of the training images (their mean, over seeds); where there is none
-it is the unnormalised mean error, and the records say so. Time to accuracy
-reads the validation accuracy of every epoch: the first epoch at or above a target is picked by
+it is the unnormalised mean error, and the records say so. Time to accuracy reads the validation
+accuracy of every epoch: the first epoch at or above a target is picked by
 looking at the validation images, so it is an optimistic, DAWNBench-style figure, not a held-out one.
 """
 from __future__ import annotations
 
-import html
 import math
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -124,12 +125,14 @@ class Beyond:
                         "by_corruption": by_corruption, "by_severity": {str(s): v for s, v in by_severity.items()}})
         return out
 
+    @cached_property
     def robustness(self) -> dict:
         runs = [self.robustness_run(row) for row in self.rows if id(row) in self.scored]
         return {"baseline_model": MCE_BASELINE, "runs": runs, "groups": self.robustness_groups(runs)}
 
     # ---- learning curves -------------------------------------------------------------------------
 
+    @cached_property
     def learning_curves(self) -> list[dict]:
         """Per network: final accuracy over its seeds at each number of training images, where it
         was trained on two or more shares of them."""
@@ -155,6 +158,7 @@ class Beyond:
 
     # ---- time to accuracy ------------------------------------------------------------------------
 
+    @cached_property
     def time_to_accuracy(self) -> list[dict]:
         out = []
         for row in self.rows:
@@ -169,6 +173,7 @@ class Beyond:
 
     # ---- per class -------------------------------------------------------------------------------
 
+    @cached_property
     def per_class(self) -> dict:
         runs = []
         for row in self.rows:
@@ -194,14 +199,14 @@ class Beyond:
 
     def records(self) -> dict:
         """Every figure of these sections, for `runner report --format json`."""
-        return {"robustness": self.robustness(), "learning_curves": self.learning_curves(),
-                "time_to_accuracy": self.time_to_accuracy(), "per_class": self.per_class()}
+        return {"robustness": self.robustness, "learning_curves": self.learning_curves,
+                "time_to_accuracy": self.time_to_accuracy, "per_class": self.per_class}
 
     def tables(self) -> list[dict]:
         """Each section that has something to show: key, heading, caption, table (header, body) and
         the names of its figures (see `figures`), for results.md and report.html."""
         out = []
-        robust = self.robustness()
+        robust = self.robustness
         if robust["groups"]:
             normalised = [g["mce_normalised"] for g in robust["groups"]]
             out.append(section("robustness", ["model", "seeds", "clean acc", "mean corruption acc",
@@ -216,14 +221,14 @@ class Beyond:
                                ["robustness_heatmap.png", "robustness_by_severity.png"],
                                "" if any(normalised) else f" No {MCE_BASELINE} run was scored on the same images, so "
                                "mCE is unnormalised here: the mean top-1 error (%) over the corruptions and severities."))
-        curves = self.learning_curves()
+        curves = self.learning_curves
         if curves:
             out.append(section("learning_curves", ["model", "budget", "training images", "epochs", "seeds",
                                                    "final acc mean", "95% interval"],
                                [[c["model"], c["fraction_budget"], p["train_images"], p["epochs"], p["seeds"],
                                  pct(p["acc_mean"]), f"{pct(p['acc_ci_low'])}–{pct(p['acc_ci_high'])}"]
                                 for c in curves for p in c["points"]], ["learning_curves.png"]))
-        times = self.time_to_accuracy()
+        times = self.time_to_accuracy
         if times:
             targets = sorted({t["target"] for r in times for t in r["targets"]})
 
@@ -235,7 +240,7 @@ class Beyond:
             out.append(section("time_to_accuracy", ["run", "model", *(f"training s to {100 * t:g}%" for t in targets)],
                                [[r["run_id"], r["model"], *(reached(r, t) for t in targets)] for r in times],
                                ["acc_vs_wall_time.png"]))
-        per_class = self.per_class()
+        per_class = self.per_class
         if per_class["groups"] and len(per_class["groups"][0]["classes"]) > 2:
             out.append(section("per_class", ["model", *per_class["groups"][0]["classes"]],
                                [[g["model"], *map(pct, g["recall"])] for g in per_class["groups"]],
@@ -248,7 +253,7 @@ class Beyond:
 
     def figures(self, folder: Path) -> dict[str, Path]:
         """The sections' figures, drawn into the sweep's folder where there is something to show."""
-        robust = self.robustness()
+        robust = self.robustness
         draw = {}
         groups = robust["groups"]
         if groups:
@@ -257,10 +262,10 @@ class Beyond:
                                 for c in names] for g in groups], float)
             draw["robustness_heatmap.png"] = lambda: plots.heatmap_figure(
                 values, [g["model"] for g in groups], names,
-                "Accuracy under each corruption (%, mean over severities 1-5 and seeds)", "accuracy (%)")
+                "Accuracy under each corruption (%, mean over the severities scored and the seeds)", "accuracy (%)")
             draw["robustness_by_severity.png"] = lambda: plots.severity_figure(
                 [(g["model"], {int(s): v for s, v in g["by_severity"].items() if v is not None}) for g in groups])
-        curves = self.learning_curves()
+        curves = self.learning_curves
         if curves:
             draw["learning_curves.png"] = lambda: plots.learning_curve_figure(
                 [(c["model"], [(p["train_images"], p["acc_mean"], p["acc_ci_low"] if p["acc_ci_low"] is not None
@@ -271,7 +276,7 @@ class Beyond:
             targets = sorted({t for row in self.rows for t in targets_of(row["result"]["config"], self.targets)})
             draw["acc_vs_wall_time.png"] = lambda: plots.wall_time_figure(
                 [(label, [m["result"] for m in members]) for label, members in self.groups], targets)
-        per_class = self.per_class()
+        per_class = self.per_class
         if per_class["groups"] and len(per_class["groups"][0]["classes"]) > 2:
             draw["per_class_heatmap.png"] = lambda: plots.heatmap_figure(
                 np.array([[np.nan if v is None else v for v in g["recall"]] for g in per_class["groups"]], float),
