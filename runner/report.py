@@ -124,7 +124,7 @@ def same_val_set(a: dict, b: dict) -> bool:
 
 def group_by_seed(rows: list[dict], over: tuple[str, ...] = ()) -> list[tuple[str, list[dict]]]:
     """Runs alike but for the seed (and, under k-fold cross-validation, the fold, and the keys `over`:
-    ("train_fraction",) for learning curves), in order of their first run, each group named by its
+    ("train_fraction", "fraction_budget") for learning curves), in order of their first run, each group named by its
     model and what sets it apart from the model's other groups."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
@@ -381,7 +381,7 @@ def beyond_accuracy(rows: list[dict], targets=None):
     (runner/report_sections.py); `targets`: the validation accuracies to time, else each run's own."""
     from runner.report_sections import Beyond
 
-    return Beyond(rows, group_by_seed(rows), group_by_seed(rows, over=("train_fraction",)), targets)
+    return Beyond(rows, group_by_seed(rows), group_by_seed(rows, over=("train_fraction", "fraction_budget")), targets)
 
 
 def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble: bool = False,

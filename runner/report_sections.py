@@ -4,7 +4,7 @@ misses. report.py (the JSON and markdown) and report_files.py (report.html) call
 and model groups they collect; it reads each run's result.json, predictions and robustness.json
 through those rows and imports no paddle.
 
-    beyond = Beyond(rows, group_by_seed(rows), group_by_seed(rows, over=("train_fraction",)), targets)
+    beyond = Beyond(rows, group_by_seed(rows), group_by_seed(rows, over=("train_fraction", "fraction_budget")), targets)
     beyond.records()            # {"robustness", "learning_curves", "time_to_accuracy", "per_class"}
     beyond.tables()             # heading, caption, header and body of each section with something to show
     beyond.figures(layout.root)  # their PNGs, drawn into the sweep's folder
@@ -134,26 +134,24 @@ class Beyond:
 
     @cached_property
     def learning_curves(self) -> list[dict]:
-        """Per network: final accuracy over its seeds at each number of training images, where it
-        was trained on two or more shares of them."""
+        """Per network and fraction_budget: final accuracy over its seeds at each share of the training
+        images, where it was trained on two or more shares (the full set counts for every budget)."""
         out = []
         for label, members in self.curve_groups:
-            by_size: dict[int, list[dict]] = {}
-            for m in members:
-                by_size.setdefault(m["result"]["train_images"], []).append(m["result"])
-            if len(by_size) < 2:
-                continue
-            points = []
-            for size in sorted(by_size):
-                accs = [r["final"].get("acc") for r in by_size[size]]
-                mean, std, low, high = metrics.mean_std_interval(accs)
-                points.append({"train_images": size, "train_fraction": by_size[size][0]["config"].get("train_fraction", 1.0),
-                               "epochs": by_size[size][0]["config"]["epochs"], "seeds": len(accs),
-                               "acc_mean": finite_or_none(mean), "acc_std": finite_or_none(std),
-                               "acc_ci_low": finite_or_none(low), "acc_ci_high": finite_or_none(high),
-                               "per_seed_acc": accs, "run_ids": [r["run_id"] for r in by_size[size]]})
-            budget = members[0]["result"]["config"].get("fraction_budget", "same_epochs")
-            out.append({"model": label, "fraction_budget": budget, "points": points})
+            def share(m):
+                return m["result"]["config"].get("train_fraction", 1.0)
+
+            budgets = sorted({m["result"]["config"].get("fraction_budget", "same_epochs") for m in members
+                              if share(m) < 1.0})
+            for budget in budgets:
+                by_share: dict[float, list[dict]] = {}
+                for m in members:
+                    if share(m) >= 1.0 or m["result"]["config"].get("fraction_budget") == budget:
+                        by_share.setdefault(share(m), []).append(m["result"])
+                if len(by_share) >= 2:
+                    out.append({"model": label + (f" ({budget})" if len(budgets) > 1 else ""),
+                                "fraction_budget": budget, "points": [curve_point(share, results)
+                                                                      for share, results in sorted(by_share.items())]})
         return out
 
     # ---- time to accuracy ------------------------------------------------------------------------
@@ -287,6 +285,17 @@ class Beyond:
             atomic_write(folder / name, plots.figure_to_png(figure()))
             drawn[name] = folder / name
         return drawn
+
+
+def curve_point(share: float, results: list[dict]) -> dict:
+    """One share of a learning curve: its runs' final accuracy, mean and 95 % t-interval over seeds."""
+    accs = [r["final"].get("acc") for r in results]
+    mean, std, low, high = metrics.mean_std_interval(accs)
+    # k folds train on slightly different numbers of images: their mean
+    return {"train_images": int(round(np.mean([r["train_images"] for r in results]))), "train_fraction": share,
+            "epochs": results[0]["config"]["epochs"], "seeds": len(accs), "acc_mean": finite_or_none(mean),
+            "acc_std": finite_or_none(std), "acc_ci_low": finite_or_none(low), "acc_ci_high": finite_or_none(high),
+            "per_seed_acc": accs, "run_ids": [r["run_id"] for r in results]}
 
 
 HEADINGS = {

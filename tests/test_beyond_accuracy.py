@@ -213,6 +213,25 @@ def test_same_steps_scales_the_epochs_and_a_full_share_is_one_run(tmp_path):
     assert full.run_id == plain.run_id  # adding the key at its default keeps every id
 
 
+def test_learning_curves_one_per_budget_each_with_the_full_set(tmp_path):
+    from runner.layout import SweepLayout
+    from runner.report import beyond_accuracy
+
+    path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n[grid]\ntrain_fraction = [0.5, 1.0]\n'
+                                     'fraction_budget = ["same_epochs", "same_steps"]\nseed = [0, 1]\n', epochs=3)
+    rows = [{"result": {"run_id": spec.run_id, "config": spec.config, "train_images": round(48 * spec.config["train_fraction"]),
+                        "final": {"acc": 0.5 + spec.config["train_fraction"] / 4 + spec.config["seed"] / 100},
+                        "history": [], "epochs_run": spec.config["epochs"], "class_names": ["a", "b"]},
+             "run": SweepLayout(tmp_path).run(spec.run_id)} for spec in load_experiment(path).runs]
+    assert len(rows) == 6  # the full set once per seed, whatever the budget
+    curves = {c["model"]: c for c in beyond_accuracy(rows).records()["learning_curves"]}
+    assert set(curves) == {"lenet (same_epochs)", "lenet (same_steps)"}
+    for name, curve in curves.items():
+        points = [(p["train_images"], p["epochs"], p["seeds"]) for p in curve["points"]]
+        assert points == [(24, 3 if "epochs" in name else 6, 2), (48, 3, 2)], name
+        assert curve["points"][1]["acc_mean"] == pytest.approx(0.755) and curve["points"][1]["acc_ci_low"] < 0.75
+
+
 def test_robustness_and_targets_do_not_change_what_is_trained(tmp_path):
     plain = load_experiment(tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n')).runs[0]
     asked = load_experiment(tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\nrobustness = true\n'
