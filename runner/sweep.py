@@ -121,6 +121,10 @@ def train_one(experiment: Experiment, spec: RunSpec, data_root=None, report=None
     paddle.distributed.launch), recorded in the same registry as a sweep's."""
     from runner.train import train_run
 
+    if spec.config["robustness"]:
+        from runner.data.corruptions import import_corruptions
+
+        import_corruptions()  # without the package: one line before it trains
     with open_sweep(experiment) as (layout, registry):
         preflight_data([spec], data_root)
         registry.mark_running(spec.run_id)
