@@ -42,7 +42,7 @@ def inference_ms(model: str, size: int) -> float:
     import paddle
 
     from runner.cpu import set_math_threads
-    from runner.inference_eval import build_predictor
+    from runner.run.inference_eval import build_predictor
     from runner.models import build_network
 
     set_math_threads(1)

@@ -162,8 +162,8 @@ def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
     """Train one run of an experiment file in this process (resumes if it was interrupted)."""
     from runner.config import load_experiment
-    from runner.layout import SweepLayout
-    from runner.sweep import train_one
+    from runner.store.layout import SweepLayout
+    from runner.sweep.loop import train_one
 
     experiment = load_experiment(file, [*(overrides or []), *([f"nproc={nproc}"] if nproc else [])])
     spec = experiment.find(run)
@@ -206,16 +206,16 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
     """Every run of an experiment file; finished runs are skipped, interrupted ones resume."""
     from runner.config import load_experiment
-    from runner.layout import SweepLayout
-    from runner.registry import RunRegistry
-    from runner.plan import plan_sweep
+    from runner.store.layout import SweepLayout
+    from runner.store.registry import RunRegistry
+    from runner.sweep.plan import plan_sweep
 
     gpus = parse_devices(devices)
     if cluster and (gpus or jobs):
         raise RunnerError("--cluster runs each run where Ray places it: --jobs and --devices are for local sweeps "
                           "(a run asks Ray for threads x nproc CPUs, or nproc GPUs with device = \"gpu\")")
     if cluster:
-        from runner.executors.ray import import_ray
+        from runner.sweep.executors.ray import import_ray
 
         import_ray()  # without Ray installed: one line naming the install command, before anything else
     # --devices runs on GPUs: the runs' ids say so before the workers are placed on one GPU each
@@ -225,9 +225,9 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
         print_search_plan(experiment, jobs or (len(gpus) if gpus else None))
         return
     if experiment.search:  # the same loop, making its trials as it goes
-        from runner.search import run_search as start
+        from runner.sweep.search import run_search as start
     else:  # run_sweep, then the robustness of the runs that ask for it
-        from runner.robustness_sweep import sweep_and_score as start
+        from runner.sweep.robustness import sweep_and_score as start
     if dry_run:
         registry = RunRegistry(layout.registry, create=False) if layout.registry.exists() else None
         print_plan(plan_sweep(experiment, registry, retry_failed), jobs or (len(gpus) if gpus else None))
@@ -266,9 +266,9 @@ def retry(experiment, retry_failed: bool) -> dict:
 
 def print_search_plan(experiment, parallel: int | None) -> None:
     from runner.cpu import usable_cores
-    from runner.plan import estimate_minutes
-    from runner.progress import clock
-    from runner.search import runs_to_come, trial_specs
+    from runner.sweep.plan import estimate_minutes
+    from runner.sweep.progress import clock
+    from runner.sweep.search import runs_to_come, trial_specs
 
     search = experiment.search
     base = trial_specs(experiment, {})
@@ -297,8 +297,8 @@ def parse_devices(text: Optional[str]) -> list[int] | None:
 
 def sweep_progress(parallel: int | None):
     from runner.cpu import usable_cores
-    from runner.plan import estimate_minutes
-    from runner.progress import SweepProgress
+    from runner.sweep.plan import estimate_minutes
+    from runner.sweep.progress import SweepProgress
 
     return SweepProgress(parallel or usable_cores(), lambda p: estimate_minutes(p.spec.config, p.epochs_done))
 
@@ -328,7 +328,7 @@ def print_plan(planned, parallel: int | None) -> None:
 # ---- report / board / predict ------------------------------------------------------------------
 
 def default_output_dir(output_dir: Optional[Path]) -> Path:
-    from runner.layout import output_root
+    from runner.store.layout import output_root
 
     if output_dir:
         return output_dir
@@ -349,7 +349,7 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
                                                  "the dataset's)")):
     """The comparison table of a sweep, or of several side by side."""
     from runner.config import parse_targets
-    from runner.report import report_for
+    from runner.report.comparison import report_for
 
     if fmt not in ("md", "csv", "json"):
         raise RunnerError(f"--format {fmt!r}: use md, csv or json")
@@ -374,7 +374,7 @@ def robustness(output_dir: Optional[Path] = typer.Argument(None, help="outputs/<
                data_root: Optional[Path] = DataRootOption):
     """Score a sweep's finished runs on corrupted validation images (ImageNet-C's 15 corruptions x 5
     severities); resumes where it stopped. Needs pip install -e '.[robustness]'."""
-    from runner.robustness_sweep import run_robustness
+    from runner.sweep.robustness import run_robustness
 
     folder = default_output_dir(output_dir)
     stop_cleanly_on_signals()

@@ -110,7 +110,7 @@ class Brightness:
 @pytest.mark.parametrize("engine", ["inference", "dygraph"])
 def test_a_network_blind_to_brightness_scores_the_same_under_brightness(tmp_path, engine):
     from runner.data.corruptions import corrupt_images
-    from runner.robustness import engine_forward, probabilities, scores
+    from runner.run.robustness import engine_forward, probabilities, scores
 
     x = images(24, seed=3)
     labels = np.array([0, 1] * 12)
@@ -214,8 +214,8 @@ def test_same_steps_scales_the_epochs_and_a_full_share_is_one_run(tmp_path):
 
 
 def test_learning_curves_one_per_budget_each_with_the_full_set(tmp_path):
-    from runner.layout import SweepLayout
-    from runner.report import beyond_accuracy
+    from runner.store.layout import SweepLayout
+    from runner.report.comparison import beyond_accuracy
 
     path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n[grid]\ntrain_fraction = [0.5, 1.0]\n'
                                      'fraction_budget = ["same_epochs", "same_steps"]\nseed = [0, 1]\n', epochs=3)
@@ -299,7 +299,7 @@ def test_a_sweep_scores_robustness_and_the_report_carries_it(robust_sweep):
     assert all([t["target"] for t in r["targets"]] == [0.2] for r in timed["time_to_accuracy"])
 
     # a checkpoint that does not give the run's own final predictions is refused, the other run scored
-    from runner.runfiles import load_arrays, save_arrays
+    from runner.store.runfiles import load_arrays, save_arrays
 
     run = robust_sweep / "runs" / lenet["run_id"]
     stored = load_arrays(run / "predictions.npz")

@@ -1,0 +1,289 @@
+"""One run, through paddle.Model's own prepare / fit / evaluate.
+
+    result = train_run(spec, SweepLayout.for_experiment("all").run(spec.run_id))
+
+The run resumes from its newest readable checkpoint, so calling it again after a kill continues
+where it stopped; a finished run's result is written last, atomically, to runs/<id>/result.json.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from typing import Callable
+
+import paddle
+
+import runner
+from runner.run.callbacks import (DecoupledWeightDecay, DivergenceGuard, EpochSeeder, History, Lookahead, NetworkEpochHook,
+                              seed_everything)
+from runner.store.checkpoints import Checkpoints
+from runner.config import RunSpec, evaluates_on_inference_engine
+from runner.run.conv_bias import use_matmul_bias
+from runner.cpu import keep_freed_memory, set_math_threads
+from runner.run.distributed import ShardedBatchSampler, gathered_order, rank_and_world, where_it_runs
+from runner.errors import RunnerError
+from runner.data import Augment, load_splits
+from runner.data.batches import BatchLoader, scale_batch
+from runner.run.inference_eval import InferenceEvaluation
+from runner.store.layout import RunLayout
+from runner.metrics import confusion_matrix
+from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
+from runner.store.runfiles import load_arrays, save_arrays, write_json_atomic
+from runner.run.objectives import (ClassificationLoss, ClassificationMetrics, build_optimizer, scale_norm_bias_lr,
+                               steps_by_batch)
+from runner.run.recording import RunRecorder
+from runner.run.tta import DygraphTestTimeAugmentation, TTAOnLastEpoch
+from runner.run.vdl import input_grid
+
+Report = Callable[..., None]  # report(event, **details): "start", "note", "step", "epoch", "done"
+
+
+class ResumableEarlyStopping(paddle.callbacks.EarlyStopping):
+    """paddle's EarlyStopping, primed with the epochs a resumed run already has behind it."""
+
+    def __init__(self, history: list[dict], monitor: str, patience: int, min_delta: float):
+        super().__init__(monitor=monitor, mode="min" if monitor == "loss" else "max", patience=patience,
+                         min_delta=min_delta, verbose=0, save_best_model=False)
+        self.history = history
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for record in self.history:
+            self.on_eval_end(record["val"])
+        self.model.stop_training = False
+
+
+def data_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int = 0, rank: int = 0,
+                world: int = 1):
+    """Our own loader rather than fit's default: fit shuffles with a RandomState seeded by the epoch
+    number alone, so every seed would see the same data order. `batch_size` is the global batch."""
+    sampler = ShardedBatchSampler(len(dataset), batch_size, shuffle, seed, rank, world)
+    if dataset.per_batch:
+        return BatchLoader(dataset, sampler, seed)
+    return paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers)
+
+
+def prepare_run(spec: RunSpec, data_root=None, cache_dir=None):
+    """Data, network and a prepared paddle.Model for `spec` (everything but the training)."""
+    c = spec.config
+    seed_everything(c["seed"])
+    splits = run_splits(c, data_root, cache_dir, Augment(**c["augment"]) if c["augment"] else None)
+    network = build_network(c["model"], splits.num_classes, c["image_size"], c["pretrained"],
+                            c["weights"] or None, c["head"], **c["model_args"])
+    check_input_size(network, c["model"], c["image_size"])
+    fit_to_data(network, splits.train)
+    if c["device"] == "cpu":  # the slow bias kernels are the CPU's (runner/run/conv_bias.py)
+        use_matmul_bias(network)
+    model = build_model(network, c["image_size"])
+    opt = c["optimizer"]
+    if opt.get("norm_bias_lr", 1.0) != 1.0:
+        scale_norm_bias_lr(network, opt["norm_bias_lr"], None if opt.get("decoupled") else opt.get("weight_decay"))
+    optimizer = build_optimizer(opt, c["epochs"], c["scheduler"], network.parameters(),
+                                steps_per_epoch(len(splits.train), c["batch_size"]), c["batch_size"])
+    metric = ClassificationMetrics(splits.num_classes)
+    model.prepare(optimizer, ClassificationLoss(c["aux_loss_weight"], c["label_smoothing"]), metric,
+                  amp_configs="O1" if c["amp"] else None)
+    return splits, network, model, metric
+
+
+def run_splits(c: dict, data_root=None, cache_dir=None, augment: Augment | None = None):
+    """The training and validation images of a run's configuration `c`."""
+    return load_splits(c["dataset"], c["image_size"], data_root, augment, c["validation"], c["train_limit"],
+                       c["val_limit"], cache_dir, c.get("fold", 0), c["train_fraction"])
+
+
+def fit_to_data(network, train, count: int = 5000) -> None:
+    """A network with a layer fitted to the data (airbench's whitening) fits it to the first `count`
+    training images, as the network sees them; a resumed run then loads the saved layer over it."""
+    fit = getattr(network, "fit_to_data", None)
+    if fit:
+        fit(scale_batch(train.images[:count]))
+
+
+def steps_per_epoch(train_images: int, batch_size: int) -> int:
+    return -(-train_images // batch_size)
+
+
+def train_run(spec: RunSpec, layout: RunLayout, data_root=None, cache_dir=None, report: Report | None = None) -> dict:
+    # Fresh names for parameters and optimizer state (conv2d_0.w_0_moment1_0, ...) however many
+    # networks this process built before: a checkpoint's optimizer state is keyed by them.
+    with paddle.utils.unique_name.guard():
+        try:
+            return _train_run(spec, layout, data_root, cache_dir, report or (lambda event, **details: None))
+        except OSError as err:
+            if interrupted_inside_paddle(err):
+                raise KeyboardInterrupt from None
+            raise
+
+
+def interrupted_inside_paddle(err: OSError) -> bool:
+    """Ctrl-C (or a sweep's SIGTERM) that lands in Python code paddle calls from C++, such as the
+    backward of conv_bias.ChannelBiasAdd, comes back as an OSError "(External) ... KeyboardInterrupt"
+    instead of the KeyboardInterrupt itself; the run was interrupted, it did not fail."""
+    return "KeyboardInterrupt" in str(err)
+
+
+def use_device(device: str) -> None:
+    if device.startswith("gpu") and not paddle.device.is_compiled_with_cuda():
+        raise RunnerError(f"device = {device!r}, but this paddlepaddle has no GPU support; install "
+                          "paddlepaddle-gpu or set device = \"cpu\"")
+    paddle.set_device(device)
+
+
+def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: Report) -> dict:
+    c = spec.config
+    rank, world = rank_and_world()
+    if world != c["nproc"]:
+        raise RunnerError(f"nproc = {c['nproc']} but {world} process(es) are running: start the run with "
+                          f"`runner train FILE --nproc {c['nproc']}` or `runner sweep`, which launch them")
+    main = rank == 0  # with several processes only the first writes logs, checkpoints and results
+    if not main:
+        report = lambda event, **details: None  # noqa: E731
+    use_device(c["device"])
+    set_math_threads(c["threads"])
+    keep_freed_memory()
+    splits, network, model, metric = prepare_run(spec, data_root, cache_dir)
+    params, flops = count_parameters(network), count_flops(network, c["image_size"])
+
+    layout.folder.mkdir(parents=True, exist_ok=True)
+    checkpoints = Checkpoints(layout.checkpoints)
+    state, notes = checkpoints.restore(model)
+    for note in notes:
+        report("note", message=note + (" — restarting the run from scratch" if state is None else ""))
+    if main:
+        layout.checkpoints.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(layout.checkpoints / "run.json", {"run_id": spec.run_id, "config": c,
+                                                            "class_names": splits.class_names})
+    recorder = RunRecorder(spec, layout, model, checkpoints, state, splits.class_names, report, main,
+                           gathered_order(len(splits.val), eval_batch_size(c), world) if world > 1 else None)
+    history = recorder.history
+    report("start", run_id=spec.run_id, name=spec.display_name, parameters=params, flops=flops,
+           train_images=len(splits.train), val_images=len(splits.val), resumed_at=len(history))
+    steps = steps_per_epoch(len(splits.train), c["batch_size"])
+    recorder.open_log(steps, input_grid(splits.train))
+
+    first_epoch = len(history)
+    if first_epoch < c["epochs"] and not recorder.stopped_early:
+        train_loader = data_loader(splits.train, c["batch_size"], True, c["num_workers"], c["seed"], rank, world)
+        val_loader = data_loader(splits.val, eval_batch_size(c), False, c["num_workers"], 0, rank, world)
+        callbacks = [EpochSeeder(c["seed"], first_epoch, [train_loader.batch_sampler]), DivergenceGuard(first_epoch),
+                     NetworkEpochHook(first_epoch)]
+        if c["optimizer"].get("decoupled"):  # before LRScheduler: it decays with the rate of the step just taken
+            callbacks.append(DecoupledWeightDecay(c["optimizer"]["weight_decay"]))
+        by_step = steps_by_batch(c["scheduler"])
+        callbacks.append(paddle.callbacks.LRScheduler(by_step=by_step, by_epoch=not by_step))
+        if c["lookahead"]:
+            lookahead = Lookahead(c["lookahead"]["every"], c["lookahead"]["decay"], c["epochs"] * steps,
+                                  first_epoch * steps, state.get("arrays") if state else None)
+            recorder.stateful.append(lookahead)
+            callbacks.append(lookahead)
+        if c["early_stopping"]:
+            es = c["early_stopping"]
+            callbacks.append(ResumableEarlyStopping(history, es.get("monitor", "acc"), es.get("patience", 3),
+                                                    es.get("min_delta", 0.0)))
+        callbacks.append(History(history, metric, steps, first_epoch, recorder.epoch_done,
+                                 recorder.step_done))
+        tta = TTAOnLastEpoch(c["tta"], c["epochs"], first_epoch) if c["tta"] else None
+        if tta:
+            callbacks.append(tta)
+        if evaluates_on_inference_engine(c):
+            # after History, so that the export and predictor build count in eval_seconds
+            callbacks.append(InferenceEvaluation(c["image_size"], c["threads"],
+                                                 lambda message: report("note", message=message), tta))
+        elif tta:
+            callbacks.append(DygraphTestTimeAugmentation(tta))
+        try:
+            model.fit(train_loader, val_loader, epochs=c["epochs"] - first_epoch, eval_freq=1, verbose=0,
+                      callbacks=callbacks)
+        finally:
+            recorder.close_log()
+    recorder.close_log()
+    assessment = assess(network, c, splits, layout, report) if main else {}
+    recorder.finish(load_arrays(layout.gradcam) if main else {})
+
+    result = build_result(spec, history, recorder.best, params, flops, splits, recorder.predictions)
+    result.update(assessment)
+    result["parallel"] = {"processes": world, "device": c["device"], "global_batch_size": c["batch_size"],
+                          "batch_per_process": c["batch_size"] // world,
+                          "learning_rate": c["optimizer"]["learning_rate"]}
+    record_rank_share(layout, rank, world, len(splits.train), c)
+    if main:
+        write_json_atomic(layout.result, result)
+        checkpoints.keep_last_only()
+    report("done", result=result)
+    return result
+
+
+def assess(network, config: dict, splits, layout: RunLayout, report: Report) -> dict:
+    """Cost to run and Grad-CAM of the trained network (runner/run/assess.py); what cannot be measured
+    (a network the inference engine cannot take, say) is a note, not a failed run."""
+    from runner.run.assess import inference_cost, where_it_looks
+
+    def note(what, err):
+        report("note", message=f"{what} not measured ({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]})")
+
+    out = {}
+    try:
+        out.update(inference_cost(network, config["image_size"], config["threads"]))
+    except Exception as err:  # noqa: BLE001 - any failure of the export has the same remedy: none needed
+        note("cost to run", err)
+    try:
+        save_arrays(layout.gradcam, where_it_looks(network, splits.val, splits.num_classes, config["image_size"]))
+    except Exception as err:  # noqa: BLE001
+        note("Grad-CAM", err)
+    return out
+
+
+def record_rank_share(layout: RunLayout, rank: int, world: int, n_train: int, config: dict) -> None:
+    """With several processes each writes how many training images it computed: proof they all took part."""
+    if world == 1:
+        return
+    sampler = ShardedBatchSampler(n_train, config["batch_size"], True, config["seed"], rank, world)
+    per_epoch = sum(len(batch) for batch in sampler)
+    folder = layout.folder / "ranks"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / f"rank-{rank}.json", {"rank": rank, "world": world,
+                                                     "train_images_per_epoch": per_epoch})
+
+
+def eval_batch_size(config: dict) -> int:
+    # Evaluation keeps no gradients, so bigger batches cost little memory and run faster; with
+    # several processes it must split evenly over them.
+    size = max(config["batch_size"], 32)
+    return -(-size // config["nproc"]) * config["nproc"]
+
+
+def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: int, flops, splits,
+                 predictions: dict) -> dict:
+    final = history[-1] if history else None
+    train_seconds = sum(r["train_seconds"] for r in history)
+    trained_images = len(splits.train) * len(history)
+    return {
+        "run_id": spec.run_id,
+        "experiment": spec.experiment,
+        "name": spec.display_name,
+        "config": spec.config,
+        "class_names": splits.class_names,
+        "train_images": len(splits.train),
+        "val_images": len(splits.val),
+        "validation": splits.validation,
+        "epochs_run": len(history),
+        "stopped_early": bool(final and final.get("stopped_early")),
+        "parameters": params,
+        "flops": flops,
+        "final": final["val"] if final else {},
+        "best": best["val"] if best else {},
+        "best_epoch": best["epoch"] if best else None,
+        "train_seconds": round(train_seconds, 3),
+        "eval_seconds": round(sum(r.get("eval_seconds", 0.0) for r in history), 3),
+        "images_per_second": round(trained_images / train_seconds, 3) if train_seconds else None,
+        # the most any of the run's processes held (a resumed run's earlier processes included)
+        "peak_memory_mb": max((r.get("peak_rss_mb") or 0 for r in history), default=None) or None,
+        "confusion_matrix": {which: confusion_matrix(predictions[which].argmax(1), predictions["labels"],
+                                                     splits.num_classes).tolist()
+                             for which in ("final", "best") if which in predictions and "labels" in predictions},
+        "history": history,
+        **where_it_runs(),
+        "versions": {"runner": runner.__version__, "paddle": paddle.__version__, "python": platform.python_version()},
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
