@@ -256,7 +256,8 @@ ROBUST = 'robustness = { corruptions = ["brightness", "gaussian_noise"], severit
 
 @pytest.fixture
 def robust_sweep(tmp_path, outputs):
-    path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n[[runs]]\nmodel = "alexnet"\n', epochs=2,
+    # LeNet's last evaluation averages each image with its mirror (tta = 1): robustness must score it so too
+    path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\ntta = 1\n[[runs]]\nmodel = "alexnet"\n', epochs=2,
                            extra=ROBUST)
     proc = cli("sweep", path, "--jobs", "2", check=True)
     assert proc.stdout.count("robustness ") >= 2 and "done:" in proc.stdout
@@ -272,10 +273,12 @@ def test_a_sweep_scores_robustness_and_the_report_carries_it(robust_sweep):
     assert len(files) == 2
     report = json.loads(cli("report", robust_sweep, "--format", "json", check=True).stdout)
     finals = {r["run_id"]: r["final_acc"] for r in report["runs"]}
+    eces = {r["run_id"]: r["ece"] for r in report["runs"]}
     by_run = {r["run_id"]: r for r in report["robustness"]["runs"]}
     for run_id, stored in files.items():
         # severity 0 is the clean images through the same engine: the run's own final accuracy
         assert stored["clean"]["acc"] == finals[run_id]
+        assert stored["clean"]["ece"] == pytest.approx(eces[run_id], abs=1e-5)  # the same probabilities
         for name in ("brightness", "gaussian_noise"):
             assert stored["sets"][name]["0"]["acc"] == finals[run_id]
             assert set(stored["sets"][name]) == {"0", "1", "5"}

@@ -16,8 +16,9 @@ import numpy as np
 from runner import metrics, plots
 from runner.store.layout import SweepLayout
 from runner.store.registry import RunRegistry
-from runner.report.comparison import (accuracy_intervals, beyond_accuracy, choice_table, collect, group_by_seed, group_table, load_study,
-                           plot_groups, render, run_record, search_trials, seed_groups, table)
+from runner.report.comparison import (accuracy_intervals, beyond_accuracy, choice_table, collect, group_by_seed,
+                                      group_table, load_study, plot_groups, render, run_record, search_trials,
+                                      seed_groups, table)
 from runner.store.runfiles import atomic_write, load_arrays
 
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px;"

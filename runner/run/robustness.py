@@ -32,6 +32,7 @@ from runner.data.transforms import scale_to_unit_range
 from runner.errors import RunnerError
 from runner.faults import fault_point
 from runner.run.inference_eval import PredictorForward, build_predictor
+from runner.run.tta import TTANetwork
 from runner.store.layout import RunLayout
 from runner.predict import load_trained_network
 from runner.store.runfiles import load_predictions, read_json, read_result, write_json_atomic
@@ -77,12 +78,15 @@ def engine_forward(network, config: dict, folder: Path, report: Report):
 
 
 def final_network(run: RunLayout, result: dict):
-    """The run's network as its last epoch left it."""
+    """The run's network as its last epoch left it and evaluated it: with the test-time augmentation
+    that epoch's evaluation used, if any (runner/run/tta.py)."""
     newest = Checkpoints(run.checkpoints).epoch_dirs()[:1]
     if not newest or int(newest[0].name.split("-")[1]) != result["epochs_run"]:
         raise RunnerError(f"{run.run_id}: the checkpoint of its final epoch ({result['epochs_run']}) is not in "
                           f"{run.checkpoints}; robustness is measured on the final network, so it cannot be measured")
-    return load_trained_network(newest[0])[0]
+    network = load_trained_network(newest[0])[0]
+    level = (result["history"][-1].get("tta") or 0) if result.get("history") else 0
+    return TTANetwork(network, level) if level else network
 
 
 def evaluate_robustness(spec: RunSpec, run: RunLayout, protocol: dict, data_root=None, cache_dir=None,
