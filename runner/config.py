@@ -81,8 +81,8 @@ TOP_LEVEL = {"name": (str,), "description": (str,), "defaults": (dict,), "runs":
              "search": (dict,)}
 # The keys runs were first recorded with. A key added since is left out of a run's id while it keeps
 # its default, so adding a key never changes the id of a run that does not use it.
-ORIGINAL_KEYS = frozenset(RUN_FIELDS) - {"device", "nproc", "amp", "eval_engine", "head", "fold", "train_fraction",
-                                         "fraction_budget", "robustness", "accuracy_targets"}
+ORIGINAL_KEYS = frozenset(RUN_FIELDS) - {"device", "nproc", "amp", "eval_engine", "head", "fold", "tta", "lookahead",
+                                         "train_fraction", "fraction_budget", "robustness", "accuracy_targets"}
 # Keys that do not change what is trained (a label; which device of a kind; what is measured on the
 # trained network afterwards; what the report reads off its history), so not a run's identity.
 NOT_IDENTITY = ("label", "device", "robustness", "accuracy_targets")
@@ -123,7 +123,8 @@ def identity(config: dict, ignore: tuple[str, ...] = ()) -> dict:
     out = {k: v for k, v in normalised(config).items() if k not in NOT_IDENTITY + ignore}
     out["device"] = config.get("device", "cpu").split(":")[0]  # cpu or gpu, not which gpu
     for key in set(out) - ORIGINAL_KEYS:
-        if key in RUN_FIELDS and out[key] == RUN_FIELDS[key][1]:
+        # a switch left off (`lookahead = false`) is resolved to an empty table: that is its default too
+        if key in RUN_FIELDS and (out[key] == RUN_FIELDS[key][1] or (RUN_FIELDS[key][1] is False and out[key] == {})):
             del out[key]
     for table, unused in ADDED_TABLE_FIELDS.items():
         if isinstance(out.get(table), dict):
