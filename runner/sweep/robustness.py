@@ -190,7 +190,8 @@ def sweep_and_score(experiment: Experiment, jobs: int | None = None, retry_faile
     wanted = [(spec, protocol_of(spec.config)) for spec in experiment.runs if spec.config.get("robustness")]
     if wanted:
         require_package()
-    rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, devices, cluster, retries)
+    rows = run_sweep(experiment, jobs, retry_failed=retry_failed, data_root=data_root, on_event=on_event,
+                     devices=devices, cluster=cluster, retries=retries)
     if not wanted:
         return rows
     ray_options = {"retries": retries} if retries is not None else {}
