@@ -47,6 +47,9 @@ SetOption = typer.Option(None, "--set", help="Override a setting for every run, 
                                              "--set optimizer.learning_rate=0.01")
 DataRootOption = typer.Option(None, "--data-root", help="Folder holding the datasets "
                                                         "(default: $RUNNER_DATA_ROOT, else ./data)")
+RetrainStaleOption = typer.Option(False, "--retrain-stale", help="Train afresh the runs that finished or were "
+                                  "interrupted on other data than there is now (their old files are moved to "
+                                  "outputs/<name>/stale/); without it such runs are refused")
 
 
 def stop_cleanly_on_signals() -> None:
@@ -159,7 +162,8 @@ def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           run: Optional[str] = typer.Option(None, "--run", help="Run id, label or model name (default: the first run)"),
           nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="Data-parallel processes "
                                               "(paddle.distributed.launch; gloo on CPU, NCCL on GPUs)"),
-          overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
+          overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption,
+          retrain_stale: bool = RetrainStaleOption):
     """Train one run of an experiment file in this process (resumes if it was interrupted)."""
     from runner.config import load_experiment
     from runner.layout import SweepLayout
@@ -168,7 +172,7 @@ def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
     experiment = load_experiment(file, [*(overrides or []), *([f"nproc={nproc}"] if nproc else [])])
     spec = experiment.find(run)
     stop_cleanly_on_signals()
-    result = train_one(experiment, spec, data_root, report=print_training_event)
+    result = train_one(experiment, spec, data_root, report=print_training_event, retrain_stale=retrain_stale)
     out.print(f"done {spec.run_id}: final val acc {result['final'].get('acc', float('nan')):.2%}, "
               f"best {result['best'].get('acc', float('nan')):.2%} at epoch {result['best_epoch']}; "
               f"outputs in {SweepLayout.for_experiment(experiment.name).root}")
@@ -203,13 +207,14 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
                                                      "ray://HOST:PORT); needs pip install -e '.[cluster]'"),
           retries: int = typer.Option(2, "--retries", min=0, help="With --cluster: times Ray reruns a run whose "
                                                                   "node died (it resumes from its checkpoint)"),
-          overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
+          overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption,
+          retrain_stale: bool = RetrainStaleOption):
     """Every run of an experiment file; finished runs are skipped, interrupted ones resume."""
     from runner.config import load_experiment
     from runner.layout import SweepLayout
     from runner.registry import RunRegistry
     from runner.sweep import run_sweep
-    from runner.plan import plan_sweep
+    from runner.plan import plan_sweep, stale_refusal
 
     gpus = parse_devices(devices)
     if cluster and (gpus or jobs):
@@ -222,6 +227,9 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
     # --devices runs on GPUs: the runs' ids say so before the workers are placed on one GPU each
     experiment = load_experiment(file, [*(overrides or []), *(["device=gpu"] if gpus else [])])
     layout = SweepLayout.for_experiment(experiment.name)
+    if experiment.search and retrain_stale:
+        raise RunnerError("--retrain-stale is for sweeps: a search's study holds the scores its trials were told, "
+                          f"which no retraining changes; move {layout.root} aside to start a new study")
     if experiment.search and dry_run:
         print_search_plan(experiment, jobs or (len(gpus) if gpus else None))
         return
@@ -231,7 +239,11 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
         start = run_sweep
     if dry_run:
         registry = RunRegistry(layout.registry, create=False) if layout.registry.exists() else None
-        print_plan(plan_sweep(experiment, registry, retry_failed), jobs or (len(gpus) if gpus else None))
+        planned = plan_sweep(experiment, registry, retry_failed, data_root, retrain_stale)
+        print_plan(planned, jobs or (len(gpus) if gpus else None))
+        refusal = stale_refusal(planned, layout)
+        if refusal:
+            err.print(f"note: {refusal}")
         return
     progress = sweep_progress(jobs or (len(gpus) if gpus else None))
     stop_cleanly_on_signals()
@@ -243,14 +255,14 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
                 if line and kind in ("finished", "plan"):
                     live.console.print(line)
             rows = start(experiment, jobs, data_root=data_root, on_event=on_event, devices=gpus,
-                             cluster=cluster, retries=retries, **retry(experiment, retry_failed))
+                             cluster=cluster, retries=retries, **retry(experiment, retry_failed, retrain_stale))
     else:
         def on_event(kind, **d):
             line = progress.on_event(kind, **d)
             if line:
                 print(line, flush=True)  # a file or a pipe gets each line as it happens
         rows = start(experiment, jobs, data_root=data_root, on_event=on_event, devices=gpus,
-                         cluster=cluster, retries=retries, **retry(experiment, retry_failed))
+                         cluster=cluster, retries=retries, **retry(experiment, retry_failed, retrain_stale))
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "pruned", "failed", "interrupted", "queued")}
     out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; table: {layout.root / 'results.md'}")
     for r in rows:
@@ -260,9 +272,9 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
         raise typer.Exit(1)
 
 
-def retry(experiment, retry_failed: bool) -> dict:
-    """--retry-failed is a sweep's: a search's failed trials are Optuna's to replace."""
-    return {} if experiment.search else {"retry_failed": retry_failed}
+def retry(experiment, retry_failed: bool, retrain_stale: bool) -> dict:
+    """--retry-failed and --retrain-stale are a sweep's: a search's failed trials are Optuna's to replace."""
+    return {} if experiment.search else {"retry_failed": retry_failed, "retrain_stale": retrain_stale}
 
 
 def print_search_plan(experiment, parallel: int | None) -> None:

@@ -1,6 +1,13 @@
 """The plan of a sweep: what each run of an experiment file needs (run, resume, skip or hold), whether
-its data is usable, and roughly how long it will take. Reads the registry and the run folders,
-writes nothing, imports no paddle (the estimate builds networks only when asked for).
+its data is usable, whether what it recorded was computed on the data there is now, and roughly how
+long it will take. Reads the registry, the run folders and the data, writes nothing, imports no
+paddle (the estimate builds networks only when asked for).
+
+A run that finished, or was interrupted, on other data than there is now (labels corrected, images
+added, removed or rewritten, another holdout) is `stale`: the sweep refuses it, naming the run and
+what changed, since skipping it would keep a number computed on other data and resuming it would mix
+two datasets in one history. With --retrain-stale it is `retrain`: its files are moved aside and it
+trains afresh.
 """
 from __future__ import annotations
 
@@ -10,42 +17,117 @@ from functools import lru_cache
 
 from runner.checkpoints import Checkpoints
 from runner.errors import RunnerError
-from runner.config import Experiment, RunSpec, evaluates_on_inference_engine
-from runner.layout import SweepLayout
+from runner.config import RUN_FIELDS, Experiment, RunSpec, evaluates_on_inference_engine
+from runner.fingerprint import RETRAIN_HINT, what_changed
+from runner.layout import RunLayout, SweepLayout
 from runner.registry import RunRegistry
 from runner.validation import parse_validation
-from runner.runfiles import read_result
+from runner.runfiles import read_json, read_result
+
+# The settings that choose a run's images: runs alike in these train and are scored on the same data.
+DATA_KEYS = ("dataset", "validation", "fold", "train_limit", "val_limit")
 
 
 @dataclass
 class PlannedRun:
     spec: RunSpec
     status: str  # in the registry before this sweep: new, queued, running, done, failed, interrupted
-    action: str  # run, resume, skip (done), hold (failed, without --retry-failed)
+    action: str  # run, resume, skip (done), hold (failed, without --retry-failed), stale, retrain (see above)
     epochs_done: int = 0  # by a resumed run's newest checkpoint
+    stale: tuple[str, str] | None = None  # (what it did, what changed) when its record is of other data
 
     @property
     def to_do(self) -> bool:
-        return self.action in ("run", "resume")
+        return self.action in ("run", "resume", "retrain")
 
 
-def plan_sweep(experiment: Experiment, registry: RunRegistry | None, retry_failed: bool = False) -> list[PlannedRun]:
+class DataNow:
+    """The fingerprints of the data runs would train on now, each computed once per choice of images
+    (no image is decoded); None where the data cannot be read now (a run on it then says why)."""
+
+    def __init__(self, data_root=None, cache_dir=None):
+        self.data_root, self.cache_dir, self.known = data_root, cache_dir, {}
+
+    def of(self, config: dict) -> dict | None:
+        key = tuple(config.get(k, RUN_FIELDS[k][1]) for k in DATA_KEYS)
+        if key not in self.known:
+            from runner.data import fingerprint_of
+
+            dataset, validation, fold, train_limit, val_limit = key
+            try:
+                self.known[key] = fingerprint_of(dataset, self.data_root, validation, train_limit, val_limit,
+                                                 self.cache_dir, fold)
+            except RunnerError:
+                self.known[key] = None
+        return self.known[key]
+
+
+def recorded_data(run: RunLayout, status: str) -> tuple[str, dict] | None:
+    """(what the run did, the fingerprint of its data) from its result, or from its checkpoints if it
+    stopped before finishing; None if it recorded nothing, or no fingerprint (an older runner's)."""
+    result = read_result(run)
+    if result:
+        return ("finished", result["data"]) if result.get("data") else None
+    epochs = Checkpoints(run.checkpoints).newest_epoch()
+    data = (read_json(run.checkpoints / "run.json") or {}).get("data") if epochs else None
+    how = {"pruned": "was pruned", "failed": "failed"}.get(status, "was interrupted")
+    return (f"{how} after epoch {epochs}", data) if data else None
+
+
+def data_change(run: RunLayout, config: dict, status: str, data: DataNow) -> tuple[str, str] | None:
+    """The stale check, one for the plan, the search and `runner train`: (what the run did, what
+    changed in its data since), or None if its record is of the data there is now (or says nothing)."""
+    recorded = recorded_data(run, status)
+    now = data.of(config) if recorded else None
+    change = what_changed(recorded[1], now) if now else None
+    return (recorded[0], change) if change else None
+
+
+def plan_run(spec: RunSpec, layout: SweepLayout, registry: RunRegistry | None, data: DataNow,
+             retry_failed: bool = False, retrain_stale: bool = False) -> PlannedRun:
+    """What one run needs: skip (done, or pruned by a search), hold (failed), resume, run, or, if what
+    it recorded is of other data than there is now, stale (retrain with `retrain_stale`)."""
+    run = layout.run(spec.run_id)
+    row = registry.get(spec.run_id) if registry else None
+    status = row["status"] if row else "new"
+    epochs_done = 0
+    if status in ("done", "pruned") or read_result(run):
+        action = "skip"
+    elif status == "failed" and not retry_failed:
+        action = "hold"
+    else:
+        epochs_done = Checkpoints(run.checkpoints).newest_epoch()
+        action = "resume" if epochs_done else "run"
+    stale = data_change(run, spec.config, status, data) if action in ("skip", "resume") else None
+    if stale:
+        action, epochs_done = ("retrain" if retrain_stale else "stale"), 0
+    return PlannedRun(spec, status, action, epochs_done, stale)
+
+
+def plan_sweep(experiment: Experiment, registry: RunRegistry | None, retry_failed: bool = False, data_root=None,
+               retrain_stale: bool = False) -> list[PlannedRun]:
     layout = SweepLayout.for_experiment(experiment.name)
-    planned = []
-    for spec in experiment.runs:
-        run = layout.run(spec.run_id)
-        row = registry.get(spec.run_id) if registry else None
-        status = row["status"] if row else "new"
-        epochs_done = 0
-        if status == "done" or read_result(run):
-            action = "skip"
-        elif status == "failed" and not retry_failed:
-            action = "hold"
-        else:
-            epochs_done = Checkpoints(run.checkpoints).newest_epoch()
-            action = "resume" if epochs_done else "run"
-        planned.append(PlannedRun(spec, status, action, epochs_done))
-    return planned
+    data = DataNow(data_root, layout.cache)
+    return [plan_run(spec, layout, registry, data, retry_failed, retrain_stale) for spec in experiment.runs]
+
+
+def stale_refusal(planned: list[PlannedRun], layout: SweepLayout, search: bool = False) -> str | None:
+    """The one line that refuses the stale runs of a plan, naming each, what changed and how to go on."""
+    stale = [p for p in planned if p.action == "stale"]
+    if not stale:
+        return None
+    by_change: dict[str, list[str]] = {}
+    for p in stale:
+        by_change.setdefault(p.stale[1], []).append(f"{p.spec.run_id} {p.stale[0]}")
+    runs = "; ".join(", ".join(names) + f" ({change})" for change, names in by_change.items())
+    what = (f"{len(stale)} run{'s' if len(stale) > 1 else ''} of {layout.root} {'were' if len(stale) > 1 else 'was'} "
+            f"trained or scored on other data than there is now, so two datasets would mix: {runs}")
+    if search:
+        return (f"{what}. The search's study holds the scores of those runs, so it cannot go on with the data now: "
+                f"move {layout.root} aside (or give the search another name) to start a new study on the data now, "
+                "or restore the data")
+    hint = RETRAIN_HINT.format(them="them" if len(stale) > 1 else "it", stale=layout.stale)
+    return f"{what}. {hint[0].upper()}{hint[1:]}"
 
 
 def slots_needed(config: dict, on_gpus: bool) -> int:

@@ -60,7 +60,7 @@ class SweepProgress:
         """Update from a sweep event; the line to log for it, if it deserves one."""
         if kind == "plan":
             for p in d["planned"]:
-                status = {"skip": "done", "hold": "failed (held)"}.get(p.action, "queued")
+                status = {"skip": "done", "hold": "failed (held)", "stale": "stale (refused)"}.get(p.action, "queued")
                 state = RunState(p.spec.run_id, p.spec.display_name, p.spec.config["epochs"], status,
                                  epoch=p.epochs_done, epochs_at_start=p.epochs_done)
                 if p.to_do and self.estimate:

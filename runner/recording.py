@@ -14,8 +14,9 @@ from runner.runfiles import load_predictions, save_predictions
 
 class RunRecorder:
     def __init__(self, spec, layout, model, checkpoints, state: dict | None, class_names: list[str], report,
-                 main: bool = True, val_order: np.ndarray | None = None):
+                 main: bool = True, val_order: np.ndarray | None = None, data_digest: str | None = None):
         self.spec, self.layout, self.model, self.checkpoints = spec, layout, model, checkpoints
+        self.data_digest = data_digest  # the data fingerprint each checkpoint is saved with
         self.class_names, self.report, self.main, self.val_order = class_names, report, main, val_order
         self.history: list[dict] = state["history"] if state else []
         self.best: dict | None = state["best"] if state else None
@@ -60,7 +61,8 @@ class RunRecorder:
         self.report("epoch", record=record, epochs=self.spec.config["epochs"])
 
     def state(self, stopped_early: bool) -> dict:
-        return {"history": self.history, "best": self.best, "stopped_early": stopped_early}
+        return {"history": self.history, "best": self.best, "stopped_early": stopped_early,
+                "data_digest": self.data_digest}
 
     def close_log(self) -> None:
         if self.log:

@@ -91,13 +91,21 @@ def make_study(experiment: Experiment, storage_path, epochs: int):
 
 def run_search(experiment: Experiment, jobs=None, data_root=None, on_event=None, devices=None, cluster=None,
                retries=None) -> list[dict]:
-    """Run the search's trials, then its final seeds, through the same executors as a sweep."""
+    """Run the search's trials, then its final seeds, through the same executors as a sweep. A search
+    any of whose runs was trained on other data than there is now refuses: its study holds their scores."""
+    from runner.errors import RunnerError
     from runner.executors import build_executor
-    from runner.plan import preflight_data, preflight_devices
+    from runner.plan import DataNow, PlannedRun, data_change, preflight_data, preflight_devices, stale_refusal
     from runner.sweep import open_sweep
 
     on_event = on_event or (lambda kind, **details: None)
     with open_sweep(experiment) as (layout, registry):
+        data = DataNow(data_root, layout.cache)
+        stale = [PlannedRun(RunSpec(experiment.name, row["config"]), row["status"], "stale", 0, change)
+                 for row in registry.rows()
+                 for change in [data_change(layout.run(row["id"]), row["config"], row["status"], data)] if change]
+        if stale:
+            raise RunnerError(stale_refusal(stale, layout, search=True))
         base = trial_specs(experiment, {})
         preflight_data(base, data_root)
         preflight_devices(base)
@@ -141,12 +149,12 @@ class SearchLoop(SweepLoop):
         return sum(t.state == optuna.trial.TrialState.FAIL for t in self.study.get_trials(deepcopy=False))
 
     def add_runs(self, specs: list[RunSpec], pending: list, number: int | None) -> list[str]:
-        """Register the runs in the registry (the sweep's only writer) and queue those not done."""
-        from runner.checkpoints import Checkpoints
-        from runner.plan import PlannedRun
-        from runner.runfiles import read_result
+        """Register the runs in the registry (the sweep's only writer) and queue those not done; one
+        recorded on other data than there is now stops the search (runner/plan.py)."""
+        from runner.errors import RunnerError
+        from runner.plan import DataNow, plan_run, stale_refusal
 
-        ids = []
+        ids, data = [], DataNow(self.data_root, self.layout.cache)
         for spec in specs:
             run_id = spec.run_id
             ids.append(run_id)
@@ -155,11 +163,11 @@ class SearchLoop(SweepLoop):
                 self.current.append(run_id)
             if number is not None:
                 self.trial_of[run_id] = number
-            row = self.registry.get(run_id)
-            if row["status"] in ("done", "pruned") or read_result(self.layout.run(run_id)):
+            planned = plan_run(spec, self.layout, self.registry, data, retry_failed=True)
+            if planned.action == "stale":
+                raise RunnerError(stale_refusal([planned], self.layout, search=True))
+            if planned.action == "skip":
                 continue
-            epochs = Checkpoints(self.layout.run(run_id).checkpoints).newest_epoch()
-            planned = PlannedRun(spec, row["status"], "resume" if epochs else "run", epochs)
             if all(p.spec.run_id != run_id for p in pending) and run_id not in {
                     p.spec.run_id for p in self.executor.running()}:
                 pending.append(planned)

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Callable
 
@@ -21,7 +22,8 @@ from runner.errors import RunnerError
 from runner.executors import Ended, Executor, build_executor
 from runner.faults import fault_point
 from runner.layout import SweepLayout, data_folders
-from runner.plan import PlannedRun, plan_sweep, preflight_data, preflight_devices
+from runner.plan import (DataNow, PlannedRun, plan_run, plan_sweep, preflight_data, preflight_devices,
+                         stale_refusal)
 from runner.registry import RunRegistry
 from runner.report_files import write_outputs
 from runner.runfiles import read_error, read_progress, read_result
@@ -92,16 +94,21 @@ def open_sweep(experiment: Experiment):
 
 def run_sweep(experiment: Experiment, jobs: int | None = None, retry_failed: bool = False, data_root=None,
               on_event: Event | None = None, devices: list[int] | None = None, cluster: str | None = None,
-              retries: int | None = None, executor: Executor | None = None) -> list[dict]:
+              retries: int | None = None, executor: Executor | None = None, retrain_stale: bool = False) -> list[dict]:
     """Run what the plan says, each run in a worker process (on this machine, or on the Ray cluster at
-    `cluster`); return the registry rows of the file's runs."""
+    `cluster`); return the registry rows of the file's runs. Runs recorded on other data than there is
+    now are refused, or with `retrain_stale` set aside and trained afresh (runner/plan.py)."""
     on_event = on_event or (lambda kind, **details: None)
     with open_sweep(experiment) as (layout, registry):
-        planned = plan_sweep(experiment, registry, retry_failed)
+        planned = plan_sweep(experiment, registry, retry_failed, data_root, retrain_stale)
+        refuse_stale(planned, layout)
         on_event("plan", planned=planned)
         todo = [p for p in planned if p.to_do]
         preflight_data([p.spec for p in todo], data_root)
         preflight_devices([p.spec for p in todo])
+        for p in todo:
+            if p.action == "retrain":
+                set_aside(layout, registry, p, on_event)
         if not todo:
             return [registry.get(spec.run_id) for spec in experiment.runs]
         executor = executor or build_executor(cluster, jobs, devices,
@@ -116,13 +123,17 @@ def run_sweep(experiment: Experiment, jobs: int | None = None, retry_failed: boo
         return [registry.get(spec.run_id) for spec in experiment.runs]
 
 
-def train_one(experiment: Experiment, spec: RunSpec, data_root=None, report=None) -> dict:
+def train_one(experiment: Experiment, spec: RunSpec, data_root=None, report=None, retrain_stale: bool = False) -> dict:
     """`runner train`: one run in this process (or, with nproc > 1, in processes started by
     paddle.distributed.launch), recorded in the same registry as a sweep's."""
     from runner.train import train_run
 
     with open_sweep(experiment) as (layout, registry):
+        planned = plan_run(spec, layout, registry, DataNow(data_root, layout.cache), True, retrain_stale)
+        refuse_stale([planned], layout)
         preflight_data([spec], data_root)
+        if planned.action == "retrain":
+            set_aside(layout, registry, planned, report or (lambda kind, **details: None))
         registry.mark_running(spec.run_id)
         try:
             if spec.config["nproc"] > 1:
@@ -137,6 +148,32 @@ def train_one(experiment: Experiment, spec: RunSpec, data_root=None, report=None
             raise
         registry.mark_done(spec.run_id, result_metrics(result))
         return result
+
+
+def refuse_stale(planned: list[PlannedRun], layout: SweepLayout) -> None:
+    refusal = stale_refusal(planned, layout)
+    if refusal:
+        raise RunnerError(refusal)
+
+
+def set_aside(layout: SweepLayout, registry: RunRegistry, planned: PlannedRun, on_event: Event) -> Path:
+    """Move a stale run's files (its result, checkpoints and VisualDL log) to stale/<run-id>-<n>/ and
+    queue it: it trains afresh on the data now, and what it computed on the old data is kept."""
+    run_id = planned.spec.run_id
+    run = layout.run(run_id)
+    number = 1
+    while (layout.stale / f"{run_id}-{number}").exists():
+        number += 1
+    target = layout.stale / f"{run_id}-{number}"
+    target.mkdir(parents=True)
+    for name, folder in (("run", run.folder), ("checkpoints", run.checkpoints), ("vdl", run.vdl)):
+        if folder.exists():
+            os.replace(folder, target / name)
+    what, change = planned.stale
+    registry.mark_queued(run_id, f"{what} on other data ({change}); trained afresh, the old files are in {target}")
+    on_event("note", message=f"{run_id} {what} on other data than there is now ({change}): training it afresh; "
+                             f"its old files are in {target}")
+    return target
 
 
 def launch_and_wait(layout: SweepLayout, spec: RunSpec, data_root, report) -> dict:

@@ -26,7 +26,8 @@ from runner.inference_eval import InferenceEvaluation
 from runner.layout import RunLayout
 from runner.metrics import confusion_matrix
 from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
-from runner.runfiles import load_arrays, save_arrays, write_json_atomic
+from runner.fingerprint import RETRAIN_HINT, what_changed
+from runner.runfiles import load_arrays, read_json, save_arrays, write_json_atomic
 from runner.objectives import ClassificationLoss, ClassificationMetrics, build_optimizer
 from runner.recording import RunRecorder
 from runner.vdl import input_grid
@@ -123,12 +124,15 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
     state, notes = checkpoints.restore(model)
     for note in notes:
         report("note", message=note + (" — restarting the run from scratch" if state is None else ""))
+    refuse_other_data(layout, state, splits.fingerprint)
     if main:
         layout.checkpoints.mkdir(parents=True, exist_ok=True)
         write_json_atomic(layout.checkpoints / "run.json", {"run_id": spec.run_id, "config": c,
-                                                            "class_names": splits.class_names})
+                                                            "class_names": splits.class_names,
+                                                            "data": splits.fingerprint})
     recorder = RunRecorder(spec, layout, model, checkpoints, state, splits.class_names, report, main,
-                           gathered_order(len(splits.val), eval_batch_size(c), world) if world > 1 else None)
+                           gathered_order(len(splits.val), eval_batch_size(c), world) if world > 1 else None,
+                           splits.fingerprint["digest"])
     history = recorder.history
     report("start", run_id=spec.run_id, name=spec.display_name, parameters=params, flops=flops,
            train_images=len(splits.train), val_images=len(splits.val), resumed_at=len(history))
@@ -171,6 +175,20 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
         checkpoints.keep_last_only()
     report("done", result=result)
     return result
+
+
+def refuse_other_data(layout: RunLayout, state: dict | None, fingerprint: dict) -> None:
+    """A checkpoint is resumed only onto the data it was trained on: a run's epochs never mix two
+    datasets. (The sweep's plan refuses this first; this guards a change since the plan, and
+    `runner train`.) A checkpoint of an older runner records no data and is resumed as before."""
+    recorded = (state or {}).get("data_digest")
+    if recorded is None or recorded == fingerprint["digest"]:
+        return
+    then = (read_json(layout.checkpoints / "run.json") or {}).get("data")
+    change = (what_changed(then, fingerprint) if then else None) or "its data fingerprint differs"
+    raise RunnerError(f"{layout.run_id}: its checkpoint of epoch {len(state['history'])} was trained on other data "
+                      f"than there is now ({change}), and is not resumed onto it: "
+                      + RETRAIN_HINT.format(them="it", stale=layout.sweep.stale))
 
 
 def assess(network, config: dict, splits, layout: RunLayout, report: Report) -> dict:
@@ -242,6 +260,7 @@ def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: 
                                                      splits.num_classes).tolist()
                              for which in ("final", "best") if which in predictions and "labels" in predictions},
         "history": history,
+        "data": splits.fingerprint,
         **where_it_runs(),
         "versions": {"runner": runner.__version__, "paddle": paddle.__version__, "python": platform.python_version()},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -1,12 +1,14 @@
 """Cifar10 through paddle.vision.datasets.Cifar10, read from <data root>/cifar10/cifar-10-python.tar.gz.
 
 Where the archive is missing, paddle's own download is tried (it works online); offline that fails
-and the error names the path to put the archive at. The decoded arrays are cached as one .npy per
-split, keyed by the archive's size and modification time.
+and the error names the path to put the archive at. The decoded arrays are cached as one .npz per
+split, keyed by the content of the archive members the split is read from (their SHA-256, one pass
+over the archive: docs/performance.md), which is also the split's part of a run's data fingerprint.
 """
 from __future__ import annotations
 
 import hashlib
+import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -15,9 +17,11 @@ import numpy as np
 from runner.data.registry import register_dataset
 from runner.data.source import DataReport, DataSource, SplitReport
 from runner.errors import DataError
+from runner.fingerprint import digest_strings
 
 ARCHIVE = "cifar-10-python.tar.gz"
 PADDLE_MODE = {"train": "train", "val": "test"}
+MEMBER_FLAG = {"train": "data_batch", "val": "test_batch"}  # the members paddle reads for each split, by name
 
 
 @register_dataset("cifar10")
@@ -29,16 +33,62 @@ class Cifar10(DataSource):
     def __init__(self, location: Path):
         super().__init__(location)
         self._loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._labels: dict[str, np.ndarray] = {}
+        self._members: dict[str, str] | None = None
 
     @property
     def archive(self) -> Path:
         return self.location / ARCHIVE
 
     def labels(self, split: str, cache_dir: Path | None = None) -> np.ndarray:
-        return self.load(split, self.native_size, cache_dir)[1]
+        """From the cache, where it holds the split, without reading its images."""
+        if split not in self._labels:
+            cached, labels = self._cache_file(split, cache_dir), None
+            if cached is not None and cached.exists():
+                try:
+                    with np.load(cached) as z:
+                        labels = z["labels"]
+                except (OSError, ValueError, KeyError):
+                    pass  # rebuilt by load
+            self._labels[split] = labels if labels is not None else self.load(split, self.native_size, cache_dir)[1]
+        return self._labels[split]
 
-    def images(self, split: str, indices: np.ndarray, image_size: int, cache_dir: Path | None) -> np.ndarray:
-        return self.load(split, image_size, cache_dir)[0][indices]
+    def images(self, split: str, indices: np.ndarray, image_size: int,
+               cache_dir: Path | None) -> tuple[np.ndarray, str]:
+        return self.load(split, image_size, cache_dir)[0][indices], self.content_digest(split, indices)
+
+    def ids(self, split: str) -> list[str]:
+        """`train/17`: the 18th image of the training batches in the order paddle reads them."""
+        return [f"{PADDLE_MODE[split]}/{i}" for i in range(len(self.labels(split)))]
+
+    def content_digest(self, split: str, indices: np.ndarray = None, cache_dir: Path | None = None) -> str:
+        """The digest of the archive members `split` is read from (the ids say which of their images)."""
+        return digest_strings(f"{name}:{digest}" for name, digest in self.member_digests().items()
+                              if MEMBER_FLAG[split] in name)
+
+    def member_digests(self) -> dict[str, str]:
+        """SHA-256 of every file in the archive, by name in paddle's order, read in one pass."""
+        if self._members is None:
+            archive = self.locate_archive()
+            try:
+                with tarfile.open(archive, "r:*") as tar:
+                    members = {}
+                    for member in tar:
+                        if member.isfile():
+                            digest, stream = hashlib.sha256(), tar.extractfile(member)
+                            while chunk := stream.read(1 << 20):
+                                digest.update(chunk)
+                            members[member.name] = digest.hexdigest()
+            except (OSError, tarfile.TarError, EOFError) as err:
+                raise unreadable(archive, err) from None
+            self._members = dict(sorted(members.items()))
+        return self._members
+
+    def _cache_file(self, split: str, cache_dir: Path | None) -> Path | None:
+        if cache_dir is None:
+            return None
+        key = hashlib.sha1(f"{self.content_digest(split)}|{split}".encode()).hexdigest()
+        return Path(cache_dir) / f"cifar10-{key[:16]}.npz"
 
     def load(self, split: str, image_size: int, cache_dir: Path | None):
         """Native 32x32 images; the input pipeline resizes if the run asks for another size."""
@@ -48,11 +98,8 @@ class Cifar10(DataSource):
 
     def _read(self, split: str, cache_dir: Path | None):
         archive = self.locate_archive()
-        cached = None
-        if cache_dir is not None:
-            st = archive.stat()
-            key = hashlib.sha1(f"{archive.resolve()}|{st.st_size}|{st.st_mtime_ns}|{split}".encode()).hexdigest()
-            cached = cache_dir / f"cifar10-{key[:16]}.npz"
+        cached = self._cache_file(split, cache_dir)
+        if cached is not None:
             if cached.exists():
                 try:
                     with np.load(cached) as z:
@@ -81,8 +128,7 @@ class Cifar10(DataSource):
         try:
             ds = PaddleCifar10(data_file=str(archive), mode=PADDLE_MODE[split], download=False, backend="cv2")
         except Exception as err:  # tarfile, pickle and EOF errors for a damaged archive
-            raise DataError(f"{archive}: cannot read the Cifar10 archive ({type(err).__name__}: {err}); "
-                            f"replace it with the standard {ARCHIVE}") from None
+            raise unreadable(archive, err) from None
         flat = np.stack([np.asarray(image, np.uint8).reshape(3 * 32 * 32) for image, _ in ds.data])
         images = np.ascontiguousarray(flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         labels = np.asarray([int(label) for _, label in ds.data], np.int64)
@@ -98,6 +144,11 @@ class Cifar10(DataSource):
         except DataError as err:
             problems.append(str(err))
         return DataReport(self.name, str(self.location), splits, problems)
+
+
+def unreadable(archive: Path, err: Exception) -> DataError:
+    return DataError(f"{archive}: cannot read the Cifar10 archive ({type(err).__name__}: {err}); "
+                     f"replace it with the standard {ARCHIVE}")
 
 
 def download_archive(target: Path) -> str:
