@@ -2,8 +2,9 @@
 imports no paddle: it reads the registry and the run files.
 
 One row per finished run, best final validation accuracy first, with a 95% Wilson interval and an
-exact McNemar test against the best run on the same validation images. Runs that differ only in
-their seed are also summarised together: mean ± std and a 95% t-interval of the mean.
+exact McNemar test against the best run on the same validation images: the same validation
+fingerprint, never a count or a setting (runner/pairing.py). Runs that differ only in their seed are
+also summarised together: mean ± std and a 95% t-interval of the mean.
 
 `records` is what scripts get (csv, json): plain numbers (accuracies as fractions), an interval as
 two fields, None for a missing value, stable snake_case keys. The markdown and HTML tables format
@@ -15,12 +16,14 @@ import csv
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 
-from runner import metrics
+from runner import metrics, pairing
 from runner.config import dotted, identity, with_defaults
+from runner.fingerprint import summary
 from runner.layout import SweepLayout
 from runner.registry import RunRegistry
 from runner.runfiles import load_predictions, read_result, result_problem
@@ -74,27 +77,23 @@ def finished_runs(layout: SweepLayout, registry: RunRegistry) -> tuple[list[dict
 
 def add_statistics(rows: list[dict]) -> None:
     """Per run: Wilson interval, calibration, operating points and DeLong's AUC interval; against
-    the best run on the same images: McNemar's test, and DeLong's for two-class data."""
+    the best run on the same images: McNemar's test, and DeLong's for two-class data; where there is
+    no such run to compare with, why ("paired_note")."""
     for row in rows:
         correct = row["correct"]
         row["ci"] = metrics.wilson_interval(int(correct.sum()), len(correct)) if correct is not None else (None, None)
-        row["mcnemar"] = row["delong_p"] = None
+        row["mcnemar"] = row["delong_p"] = row["compared_with"] = None
         row["probability"] = probability_statistics(row["predictions"])
     for row in rows:
-        c = row["result"]["config"]
-        peers = [r for r in rows if same_val_set(r["result"]["config"], c) and r["correct"] is not None]
-        if not peers or row["correct"] is None:
+        best, row["paired_note"] = pairing.best_on_same_images(row, rows)
+        if best is None:
             continue
-        best = peers[0]
         if best is row:
             row["mcnemar"] = "best"
             continue
-        if len(best["correct"]) != len(row["correct"]):
-            continue
-        _, _, p = metrics.mcnemar(best["correct"], row["correct"])
-        row["mcnemar"] = p
-        if row["predictions"]["final"].shape[1] == 2 and np.array_equal(best["predictions"]["labels"],
-                                                                       row["predictions"]["labels"]):
+        row["compared_with"] = best["result"]["run_id"]
+        row["mcnemar"] = metrics.mcnemar(best["correct"], row["correct"])[2]
+        if row["predictions"]["final"].shape[1] == 2:
             row["delong_p"] = metrics.delong_test(best["predictions"]["final"][:, 1],
                                                   row["predictions"]["final"][:, 1], row["predictions"]["labels"])[1]
 
@@ -115,12 +114,6 @@ def probability_statistics(predictions: dict) -> dict:
     return out
 
 
-def same_val_set(a: dict, b: dict) -> bool:
-    def images(c):
-        return c["dataset"], c.get("validation", "official"), c.get("val_limit", 0), c.get("fold", 0)
-    return images(a) == images(b)
-
-
 def group_by_seed(rows: list[dict]) -> list[tuple[str, list[dict]]]:
     """Runs alike but for the seed (and, under k-fold cross-validation, the fold), in order of their
     first run, each group named by its model and what sets it apart from the model's other groups."""
@@ -135,8 +128,11 @@ def group_by_seed(rows: list[dict]) -> list[tuple[str, list[dict]]]:
 
 def folds_of(members: list[dict]) -> str:
     """' (5 folds)' for a group scored by k-fold cross-validation."""
-    folds = {m["result"]["config"].get("fold", 0) for m in members} - {0}
-    return f" ({len(folds)} folds)" if folds else ""
+    return f" ({fold_count(members)} folds)" if fold_count(members) else ""
+
+
+def fold_count(members: list[dict]) -> int:
+    return len({m["result"]["config"].get("fold", 0) for m in members} - {0})
 
 
 def seed_groups(rows: list[dict]) -> list[dict]:
@@ -153,14 +149,16 @@ def seed_groups(rows: list[dict]) -> list[dict]:
         summary["course_text"], summary["course_saved_run"] = course_figures(first["config"])
         summary["per_seed_acc"] = [m["result"]["final"].get("acc") for m in members]
         summary["members"] = members
+        summary.update(pairing.group_data(members, fold_count(members)))
         out.append(summary)
     out.sort(key=lambda s: -(s["acc"][0] if not math.isnan(s["acc"][0]) else -1))
-    for group in out:  # Welch's t on per-seed accuracy against the best group of the same images
-        best = next((g for g in out if same_val_set(g["members"][0]["result"]["config"],
-                                                     group["members"][0]["result"]["config"])), None)
+    for group in out:  # Welch's t on per-seed accuracy against the best group scored on the same images
+        signature = pairing.group_signature(group["members"])
+        best = next(g for g in out if pairing.group_signature(g["members"]) == signature) if signature else None
         group["welch_p"] = None if best is group or best is None else \
             metrics.welch_p(best["per_seed_acc"], group["per_seed_acc"])
         group["is_best"] = best is group
+        group["welch_note"] = pairing.welch_note(group, out)
     return out
 
 
@@ -225,6 +223,7 @@ def run_record(row: dict) -> dict:
     p = row["mcnemar"]
     return {
         "run_id": res["run_id"], "name": res["name"], "model": c["model"], "dataset": c["dataset"],
+        "data_fingerprint": summary(pairing.fingerprint_of(row)),
         "image_size": c["image_size"], "seed": c["seed"], "validation": c.get("validation", "official"),
         "epochs_run": res["epochs_run"], "parameters": res["parameters"],
         "gmacs": res["flops"] / 1e9 if res.get("flops") else None,
@@ -239,13 +238,15 @@ def run_record(row: dict) -> dict:
         **{k: row["probability"].get(k) for k in PROBABILITY_FIELDS},
         "course_text": course_text, "course_saved_run": course_saved,
         "is_best": p == "best", "mcnemar_p": None if p in (None, "best") else p, "delong_p": row.get("delong_p"),
+        "compared_with": row.get("compared_with"), "paired_note": row.get("paired_note"),
         "in_file": row.get("in_file", True),
     }
 
 
 def group_record(group: dict) -> dict:
     out = {k: group[k] for k in ("model", "dataset", "image_size", "seeds", "course_text", "course_saved_run",
-                                 "per_seed_acc", "is_best", "welch_p")}
+                                 "per_seed_acc", "is_best", "welch_p", "welch_note", "train_sets", "val_sets",
+                                 "data_note")}
     out["run_ids"] = [m["result"]["run_id"] for m in group["members"]]
     for name in ("acc", "auc"):
         mean, std, low, high = (None if math.isnan(v) else v for v in group[name])
@@ -270,6 +271,13 @@ def differs(p) -> str:
     return f"{'yes' if p < ALPHA else 'no'}, " + (f"p={p:.3g}" if p >= 1e-4 else "p<0.0001")
 
 
+def compared(p, note: str | None = None, sets: int = 1) -> str:
+    """differs(p), or "—" with why there is nothing to compare with (`sets`: validation sets in the table)."""
+    if note:
+        return f"— ({re.split(r':| [(]', note)[0]})"
+    return "— (best on its validation images)" if p == "best" and sets > 1 else differs(p)
+
+
 def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
     multi = any(len(r["result"]["class_names"]) > 5 for r in rows)
@@ -278,13 +286,15 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
               "best acc (epoch)"]
     header += ["AUC", "sensitivity", "specificity", "F1"] if binary else []
     header += ["top-5"] if multi else []
-    header += ["train s", "img/s", "peak MB", *(["ran on"] if where else []), "course (text)",
-               "course (its saved run)", "differs from best (McNemar p)"]
+    sets = pairing.image_sets(rows)
+    header += ["train s", "img/s", "peak MB", *(["ran on"] if where else []), *(["val images"] if len(sets) > 1 else []),
+               "course (text)", "course (its saved run)", "differs from best (McNemar p)"]
     body = []
     for row in rows:
         r = run_record(row)
         marks = ("" if r["in_file"] else " (not in the file)") + \
-            (" (selected by search)" if "selected by search" in r["name"] else "")
+            (" (selected by search)" if "selected by search" in r["name"] else "") + \
+            (f" (other data than in {row['other_data_than']})" if row.get("other_data_than") else "")
         line = [r["run_id"] + marks, r["model"], r["dataset"],
                 r["image_size"], r["epochs_run"], num(r["parameters"] / 1e6, 2), num(r["gmacs"], 2),
                 pct(r["final_acc"]), f"{pct(r['acc_ci_low'])}–{pct(r['acc_ci_high'])}",
@@ -295,7 +305,8 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
             line += [pct(r["top5"])]
         line += [num(r["train_seconds"], 1), num(r["images_per_second"], 1), num(r["peak_memory_mb"], 0)]
         line += [" ".join(str(x) for x in (r["host"], r["node"] and f"node {r['node'][:8]}") if x)] if where else []
-        line += [pct(r["course_text"]), pct(r["course_saved_run"]), differs(row["mcnemar"])]
+        line += [pairing.set_name(pairing.val_key(row))] if len(sets) > 1 else []
+        line += [pct(r["course_text"]), pct(r["course_saved_run"]), compared(row["mcnemar"], r["paired_note"], len(sets))]
         body.append(line)
     return header, body
 
@@ -315,7 +326,8 @@ def choice_table(rows: list[dict]) -> tuple[list[str], list[list]]:
         if binary:
             auc = f"{num(r['auc'])} ({num(r['auc_ci_low'], 3)}–{num(r['auc_ci_high'], 3)})" if r["auc_ci_low"] is not None \
                 else num(r["auc"])
-            line += [auc, differs("best" if r["is_best"] else r["delong_p"]), pct(r["sensitivity_at_95_specificity"]),
+            line += [auc, compared("best" if r["is_best"] else r["delong_p"], r["paired_note"], len(pairing.image_sets(rows))),
+                     pct(r["sensitivity_at_95_specificity"]),
                      pct(r["specificity_at_95_sensitivity"])]
         line += [num(r["ece"], 3), num(r["brier"], 3), num(r["latency_ms"], 1), num(r["throughput_ips"], 1),
                  num(r["model_mb"], 1), num(r["peak_memory_mb"], 0)]
@@ -329,7 +341,9 @@ def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
     body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
              # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
              f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if not math.isnan(g["acc"][2]) else "—",
-             mean_std(g["auc"], percent=False), differs("best" if g.get("is_best") else g.get("welch_p")),
+             mean_std(g["auc"], percent=False),
+             compared("best" if g.get("is_best") else g.get("welch_p"), g.get("welch_note"),
+                      len({pairing.group_signature(h["members"]) for h in groups})),
              pct(g["course_text"]), pct(g["course_saved_run"])] for g in groups]
     return header, body
 
@@ -347,12 +361,18 @@ def mean_std(stats, percent: bool = True) -> str:
 def ensembles(rows: list[dict]) -> list[dict]:
     """A row per model group of two or more seeds that averages its seeds' final validation
     probabilities. Its members are the group's, never chosen by a validation score; it is compared
-    with the best single run on the same images (McNemar, and DeLong for two classes)."""
+    with the best single run on the same images (McNemar, and DeLong for two classes). A group whose
+    runs were scored on different images (k folds, or two datasets) is no ensemble: its row says why."""
     out = []
     for label, members in group_by_seed(rows):
         usable = [m for m in members if "final" in m["predictions"] and "labels" in m["predictions"]]
-        if len(usable) < 2 or not all(np.array_equal(m["predictions"]["labels"], usable[0]["predictions"]["labels"])
-                                      for m in usable):
+        if len(usable) < 2:
+            continue
+        problem = pairing.ensemble_problem(usable, fold_count(usable))
+        if problem:
+            out.append({"model": label, "seeds": len(usable), "acc": None, "acc_ci_low": None, "acc_ci_high": None,
+                        "auc": None, "ece": None, "brier": None, "best_run": None, "mcnemar_p": None,
+                        "delong_p": None, "reason": problem})
             continue
         labels = usable[0]["predictions"]["labels"]
         probs = np.mean([m["predictions"]["final"] for m in usable], axis=0)
@@ -362,9 +382,10 @@ def ensembles(rows: list[dict]) -> list[dict]:
                   "acc_ci_high": high, **metrics.summarize(probs, labels),
                   **probability_statistics({"final": probs, "labels": labels})}
         record["acc"] = float(correct.mean())
-        best = next((r for r in rows if r["correct"] is not None and r.get("mcnemar") == "best"
-                     and np.array_equal(r["predictions"]["labels"], labels)), None)
+        best = next((r for r in rows if r.get("mcnemar") == "best" and pairing.val_key(r) == pairing.val_key(usable[0])
+                     and pairing.same_predictions(r, usable[0])), None)
         record["best_run"] = best["result"]["run_id"] if best else None
+        record["reason"] = None
         record["mcnemar_p"] = metrics.mcnemar(best["correct"], correct)[2] if best else None
         record["delong_p"] = (metrics.delong_test(best["predictions"]["final"][:, 1], probs[:, 1], labels)[1]
                               if best and probs.shape[1] == 2 else None)
@@ -377,7 +398,9 @@ def ensemble_table(records: list[dict]) -> tuple[list[str], list[list]]:
               "differs from the best run (McNemar p)", "AUC differs (DeLong p)"]
     body = [[e["model"], e["seeds"], pct(e["acc"]), f"{pct(e['acc_ci_low'])}–{pct(e['acc_ci_high'])}",
              f"{num(e.get('auc'))} ({num(e.get('auc_ci_low'), 3)}–{num(e.get('auc_ci_high'), 3)})",
-             num(e["ece"], 3), num(e["brier"], 3), differs(e["mcnemar_p"]), differs(e["delong_p"])] for e in records]
+             num(e["ece"], 3), num(e["brier"], 3), differs(e["mcnemar_p"]), differs(e["delong_p"])]
+            if not e.get("reason") else [e["model"], e["seeds"], f"— (not an ensemble: {e['reason']})", *["—"] * 6]
+            for e in records]
     return header, body
 
 
@@ -408,6 +431,7 @@ def render(rows: list[dict], fmt: str = "md", skipped: list[str] = (), ensemble:
     groups = seed_groups(rows)
     if any(g["seeds"] > 1 for g in groups):
         text += "\n\nOver seeds:\n\n" + markdown(*group_table(groups))
+        text += "".join(f"\n\n{g['model']}: {g['data_note']}." for g in groups if g["data_note"])
     if ensemble:
         text += "\n\nEnsembles (the mean of each group's seeds' probabilities):\n\n" + markdown(*ensemble_table(ensembles(rows)))
     for name, (header, body) in searches.items():
@@ -443,13 +467,16 @@ def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False)
             registry.close()
         skipped += [f"{output_dir}: {note}" for note in notes]
         for row in found:
-            run_id = row["result"]["run_id"]
-            if run_id in seen:  # the same settings trained twice would pass for two seeds at ± 0
-                skipped.append(f"{output_dir}: {run_id}: not shown again, it is the same run as in {seen[run_id]}")
-                continue
-            seen[run_id] = output_dir
+            run_id, data = row["result"]["run_id"], (pairing.fingerprint_of(row) or {}).get("digest")
+            if run_id in seen:
+                first, first_data = seen[run_id]
+                if first_data == data:  # the same settings on the same data would pass for two seeds at ± 0
+                    skipped.append(f"{output_dir}: {run_id}: not shown again, it is the same run as in {first}")
+                    continue
+                row["other_data_than"] = first.name  # the same settings on other data: another run
+            seen.setdefault(run_id, (output_dir, data))
             rows.append(row)
-        if not any(seen[r["result"]["run_id"]] == output_dir for r in rows) and not notes:
+        if not any(r["run"].sweep.root.resolve() == output_dir for r in rows) and not notes:
             skipped.append(f"{output_dir}: no finished run yet")
     return render(ranked_with_statistics(rows), fmt, skipped, ensemble, searches), skipped
 
