@@ -18,13 +18,13 @@ NO_FINGERPRINT = "no data fingerprint (written by an older runner): which images
 NOT_MATCHING = "its predictions.npz does not hold the labels its data fingerprint records"
 
 
-def fingerprint_of(row: dict) -> dict | None:
+def data_of(row: dict) -> dict | None:
     return row["result"].get("data")
 
 
 def val_key(row: dict) -> str | None:
     """What two runs must share to be compared image by image (None: no fingerprint)."""
-    return val_digest(fingerprint_of(row))
+    return val_digest(data_of(row))
 
 
 def same_predictions(a: dict, b: dict) -> bool:
@@ -61,7 +61,7 @@ def set_name(key: str | None) -> str:
 def group_data(members: list[dict], folds: int) -> dict:
     """How many training and validation sets a seed group's members saw, and a note where they
     differ (`folds`: the group's number of k-fold folds, 0 if none)."""
-    fingerprints = [fingerprint_of(m) for m in members]
+    fingerprints = [data_of(m) for m in members]
     missing = sum(f is None for f in fingerprints)
     if missing:
         return {"train_sets": None, "val_sets": None,

@@ -223,7 +223,7 @@ def run_record(row: dict) -> dict:
     p = row["mcnemar"]
     return {
         "run_id": res["run_id"], "name": res["name"], "model": c["model"], "dataset": c["dataset"],
-        "data_fingerprint": summary(pairing.fingerprint_of(row)),
+        "data_fingerprint": summary(pairing.data_of(row)),
         "image_size": c["image_size"], "seed": c["seed"], "validation": c.get("validation", "official"),
         "epochs_run": res["epochs_run"], "parameters": res["parameters"],
         "gmacs": res["flops"] / 1e9 if res.get("flops") else None,
@@ -467,7 +467,7 @@ def report_for(output_dirs: list[Path], fmt: str = "md", ensemble: bool = False)
             registry.close()
         skipped += [f"{output_dir}: {note}" for note in notes]
         for row in found:
-            run_id, data = row["result"]["run_id"], (pairing.fingerprint_of(row) or {}).get("digest")
+            run_id, data = row["result"]["run_id"], (pairing.data_of(row) or {}).get("digest")
             if run_id in seen:
                 first, first_data = seen[run_id]
                 if first_data == data:  # the same settings on the same data would pass for two seeds at ± 0

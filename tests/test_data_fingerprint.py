@@ -6,24 +6,17 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 import tarfile
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import PM, cli, first_table, resumed_at, small_copy, tiny_experiment, write_toml
+from conftest import PM, cli, first_table, one_line_error, resumed_at, small_copy, tiny_experiment, write_toml
 
 ONE = '[[runs]]\nmodel = "lenet"\n'
-
-
-def one_line_error(proc, *expected):
-    assert proc.returncode == 1, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr + proc.stdout
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, proc.stderr
-    for piece in expected:
-        assert piece in errors[0], (piece, proc.stderr)
 
 
 def results(outputs, name="tiny"):
@@ -171,8 +164,6 @@ def test_an_interrupted_run_is_never_resumed_onto_other_validation_images(tmp_pa
     job.write_text(json.dumps({"experiment": "tiny", "run_id": run_id, "config": json.loads(
         (outputs / "tiny" / "checkpoints" / run_id / "run.json").read_text())["config"],
         "sweep_root": str(outputs / "tiny"), "cache_dir": str(outputs / ".cache"), "data_root": str(tmp_path)}))
-    import subprocess
-    import sys
     worker = subprocess.run([sys.executable, "-m", "runner.worker", str(job)], capture_output=True, text=True)
     assert worker.returncode == 3
     error = (job.parent / "error.txt").read_text()
