@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Evaluation in the dynamic graph against paddle's inference engine (runner/inference_eval.py), on
+"""Evaluation in the dynamic graph against paddle's inference engine (runner/run/inference_eval.py), on
 trained checkpoints and the full validation set: speed, and whether any prediction changes.
 
     python bench/eval_engine.py outputs/all/checkpoints/googlenet-s0-0aa0bf41 ... [--threads 1]
@@ -27,7 +27,7 @@ import paddle  # noqa: E402
 
 from runner.cpu import set_math_threads  # noqa: E402
 from runner.data import load_splits  # noqa: E402
-from runner.inference_eval import PredictorForward, build_predictor  # noqa: E402
+from runner.run.inference_eval import PredictorForward, build_predictor  # noqa: E402
 from runner.metrics import accuracy, roc_auc  # noqa: E402
 from runner.predict import load_trained_network  # noqa: E402
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What a data fingerprint costs (runner/fingerprint.py), next to decoding the same images.
+"""What a data fingerprint costs (runner/store/fingerprint.py), next to decoding the same images.
 
     python bench/fingerprint.py [--data ../shared/data] [--originals 40]
 

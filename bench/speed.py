@@ -108,9 +108,9 @@ def bare_loop_overhead(model: str, args, rounds: int = 3) -> dict:
     code = textwrap.dedent(f"""
         import json, time, numpy as np, paddle
         from runner.models import build_network, build_model
-        from runner.objectives import ClassificationLoss, ClassificationMetrics
+        from runner.run.objectives import ClassificationLoss, ClassificationMetrics
         from runner.data import load_splits
-        from runner.train import data_loader
+        from runner.run.train import data_loader
         splits = load_splits("ichallenge-pm", 224, {str(args.data)!r}, train_limit=100)
         paddle.seed(0); np.random.seed(0)
         net = build_network({RUNS[model][0]!r}, 2, 224)

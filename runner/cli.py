@@ -166,8 +166,8 @@ def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           retrain_stale: bool = RetrainStaleOption):
     """Train one run of an experiment file in this process (resumes if it was interrupted)."""
     from runner.config import load_experiment
-    from runner.layout import SweepLayout
-    from runner.sweep import train_one
+    from runner.store.layout import SweepLayout
+    from runner.sweep.loop import train_one
 
     experiment = load_experiment(file, [*(overrides or []), *([f"nproc={nproc}"] if nproc else [])])
     spec = experiment.find(run)
@@ -211,17 +211,17 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           retrain_stale: bool = RetrainStaleOption):
     """Every run of an experiment file; finished runs are skipped, interrupted ones resume."""
     from runner.config import load_experiment
-    from runner.layout import SweepLayout
-    from runner.registry import RunRegistry
-    from runner.sweep import run_sweep
-    from runner.plan import plan_sweep, stale_refusal
+    from runner.store.layout import SweepLayout
+    from runner.store.registry import RunRegistry
+    from runner.sweep.loop import run_sweep
+    from runner.sweep.plan import plan_sweep, stale_refusal
 
     gpus = parse_devices(devices)
     if cluster and (gpus or jobs):
         raise RunnerError("--cluster runs each run where Ray places it: --jobs and --devices are for local sweeps "
                           "(a run asks Ray for threads x nproc CPUs, or nproc GPUs with device = \"gpu\")")
     if cluster:
-        from runner.executors.ray import import_ray
+        from runner.sweep.executors.ray import import_ray
 
         import_ray()  # without Ray installed: one line naming the install command, before anything else
     # --devices runs on GPUs: the runs' ids say so before the workers are placed on one GPU each
@@ -234,7 +234,7 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
         print_search_plan(experiment, jobs or (len(gpus) if gpus else None))
         return
     if experiment.search:  # the same loop, making its trials as it goes
-        from runner.search import run_search as start
+        from runner.sweep.search import run_search as start
     else:
         start = run_sweep
     if dry_run:
@@ -279,9 +279,9 @@ def retry(experiment, retry_failed: bool, retrain_stale: bool) -> dict:
 
 def print_search_plan(experiment, parallel: int | None) -> None:
     from runner.cpu import usable_cores
-    from runner.plan import estimate_minutes
-    from runner.progress import clock
-    from runner.search import runs_to_come, trial_specs
+    from runner.sweep.plan import estimate_minutes
+    from runner.sweep.progress import clock
+    from runner.sweep.search import runs_to_come, trial_specs
 
     search = experiment.search
     base = trial_specs(experiment, {})
@@ -310,8 +310,8 @@ def parse_devices(text: Optional[str]) -> list[int] | None:
 
 def sweep_progress(parallel: int | None):
     from runner.cpu import usable_cores
-    from runner.plan import estimate_minutes
-    from runner.progress import SweepProgress
+    from runner.sweep.plan import estimate_minutes
+    from runner.sweep.progress import SweepProgress
 
     return SweepProgress(parallel or usable_cores(), lambda p: estimate_minutes(p.spec.config, p.epochs_done))
 
@@ -341,7 +341,7 @@ def print_plan(planned, parallel: int | None) -> None:
 # ---- report / board / predict ------------------------------------------------------------------
 
 def default_output_dir(output_dir: Optional[Path]) -> Path:
-    from runner.layout import output_root
+    from runner.store.layout import output_root
 
     if output_dir:
         return output_dir
@@ -358,7 +358,7 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
            ensemble: bool = typer.Option(False, "--ensemble", help="Add a row per model group that averages its "
                                                                     "seeds' validation probabilities")):
     """The comparison table of a sweep, or of several side by side."""
-    from runner.report import report_for
+    from runner.report.comparison import report_for
 
     if fmt not in ("md", "csv", "json"):
         raise RunnerError(f"--format {fmt!r}: use md, csv or json")

@@ -22,8 +22,8 @@ from typing import Any
 from runner.errors import ConfigError, RunnerError, close_matches
 from runner.search_space import parse_search
 from runner.validation import parse_validation
-from runner.options import (EVAL_ENGINES, HEADS, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS, SCHEDULER_KEYS,
-                            SCHEDULERS)
+from runner.options import (BATCH_RULES, EVAL_ENGINES, HEADS, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS,
+                            SCHEDULER_KEYS, SCHEDULERS)
 
 # key -> (accepted types, default). A float key also takes an int; a bool is never an int.
 RUN_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
@@ -54,16 +54,24 @@ RUN_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "eval_engine": ((str,), "inference"),
     "label": ((str,), ""),
     "fold": ((int,), 0),
+    "tta": ((int,), 0),
+    "lookahead": ((bool, dict), False),
 }
 TABLE_FIELDS = {
     "optimizer": {"name": (str,), "learning_rate": (float,), "momentum": (float,), "weight_decay": (float,),
-                  "beta1": (float,), "beta2": (float,), "nesterov": (bool,)},
+                  "beta1": (float,), "beta2": (float,), "nesterov": (bool,), "decoupled": (bool,),
+                  "reference_batch": (int,), "batch_rule": (str,), "norm_bias_lr": (float,)},
     "scheduler": {"name": (str,), "warmup_epochs": (int,), "step_size": (int,), "gamma": (float,),
-                  "min_lr": (float,)},
+                  "min_lr": (float,), "warmup_share": (float,), "start_factor": (float,), "end_factor": (float,)},
     "augment": {"hflip": (bool,), "vflip": (bool,), "rotate": (float,), "crop_scale": (float,),
-                "pad_crop": (int,), "brightness": (float,), "contrast": (float,)},
+                "pad_crop": (int,), "brightness": (float,), "contrast": (float,), "alternate_flip": (bool,),
+                "cutout": (int,)},
     "early_stopping": {"patience": (int,), "monitor": (str,), "min_delta": (float,)},
+    "lookahead": {"every": (int,), "decay": (float,)},
 }
+# Fields added to a table since runs were first recorded, with the value that means "not used": left
+# out of a run's identity at that value, so `augment = true` keeps the id it had before they existed.
+ADDED_TABLE_FIELDS = {"augment": {"alternate_flip": False, "cutout": 0}}
 TOP_LEVEL = {"name": (str,), "description": (str,), "defaults": (dict,), "runs": (list,), "grid": (dict,),
              "search": (dict,)}
 # The keys runs were first recorded with. A key added since is left out of a run's id while it keeps
@@ -91,6 +99,12 @@ BOUNDS = {
     "augment.pad_crop": ("[", 0, "image_size", ")", "pixels"), "augment.brightness": ("[", 0.0, 1.0, ")", ""),
     "augment.contrast": ("[", 0.0, 1.0, ")", ""),
     "early_stopping.patience": ("[", 1, None, "]", "epochs"), "early_stopping.min_delta": ("[", 0.0, None, "]", ""),
+    "augment.cutout": ("[", 0, "image_size", "]", "pixels a side"),
+    "tta": ("[", 0, 2, "]", "0 none, 1 mirror, 2 mirror and shifts"),
+    "lookahead.every": ("[", 1, None, "]", "steps"), "lookahead.decay": ("[", 0.0, 1.0, ")", ""),
+    "optimizer.reference_batch": ("[", 1, None, "]", "images"), "optimizer.norm_bias_lr": ("(", 0.0, None, "]", ""),
+    "scheduler.warmup_share": ("[", 0.0, 1.0, ")", "share of all steps"),
+    "scheduler.start_factor": ("[", 0.0, None, "]", ""), "scheduler.end_factor": ("[", 0.0, None, "]", ""),
 }
 
 
@@ -102,6 +116,9 @@ def identity(config: dict, ignore: tuple[str, ...] = ()) -> dict:
     for key in set(out) - ORIGINAL_KEYS:
         if key in RUN_FIELDS and out[key] == RUN_FIELDS[key][1]:
             del out[key]
+    for table, unused in ADDED_TABLE_FIELDS.items():
+        if isinstance(out.get(table), dict):
+            out[table] = {k: v for k, v in out[table].items() if not (k in unused and v == unused[k])}
     return out
 
 
@@ -172,7 +189,7 @@ class Experiment:
     name: str
     path: Path
     runs: list[RunSpec]
-    search: Any = None  # a runner.search.SearchSpec: the runs are then the search's trials
+    search: Any = None  # a runner.sweep.search.SearchSpec: the runs are then the search's trials
 
 
     def find(self, run: str | None) -> RunSpec:
@@ -280,7 +297,7 @@ def resolve(run: dict, grid_items, overrides, where: str, context: str) -> dict:
     config = normalised(config)
     if config["model"] is None:
         raise ConfigError(f"{where}: {context}: no model; set `model = \"...\"` (`runner models` lists them)")
-    for head in ("augment", "early_stopping"):
+    for head in ("augment", "early_stopping", "lookahead"):
         if isinstance(config[head], bool):
             config[head] = switched_on(head, config) if config[head] else {}
     check_values(config, where, context)
@@ -288,7 +305,9 @@ def resolve(run: dict, grid_items, overrides, where: str, context: str) -> dict:
 
 
 def switched_on(head: str, config: dict) -> dict:
-    """What `augment = true` or `early_stopping = true` stands for."""
+    """What `augment = true`, `early_stopping = true` or `lookahead = true` stands for."""
+    if head == "lookahead":
+        return {"every": 5, "decay": 0.95}  # airbench94's
     return _default_augment(config["dataset"]) if head == "augment" else {"patience": 3}
 
 
@@ -385,6 +404,16 @@ def check_values(config: dict, where: str, context: str) -> None:
         if extra:
             fail(f"{table}.{extra[0]} does not apply to {kind} (it takes {', '.join(vocabulary[kind])}); "
                  f"drop it or change {table}.name")
+    if opt.get("batch_rule", "linear") not in BATCH_RULES:
+        fail(f"optimizer.batch_rule = {opt['batch_rule']!r}; allowed: {', '.join(BATCH_RULES)}")
+    if "batch_rule" in opt and "reference_batch" not in opt:
+        fail("optimizer.batch_rule needs optimizer.reference_batch: the batch size learning_rate is given for")
+    if opt.get("decoupled") and not opt.get("weight_decay"):
+        fail("optimizer.decoupled = true needs optimizer.weight_decay, the coefficient it decouples")
+    aug = config["augment"]
+    if (aug.get("alternate_flip") or aug.get("cutout")) and (aug.get("rotate") or aug.get("crop_scale", 1.0) < 1.0):
+        fail("augment.alternate_flip and augment.cutout work on whole batches and cannot be combined with "
+             "augment.rotate or augment.crop_scale, which work per image")
     if config["early_stopping"].get("monitor", "acc") not in MONITORS:
         fail(f"early_stopping.monitor = {config['early_stopping']['monitor']!r}; allowed: {', '.join(MONITORS)}")
     problem = memory_problem(config)

@@ -8,19 +8,24 @@ from __future__ import annotations
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 # The keys each optimizer takes besides `name`: switching optimizer (by --set or [grid]) keeps only these.
 OPTIMIZER_KEYS = {
-    "sgd": ("learning_rate", "weight_decay"),
-    "momentum": ("learning_rate", "weight_decay", "momentum", "nesterov"),
+    "sgd": ("learning_rate", "weight_decay", "decoupled"),
+    "momentum": ("learning_rate", "weight_decay", "momentum", "nesterov", "decoupled"),
     "adam": ("learning_rate", "weight_decay", "beta1", "beta2"),
     "adamw": ("learning_rate", "weight_decay", "beta1", "beta2"),
 }
-SCHEDULERS = ("constant", "step", "cosine")
+# Keys every optimizer takes: the batch the learning rate is given for, and the batch-norm bias rate.
+OPTIMIZER_KEYS = {name: tuple(keys) + ("reference_batch", "batch_rule", "norm_bias_lr")
+                  for name, keys in OPTIMIZER_KEYS.items()}
+BATCH_RULES = ("linear", "sqrt")  # how learning_rate scales from reference_batch to batch_size
+SCHEDULERS = ("constant", "step", "cosine", "linear")
 SCHEDULER_KEYS = {
     "constant": ("warmup_epochs",),
     "step": ("warmup_epochs", "step_size", "gamma"),
     "cosine": ("warmup_epochs", "min_lr"),
+    "linear": ("warmup_share", "start_factor", "end_factor"),  # stepped per batch (runner/objectives.py)
 }
 MONITORS = ("acc", "loss", "auc")
-EVAL_ENGINES = ("inference", "dygraph")  # see runner/inference_eval.py
+EVAL_ENGINES = ("inference", "dygraph")  # see runner/run/inference_eval.py
 HEADS = ("softmax", "sigmoid")  # one logit per class, or the course's one logit (runner/models/layers.py)
 
 # Metrics by kind of task, in the table's order. Binary tasks: the positive class is label 1.

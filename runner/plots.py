@@ -129,7 +129,7 @@ def mean_of_present(values) -> float:
 
 def gradcam_figure(rows: list[tuple[str, dict]], class_names: list[str], title: str = "Grad-CAM"):
     """A row per model, a column per image: each image with its heat map laid over it. `rows` hold
-    (model label, the arrays runner.assess.where_it_looks saved)."""
+    (model label, the arrays runner.run.assess.where_it_looks saved)."""
     plt = _pyplot()
     columns = max(len(cam["indices"]) for _, cam in rows)
     fig, axes = plt.subplots(len(rows), columns, figsize=(1.6 * columns + 1.6, 1.75 * len(rows) + 0.6),

@@ -1,5 +1,5 @@
 """A search's [search] table: its settings and its space, checked before anything trains. The
-loop that runs it is runner/search.py; this part imports neither the configuration nor Optuna, so
+loop that runs it is runner/sweep/search.py; this part imports neither the configuration nor Optuna, so
 the configuration can check a file's [search] table itself.
 """
 from __future__ import annotations

@@ -49,7 +49,7 @@ def workers() -> list[int]:
                 cmdline = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"runner.worker" in cmdline:
+            if b"runner.run.worker" in cmdline:
                 out.append(int(proc.name))
     return out
 

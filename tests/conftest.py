@@ -120,7 +120,7 @@ def workers_writing_to(root) -> list[int]:
             argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if "runner.worker" in argv and any(str(root) in a for a in argv):
+        if "runner.run.worker" in argv and any(str(root) in a for a in argv):
             out.append(int(proc.name))
     return out
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO, cli, tiny_experiment
-from runner.registry import RunRegistry
+from runner.store.registry import RunRegistry
 
 pytestmark = pytest.mark.slow
 

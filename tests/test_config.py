@@ -44,7 +44,7 @@ def test_run_id_is_stable_and_changes_only_with_the_config(tmp_path):
     (BASE.replace('model = "lenet"', 'model = "lenet"\ndataset = "ichallenge"'), [], "unknown dataset 'ichallenge'"),
     (BASE.replace('name = "adam"', 'name = "rmsprop"'), [], "optimizer.name = 'rmsprop'; allowed: sgd, momentum, adam, adamw"),
     (BASE, ["batch_size=0"], "batch_size = 0 is out of range: it must be in [1, ∞)"),
-    (BASE, ["scheduler.name=linear"], "scheduler.name = 'linear'; allowed: constant, step, cosine"),
+    (BASE, ["scheduler.name=linearly"], "scheduler.name = 'linearly'; allowed: constant, step, cosine, linear"),
     (BASE, ["epochs"], "--set 'epochs': expected key=value"),
     (BASE, ["optimiser.learning_rate=1"], "--set: unknown key optimiser; did you mean optimizer?"),
     ('name = "x"\n[defaults]\nepochs = 1\n', [], "no [[runs]]"),

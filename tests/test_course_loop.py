@@ -7,14 +7,14 @@ import paddle
 import paddle.nn.functional as F
 
 from conftest import DATA_ROOT, write_toml
-from runner.callbacks import EpochSeeder, seed_everything
+from runner.run.callbacks import EpochSeeder, seed_everything
 from runner.config import load_experiment
-from runner.conv_bias import use_matmul_bias
+from runner.run.conv_bias import use_matmul_bias
 from runner.data import load_splits
-from runner.distributed import ShardedBatchSampler
-from runner.layout import SweepLayout
+from runner.run.distributed import ShardedBatchSampler
+from runner.store.layout import SweepLayout
 from runner.models import build_network
-from runner.train import train_run
+from runner.run.train import train_run
 
 EPOCHS, BATCH, IMAGES = 2, 10, 40
 

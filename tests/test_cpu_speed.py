@@ -11,8 +11,8 @@ from paddle import nn
 
 from conftest import DATA_ROOT, write_toml
 from runner.config import load_experiment
-from runner.conv_bias import MatmulBiasConv2D, use_matmul_bias
-from runner.train import prepare_run
+from runner.run.conv_bias import MatmulBiasConv2D, use_matmul_bias
+from runner.run.train import prepare_run
 
 
 def small_network():

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from conftest import cli, tiny_experiment
-from runner.distributed import ShardedBatchSampler, gathered_order
+from runner.run.distributed import ShardedBatchSampler, gathered_order
 
 LENET = '[[runs]]\nmodel = "lenet"\noptimizer = { name = "adam", learning_rate = 0.003 }\n'
 

@@ -7,11 +7,11 @@ import pytest
 from conftest import DATA_ROOT, TINY, write_toml
 from runner.config import load_experiment
 from runner.errors import ConfigError, RunnerError
-from runner.layout import SweepLayout
+from runner.store.layout import SweepLayout
 from runner.models import SigmoidHead, build_network
-from runner.objectives import ClassificationLoss
+from runner.run.objectives import ClassificationLoss
 from runner.predict import predict
-from runner.train import train_run
+from runner.run.train import train_run
 
 
 def test_two_logits_from_one_give_binary_cross_entropy_and_the_sigmoid():

@@ -6,9 +6,9 @@ import pytest
 
 from conftest import DATA_ROOT, TINY, write_toml
 from runner.config import load_experiment
-from runner.layout import SweepLayout
+from runner.store.layout import SweepLayout
 from runner.models import register_model
-from runner.train import train_run
+from runner.run.train import train_run
 
 
 def run(tmp_path, monkeypatch, model: str, engine: str, notes: list | None = None, threads: int = 1):

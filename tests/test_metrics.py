@@ -73,7 +73,7 @@ def test_roc_curve_endpoints():
 
 
 def test_seed_groups_join_runs_recorded_before_and_after_new_settings():
-    from runner.report import group_table, seed_groups
+    from runner.report.comparison import group_table, seed_groups
 
     old = {"model": "alexnet", "dataset": "ichallenge-pm", "image_size": 224, "epochs": 5, "seed": 0, "label": ""}
     new = {**old, "seed": 1, "device": "cpu", "nproc": 1, "amp": False, "label": "alexnet again"}
@@ -96,7 +96,7 @@ def test_seed_groups_join_runs_recorded_before_and_after_new_settings():
 
 def test_a_group_of_one_run_is_drawn_with_its_wilson_interval_not_from_0_to_100():
     from runner.metrics import wilson_interval
-    from runner.report import accuracy_intervals, seed_groups
+    from runner.report.comparison import accuracy_intervals, seed_groups
 
     base = {"model": "alexnet", "dataset": "ichallenge-pm", "image_size": 224, "epochs": 5, "label": ""}
     rows = [{"result": {"config": {**base, "seed": s}, "final": {"acc": acc}}, "ci": (None, None)}
@@ -113,7 +113,7 @@ def test_a_group_of_one_run_is_drawn_with_its_wilson_interval_not_from_0_to_100(
 
 
 def test_differs_from_best_never_prints_p_equal_to_zero():
-    from runner.report import differs
+    from runner.report.comparison import differs
 
     assert differs(0.0) == "yes, p<0.0001"  # what McNemar's p underflows to on 10 000 test images
     assert differs(3e-5) == "yes, p<0.0001"
@@ -123,7 +123,7 @@ def test_differs_from_best_never_prints_p_equal_to_zero():
 
 
 def test_seed_groups_of_one_model_are_told_apart_by_the_settings_that_differ():
-    from runner.report import group_table, seed_groups
+    from runner.report.comparison import group_table, seed_groups
 
     adam = {"model": "alexnet", "dataset": "ichallenge-pm", "image_size": 224, "epochs": 5, "seed": 0,
             "optimizer": {"name": "adam", "learning_rate": 0.001}}
@@ -148,7 +148,7 @@ def test_seed_groups_of_one_model_are_told_apart_by_the_settings_that_differ():
 
 def test_comparison_curves_draw_each_seed_group_in_one_colour_with_its_mean():
     from runner import plots
-    from runner.report import plot_groups
+    from runner.report.comparison import plot_groups
 
     def run(model, seed, accs, image_size=224):
         config = {"model": model, "dataset": "ichallenge-pm", "image_size": image_size, "epochs": 3, "seed": seed}

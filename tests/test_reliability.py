@@ -18,14 +18,14 @@ import pytest
 
 from conftest import (DATA_ROOT, PM, TIMINGS, cli, epochs_logged_before_each_start, resumed_at, tiny_experiment,
                       wait_until_no_worker)
-from runner.checkpoints import Checkpoints
+from runner.store.checkpoints import Checkpoints
 from runner.config import load_experiment
-from runner.conv_bias import ChannelBiasAdd
+from runner.run.conv_bias import ChannelBiasAdd
 from runner.errors import RunnerError
-from runner.layout import SweepLayout
-from runner.registry import RunRegistry
-from runner.sweep import train_one
-from runner.train import train_run
+from runner.store.layout import SweepLayout
+from runner.store.registry import RunRegistry
+from runner.sweep.loop import train_one
+from runner.run.train import train_run
 
 ONE_RUN = '[[runs]]\nmodel = "lenet"\n'
 

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from conftest import cli, epochs_logged_before_each_start, resumed_at, wait_until_no_worker, write_toml
-from runner.registry import RunRegistry
+from runner.store.registry import RunRegistry
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +57,8 @@ def test_time_left_counts_the_trials_not_asked_for_yet_and_the_final_seeds(tmp_p
     """A running search's "left" is not only its running trials: the trials still to ask for and
     the final seeds are counted at the base run's estimate."""
     from runner.config import load_experiment
-    from runner.progress import SweepProgress
-    from runner.search import runs_to_come
+    from runner.sweep.progress import SweepProgress
+    from runner.sweep.search import runs_to_come
 
     experiment = load_experiment(search_file(tmp_path, trials=4))
     progress = SweepProgress(parallel=2, estimate=lambda planned: 2.0)

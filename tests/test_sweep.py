@@ -10,10 +10,10 @@ import time
 import pytest
 
 from conftest import TIMINGS, cli, first_table, tiny_experiment, wait_until_no_worker
-from runner.registry import RunRegistry
+from runner.store.registry import RunRegistry
 from runner.config import load_experiment
-from runner.plan import estimate_minutes, plan_sweep
-from runner.sweep import SweepLock
+from runner.sweep.plan import estimate_minutes, plan_sweep
+from runner.sweep.loop import SweepLock
 
 THREE_RUNS = """
 [[runs]]
@@ -159,7 +159,7 @@ def test_dry_run_prints_plan_and_trains_nothing(tmp_path, outputs):
 def test_scheduler_packs_runs_by_the_cores_they_use():
     from types import SimpleNamespace
 
-    from runner.executors.local import next_to_start
+    from runner.sweep.executors.local import next_to_start
 
     def run(threads=1, nproc=1):
         return SimpleNamespace(spec=SimpleNamespace(config={"threads": threads, "nproc": nproc}))
@@ -209,7 +209,7 @@ def test_report_over_two_sweeps_tests_every_run_against_the_overall_best(tmp_pat
 
 def test_time_estimate_counts_training_evaluation_engine_and_cores():
     from runner.config import with_defaults
-    from runner.plan import (EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, INFERENCE_EVAL_GAIN, estimate_minutes,
+    from runner.sweep.plan import (EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, INFERENCE_EVAL_GAIN, estimate_minutes,
                               forward_macs)
 
     base = with_defaults({"model": "lenet", "image_size": 64, "epochs": 2, "eval_engine": "dygraph"})

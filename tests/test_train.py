@@ -11,8 +11,8 @@ import pytest
 
 from conftest import DATA_ROOT, TINY, cli, tiny_experiment, write_toml
 from runner.config import load_experiment
-from runner.layout import SweepLayout
-from runner.train import data_loader, prepare_run, train_run
+from runner.store.layout import SweepLayout
+from runner.run.train import data_loader, prepare_run, train_run
 
 LENET_64 = """
 name = "lenet64"
@@ -115,7 +115,7 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, outputs, monkeypatch):
 
 
 def test_googlenet_trains_with_aux_losses_and_reports_main_head(tmp_path, outputs):
-    from runner.objectives import ClassificationLoss
+    from runner.run.objectives import ClassificationLoss
 
     experiment = load_experiment(write_toml(tmp_path, LENET_64.replace('"lenet"', '"googlenet"')),
                                  ["image_size=32", "train_limit=8", "val_limit=8", "batch_size=8"])
@@ -144,7 +144,7 @@ def test_googlenet_trains_with_aux_losses_and_reports_main_head(tmp_path, output
 
 
 def test_label_smoothing_matches_hand_computed_loss_and_trains():
-    from runner.objectives import ClassificationLoss
+    from runner.run.objectives import ClassificationLoss
 
     # logits (2, 0) for class 0: p = (e^2, 1) / (e^2 + 1); eps = 0.1 over 2 classes puts 0.95 on the
     # true class and 0.05 on the other
@@ -171,7 +171,7 @@ def test_diverging_run_fails_with_epoch_and_step(tmp_path, outputs):
     assert proc.returncode == 1
     assert "loss is nan at epoch 1, step" in proc.stderr or "loss is inf at epoch 1, step" in proc.stderr
     assert "Traceback" not in proc.stderr
-    from runner.registry import RunRegistry
+    from runner.store.registry import RunRegistry
 
     rows = RunRegistry(outputs / "tiny" / "runs.sqlite").rows()
     assert rows[0]["status"] == "failed" and "at epoch 1, step" in rows[0]["error"]

@@ -7,7 +7,7 @@ import paddle
 import pytest
 
 from conftest import cli, tiny_experiment
-from runner.gradcam import fixed_images, grad_cam, last_spatial_layer
+from runner.run.gradcam import fixed_images, grad_cam, last_spatial_layer
 
 
 class Mask(paddle.nn.Layer):

@@ -16,7 +16,7 @@ from runner.data.registry import (is_known_dataset, list_datasets, open_dataset,
 from runner.data.source import DataReport, DataSource
 from runner.data.transforms import Augment, ArrayDataset
 from runner.errors import DataError
-from runner.fingerprint import data_fingerprint, split_fingerprint
+from runner.store.fingerprint import data_fingerprint, split_fingerprint
 from runner.validation import parse_validation, split_indices
 
 __all__ = ["Augment", "ArrayDataset", "DataReport", "DataSource", "Splits", "check_dataset", "default_augment",
@@ -41,7 +41,7 @@ class Splits:
     val: ArrayDataset
     class_names: list[str]
     validation: str  # "official", "holdout:<fraction>" or "kfold:<K> fold <i>": which images the val split holds
-    fingerprint: dict  # what the run trains and is scored on (runner/fingerprint.py)
+    fingerprint: dict  # what the run trains and is scored on (runner/store/fingerprint.py)
 
     @property
     def num_classes(self) -> int:
@@ -99,7 +99,7 @@ def fingerprint_of(name: str, data_root=None, validation: str = "official", trai
     source = open_dataset(name, data_root)
     selection = select_images(source, validation, train_limit, val_limit, cache_dir, fold)
     return selection_fingerprint(source, selection, source.content_digest("train", selection.train_idx, cache_dir),
-                       source.content_digest(selection.val_split, selection.val_idx, cache_dir))
+                                 source.content_digest(selection.val_split, selection.val_idx, cache_dir))
 
 
 def load_splits(name: str, image_size: int, data_root=None, augment: Augment | None = None,
@@ -107,8 +107,8 @@ def load_splits(name: str, image_size: int, data_root=None, augment: Augment | N
                 cache_dir: Path | None = None, fold: int = 0) -> Splits:
     source = open_dataset(name, data_root)
     selection = select_images(source, validation, train_limit, val_limit, cache_dir, fold)
-    train_x, train_content = source.images("train", selection.train_idx, image_size, cache_dir)
-    val_x, val_content = source.images(selection.val_split, selection.val_idx, image_size, cache_dir)
+    train_x, train_content = source.images_and_digest("train", selection.train_idx, image_size, cache_dir)
+    val_x, val_content = source.images_and_digest(selection.val_split, selection.val_idx, image_size, cache_dir)
     return Splits(ArrayDataset(train_x, selection.train_y, image_size, augment),
                   ArrayDataset(val_x, selection.val_y, image_size), list(source.class_names), selection.validation,
                   selection_fingerprint(source, selection, train_content, val_content))

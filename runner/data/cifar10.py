@@ -17,7 +17,7 @@ import numpy as np
 from runner.data.registry import register_dataset
 from runner.data.source import DataReport, DataSource, SplitReport
 from runner.errors import DataError
-from runner.fingerprint import digest_strings
+from runner.store.fingerprint import digest_strings
 
 ARCHIVE = "cifar-10-python.tar.gz"
 PADDLE_MODE = {"train": "train", "val": "test"}
@@ -53,8 +53,8 @@ class Cifar10(DataSource):
             self._labels[split] = labels if labels is not None else self.load(split, self.native_size, cache_dir)[1]
         return self._labels[split]
 
-    def images(self, split: str, indices: np.ndarray, image_size: int,
-               cache_dir: Path | None) -> tuple[np.ndarray, str]:
+    def images_and_digest(self, split: str, indices: np.ndarray, image_size: int,
+                          cache_dir: Path | None) -> tuple[np.ndarray, str]:
         return self.load(split, image_size, cache_dir)[0][indices], self.content_digest(split, indices)
 
     def ids(self, split: str) -> list[str]:

@@ -6,7 +6,7 @@ per image size and kept as a small .npy file whose name hashes the file's bytes 
 edited or replaced image is decoded again and nothing stale is read, even when the new file has the
 old one's size and modification time (a copy with `cp -p`, a restored backup). Hashing a file costs
 reading it, which is far cheaper than decoding it (docs/performance.md); the same digest is the
-image's part of the run's data fingerprint (runner/fingerprint.py).
+image's part of the run's data fingerprint (runner/store/fingerprint.py).
 """
 from __future__ import annotations
 

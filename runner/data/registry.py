@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from runner.errors import ConfigError, DataError, close_matches
-from runner.layout import resolve_data_root
+from runner.store.layout import resolve_data_root
 
 _DATASETS: dict[str, type] = {}
 FOLDER_PREFIX = "folder:"

@@ -9,7 +9,7 @@ import numpy as np
 
 from runner.data.images import content_digest, decode, load_resized, read_file
 from runner.errors import DataError
-from runner.fingerprint import digest_strings
+from runner.store.fingerprint import digest_strings
 
 
 @dataclass
@@ -69,11 +69,14 @@ class DataSource:
         self.refuse_if(problems)
         return np.asarray(labels, np.int64)
 
-    def images(self, split: str, indices: np.ndarray, image_size: int,
-               cache_dir: Path | None) -> tuple[np.ndarray, str]:
-        """uint8 images (N x size x size x 3) of the split's files at `indices`, and the digest of their
-        content (`content_digest`) as read: only those are decoded, so a run on a slice of a dataset
-        reads the slice."""
+    def images(self, split: str, indices: np.ndarray, image_size: int, cache_dir: Path | None) -> np.ndarray:
+        """uint8 images (N x size x size x 3) of the split's files at `indices`: only those are decoded,
+        so a run on a slice of a dataset reads the slice."""
+        return self.images_and_digest(split, indices, image_size, cache_dir)[0]
+
+    def images_and_digest(self, split: str, indices: np.ndarray, image_size: int,
+                          cache_dir: Path | None) -> tuple[np.ndarray, str]:
+        """images(), and the digest of their content (`content_digest`) as it was read."""
         paths = self.listed(split)[0]
         images, problems, digests = load_resized([paths[i] for i in indices], image_size, cache_dir)
         self.refuse_if(problems)
@@ -87,7 +90,7 @@ class DataSource:
 
     def content_digest(self, split: str, indices: np.ndarray, cache_dir: Path | None = None) -> str:
         """The digest of the bytes of the split's files at `indices`, in that order, without decoding
-        them: what `images` returns beside the images."""
+        them: what `images_and_digest` returns beside the images."""
         paths = self.listed(split)[0]
         digests = []
         for i in indices:
@@ -99,7 +102,7 @@ class DataSource:
     def load(self, split: str, image_size: int, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 images N x size x size x 3, int64 labels) of a whole split."""
         labels = self.labels(split, cache_dir)
-        return self.images(split, np.arange(len(labels)), image_size, cache_dir)[0], labels
+        return self.images(split, np.arange(len(labels)), image_size, cache_dir), labels
 
     def refuse_if(self, problems: list[str]) -> None:
         # Silently dropping images would change the evaluation set, so any problem stops the run.

@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import paddle
 
+from runner.errors import RunnerError
+
 
 @dataclass(frozen=True)
 class Augment:
@@ -23,10 +25,18 @@ class Augment:
     pad_crop: int = 0          # pad by this many pixels and crop back at random (CIFAR style)
     brightness: float = 0.0    # multiply by 1 + uniform(-b, b)
     contrast: float = 0.0      # stretch around the mean by 1 + uniform(-c, c)
+    alternate_flip: bool = False  # mirror half the images (fixed by the seed) on even epochs, the other half on odd
+    cutout: int = 0            # grey out one random square of this many pixels a side (DeVries & Taylor 2017)
 
     @property
     def active(self) -> bool:
         return self != Augment()
+
+    @property
+    def per_batch(self) -> bool:
+        """Whether every step is vectorised over a batch (runner/data/batches.py); rotations and
+        scaled crops are drawn and resampled per image with OpenCV."""
+        return not self.rotate and self.crop_scale >= 1.0
 
 
 def scale_to_unit_range(image: np.ndarray) -> np.ndarray:
@@ -73,9 +83,19 @@ class ArrayDataset(paddle.io.Dataset):
         self.images, self.labels = images, labels.astype(np.int64)
         self.image_size = image_size
         self.augment = augment if augment is not None and augment.active else None
+        if self.augment and (self.augment.alternate_flip or self.augment.cutout) and not self.per_batch:
+            raise RunnerError("augment.alternate_flip and augment.cutout work on whole batches of images at their "
+                              f"stored size ({self.images.shape[1]} px), and this run resizes to {image_size} px or "
+                              "rotates or crops per image; drop them, or rotate and crop_scale")
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def per_batch(self) -> bool:
+        """Whether runner/data/batches.py can make its batches: images already at the input size,
+        augmentation that works on whole batches."""
+        return self.images.shape[1] == self.image_size and (self.augment is None or self.augment.per_batch)
 
     def __getitem__(self, i):
         image = self.images[i]

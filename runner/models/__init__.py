@@ -18,6 +18,10 @@ from runner.models import vgg  # noqa: F401
 from runner.models import googlenet  # noqa: F401
 from runner.models import resnet  # noqa: F401
 from runner.models import cifar_resnet  # noqa: F401
+from runner.models import airbench  # noqa: F401
+from runner.models import resnet9  # noqa: F401
+from runner.models import cifar_mobilenet  # noqa: F401
+from runner.models import cifar_vgg  # noqa: F401
 from runner.models import paddle_vision  # noqa: F401
 from runner.models.layers import InputTooSmall, SigmoidHead, run_dummy
 from runner.models.registry import COURSE, PADDLE_VISION, RUNNER, ModelEntry, get_model, list_models, register_model
@@ -210,9 +214,9 @@ def describe_models(with_flops: bool = False) -> list[dict]:
 
 
 def benchmark_models(names: list[str] | None = None, image_size: int | None = None, on_model=None) -> list[dict]:
-    """Every model's (or `names`') inference cost untrained, measured as runner.assess measures a
+    """Every model's (or `names`') inference cost untrained, measured as runner.run.assess measures a
     trained run: a network that cannot take the size or be exported gets an "error" instead."""
-    from runner.assess import inference_cost
+    from runner.run.assess import inference_cost
 
     rows = []
     for name in names or list_models():

@@ -64,10 +64,10 @@ def flat_features(features, in_channels: int, image_size: int) -> int:
 class ConvBN(nn.Layer):
     """Convolution, batch norm, optional ReLU: the course's ConvBNLayer."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, groups=1, act=True):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, groups=1, act=True, weight_attr=None):
         super().__init__()
         self.conv = nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride,
-                              padding=(kernel_size - 1) // 2, groups=groups, bias_attr=False)
+                              padding=(kernel_size - 1) // 2, groups=groups, weight_attr=weight_attr, bias_attr=False)
         self.bn = nn.BatchNorm2D(out_channels)
         self.act = nn.ReLU() if act else nn.Identity()
 

@@ -3,7 +3,7 @@ batch 1, throughput at batch 32, size of the exported model), as timm's benchmar
 architectures, and where it looks (Grad-CAM on a fixed set of validation images).
 
 Cost goes through the same exported model and inference engine the runner evaluates with
-(runner/inference_eval.py), so it is what a deployment of this network would see on this CPU.
+(runner/run/inference_eval.py), so it is what a deployment of this network would see on this CPU.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def inference_cost(network, image_size: int, threads: int = 1, in_channels: int 
     """latency_ms (median of LATENCY_CALLS single images after a warm-up), throughput_ips
     (THROUGHPUT_BATCHES batches of THROUGHPUT_BATCH) and model_mb (the exported files)."""
     from runner.cpu import set_math_threads
-    from runner.inference_eval import build_predictor
+    from runner.run.inference_eval import build_predictor
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="runner-cost-") as tmp:
@@ -56,8 +56,8 @@ def inference_cost(network, image_size: int, threads: int = 1, in_channels: int 
 
 def where_it_looks(network, dataset, num_classes: int, image_size: int) -> dict:
     """Grad-CAM of the positive class (two classes) or of each image's own class, on the fixed
-    images of runner.gradcam.fixed_images: their indices, the images (uint8) and the heat maps."""
-    from runner.gradcam import fixed_images, grad_cam, last_spatial_layer
+    images of runner.run.gradcam.fixed_images: their indices, the images (uint8) and the heat maps."""
+    from runner.run.gradcam import fixed_images, grad_cam, last_spatial_layer
 
     indices = fixed_images(dataset.labels, num_classes)
     batch = np.stack([dataset[int(i)][0] for i in indices]).astype("float32")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.plan import PlannedRun
+from runner.sweep.plan import PlannedRun
 
 
 @dataclass

@@ -14,23 +14,27 @@ from typing import Callable
 import paddle
 
 import runner
-from runner.callbacks import DivergenceGuard, EpochSeeder, History, seed_everything
-from runner.checkpoints import Checkpoints
+from runner.run.callbacks import (DecoupledWeightDecay, DivergenceGuard, EpochSeeder, History, Lookahead, NetworkEpochHook,
+                              seed_everything)
+from runner.store.checkpoints import Checkpoints
 from runner.config import RunSpec, evaluates_on_inference_engine
-from runner.conv_bias import use_matmul_bias
+from runner.run.conv_bias import use_matmul_bias
 from runner.cpu import keep_freed_memory, set_math_threads
-from runner.distributed import ShardedBatchSampler, gathered_order, rank_and_world, where_it_runs
+from runner.run.distributed import ShardedBatchSampler, gathered_order, rank_and_world, where_it_runs
 from runner.errors import RunnerError
 from runner.data import Augment, load_splits
-from runner.inference_eval import InferenceEvaluation
-from runner.layout import RunLayout
+from runner.data.batches import BatchLoader, scale_batch
+from runner.run.inference_eval import InferenceEvaluation
+from runner.store.layout import RunLayout
 from runner.metrics import confusion_matrix
 from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
-from runner.fingerprint import RETRAIN_HINT, what_changed
-from runner.runfiles import load_arrays, read_json, save_arrays, write_json_atomic
-from runner.objectives import ClassificationLoss, ClassificationMetrics, build_optimizer
-from runner.recording import RunRecorder
-from runner.vdl import input_grid
+from runner.store.fingerprint import RETRAIN_HINT, what_changed
+from runner.store.runfiles import load_arrays, read_json, save_arrays, write_json_atomic
+from runner.run.objectives import (ClassificationLoss, ClassificationMetrics, build_optimizer, scale_norm_bias_lr,
+                               steps_by_batch)
+from runner.run.recording import RunRecorder
+from runner.run.tta import DygraphTestTimeAugmentation, TTAOnLastEpoch
+from runner.run.vdl import input_grid
 
 Report = Callable[..., None]  # report(event, **details): "start", "note", "step", "epoch", "done"
 
@@ -55,6 +59,8 @@ def data_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed:
     """Our own loader rather than fit's default: fit shuffles with a RandomState seeded by the epoch
     number alone, so every seed would see the same data order. `batch_size` is the global batch."""
     sampler = ShardedBatchSampler(len(dataset), batch_size, shuffle, seed, rank, world)
+    if dataset.per_batch:
+        return BatchLoader(dataset, sampler, seed)
     return paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers)
 
 
@@ -68,14 +74,31 @@ def prepare_run(spec: RunSpec, data_root=None, cache_dir=None):
     network = build_network(c["model"], splits.num_classes, c["image_size"], c["pretrained"],
                             c["weights"] or None, c["head"], **c["model_args"])
     check_input_size(network, c["model"], c["image_size"])
-    if c["device"] == "cpu":  # the slow bias kernels are the CPU's (runner/conv_bias.py)
+    fit_to_data(network, splits.train)
+    if c["device"] == "cpu":  # the slow bias kernels are the CPU's (runner/run/conv_bias.py)
         use_matmul_bias(network)
     model = build_model(network, c["image_size"])
-    optimizer = build_optimizer(c["optimizer"], c["epochs"], c["scheduler"], network.parameters())
+    opt = c["optimizer"]
+    if opt.get("norm_bias_lr", 1.0) != 1.0:
+        scale_norm_bias_lr(network, opt["norm_bias_lr"], None if opt.get("decoupled") else opt.get("weight_decay"))
+    optimizer = build_optimizer(opt, c["epochs"], c["scheduler"], network.parameters(),
+                                steps_per_epoch(len(splits.train), c["batch_size"]), c["batch_size"])
     metric = ClassificationMetrics(splits.num_classes)
     model.prepare(optimizer, ClassificationLoss(c["aux_loss_weight"], c["label_smoothing"]), metric,
                   amp_configs="O1" if c["amp"] else None)
     return splits, network, model, metric
+
+
+def fit_to_data(network, train, count: int = 5000) -> None:
+    """A network with a layer fitted to the data (airbench's whitening) fits it to the first `count`
+    training images, as the network sees them; a resumed run then loads the saved layer over it."""
+    fit = getattr(network, "fit_to_data", None)
+    if fit:
+        fit(scale_batch(train.images[:count]))
+
+
+def steps_per_epoch(train_images: int, batch_size: int) -> int:
+    return -(-train_images // batch_size)
 
 
 def train_run(spec: RunSpec, layout: RunLayout, data_root=None, cache_dir=None, report: Report | None = None) -> dict:
@@ -136,25 +159,39 @@ def _train_run(spec: RunSpec, layout: RunLayout, data_root, cache_dir, report: R
     history = recorder.history
     report("start", run_id=spec.run_id, name=spec.display_name, parameters=params, flops=flops,
            train_images=len(splits.train), val_images=len(splits.val), resumed_at=len(history))
-    steps_per_epoch = -(-len(splits.train) // c["batch_size"])
-    recorder.open_log(steps_per_epoch, input_grid(splits.train))
+    steps = steps_per_epoch(len(splits.train), c["batch_size"])
+    recorder.open_log(steps, input_grid(splits.train))
 
     first_epoch = len(history)
     if first_epoch < c["epochs"] and not recorder.stopped_early:
         train_loader = data_loader(splits.train, c["batch_size"], True, c["num_workers"], c["seed"], rank, world)
         val_loader = data_loader(splits.val, eval_batch_size(c), False, c["num_workers"], 0, rank, world)
         callbacks = [EpochSeeder(c["seed"], first_epoch, [train_loader.batch_sampler]), DivergenceGuard(first_epoch),
-                     paddle.callbacks.LRScheduler(by_step=False, by_epoch=True)]
+                     NetworkEpochHook(first_epoch)]
+        if c["optimizer"].get("decoupled"):  # before LRScheduler: it decays with the rate of the step just taken
+            callbacks.append(DecoupledWeightDecay(c["optimizer"]["weight_decay"]))
+        by_step = steps_by_batch(c["scheduler"])
+        callbacks.append(paddle.callbacks.LRScheduler(by_step=by_step, by_epoch=not by_step))
+        if c["lookahead"]:
+            lookahead = Lookahead(c["lookahead"]["every"], c["lookahead"]["decay"], c["epochs"] * steps,
+                                  first_epoch * steps, state.get("arrays") if state else None)
+            recorder.stateful.append(lookahead)
+            callbacks.append(lookahead)
         if c["early_stopping"]:
             es = c["early_stopping"]
             callbacks.append(ResumableEarlyStopping(history, es.get("monitor", "acc"), es.get("patience", 3),
                                                     es.get("min_delta", 0.0)))
-        callbacks.append(History(history, metric, steps_per_epoch, first_epoch, recorder.epoch_done,
+        callbacks.append(History(history, metric, steps, first_epoch, recorder.epoch_done,
                                  recorder.step_done))
+        tta = TTAOnLastEpoch(c["tta"], c["epochs"], first_epoch) if c["tta"] else None
+        if tta:
+            callbacks.append(tta)
         if evaluates_on_inference_engine(c):
             # after History, so that the export and predictor build count in eval_seconds
             callbacks.append(InferenceEvaluation(c["image_size"], c["threads"],
-                                                 lambda message: report("note", message=message)))
+                                                 lambda message: report("note", message=message), tta))
+        elif tta:
+            callbacks.append(DygraphTestTimeAugmentation(tta))
         try:
             model.fit(train_loader, val_loader, epochs=c["epochs"] - first_epoch, eval_freq=1, verbose=0,
                       callbacks=callbacks)
@@ -192,9 +229,9 @@ def refuse_other_data(layout: RunLayout, state: dict | None, fingerprint: dict) 
 
 
 def assess(network, config: dict, splits, layout: RunLayout, report: Report) -> dict:
-    """Cost to run and Grad-CAM of the trained network (runner/assess.py); what cannot be measured
+    """Cost to run and Grad-CAM of the trained network (runner/run/assess.py); what cannot be measured
     (a network the inference engine cannot take, say) is a note, not a failed run."""
-    from runner.assess import inference_cost, where_it_looks
+    from runner.run.assess import inference_cost, where_it_looks
 
     def note(what, err):
         report("note", message=f"{what} not measured ({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]})")

@@ -1,8 +1,8 @@
-"""One run in its own process, as a sweep starts it: `python -m runner.worker runs/<id>/job.json`.
+"""One run in its own process, as a sweep starts it: `python -m runner.run.worker runs/<id>/job.json`.
 
 Paddle keeps global state and memory per process and computes in one thread on CPU, so a sweep
 runs each run in a worker of its own and several workers side by side, on this machine or on the
-nodes of a Ray cluster. A worker reports through files only (runner/runfiles.py): progress.json
+nodes of a Ray cluster. A worker reports through files only (runner/store/runfiles.py): progress.json
 while it trains, result.json when it has finished, error.txt if it failed. The sweep process is the
 registry's only writer.
 """
@@ -14,9 +14,9 @@ import time
 import traceback
 from pathlib import Path
 
-from runner.distributed import launch_command
-from runner.layout import SweepLayout, resolve_data_root
-from runner.runfiles import read_json, write_error, write_json_atomic
+from runner.run.distributed import launch_command
+from runner.store.layout import SweepLayout, resolve_data_root
+from runner.store.runfiles import read_json, write_error, write_json_atomic
 
 EXIT_FAILED, EXIT_INTERRUPTED = 3, 4
 
@@ -37,7 +37,7 @@ def command(job: Path, config: dict, python: str = sys.executable) -> list[str]:
     """The command that runs a job: this module, or paddle's launcher around it for nproc > 1."""
     if config["nproc"] > 1:
         return launch_command(job, config["nproc"], job.parent / "launch", config["device"])
-    return [python, "-m", "runner.worker", str(job)]
+    return [python, "-m", "runner.run.worker", str(job)]
 
 
 class ProgressReport:
@@ -78,7 +78,7 @@ def main(job_file: str) -> int:
         write_error(run, f"this worker computes run id {spec.run_id} for the job of {job['run_id']}: the sweep and "
                          "the worker run different versions of runner; install one version everywhere")
         return EXIT_FAILED
-    from runner.train import train_run
+    from runner.run.train import train_run
 
     try:
         train_run(spec, run, job.get("data_root"), Path(job["cache_dir"]), ProgressReport(run))

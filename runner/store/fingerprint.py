@@ -13,7 +13,7 @@ whose `val.digest` is the same were scored on the same images, in the same order
 labels: only such runs are compared image by image (McNemar, DeLong, an ensemble).
 
 The run id hashes the settings only, so it stays stable while nothing changes; the data is checked
-against this fingerprint instead (runner/plan.py), so a run on changed data is found stale rather than
+against this fingerprint instead (runner/sweep/plan.py), so a run on changed data is found stale rather than
 silently kept. Pure functions: no paddle, no files.
 """
 from __future__ import annotations

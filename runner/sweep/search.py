@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from runner.config import ConfigError, Experiment, RunSpec, each_fold, resolve
 from runner.search_space import Dimension
-from runner.sweep import SweepLoop
+from runner.sweep.loop import SweepLoop
 
 def suggest(trial, space: list[Dimension]) -> dict:
     """The trial's settings, drawn by Optuna's sampler."""
@@ -94,9 +94,9 @@ def run_search(experiment: Experiment, jobs=None, data_root=None, on_event=None,
     """Run the search's trials, then its final seeds, through the same executors as a sweep. A search
     any of whose runs was trained on other data than there is now refuses: its study holds their scores."""
     from runner.errors import RunnerError
-    from runner.executors import build_executor
-    from runner.plan import DataNow, PlannedRun, data_change, preflight_data, preflight_devices, stale_refusal
-    from runner.sweep import open_sweep
+    from runner.sweep.executors import build_executor
+    from runner.sweep.plan import DataNow, PlannedRun, data_change, preflight_data, preflight_devices, stale_refusal
+    from runner.sweep.loop import open_sweep
 
     on_event = on_event or (lambda kind, **details: None)
     with open_sweep(experiment) as (layout, registry):
@@ -150,9 +150,9 @@ class SearchLoop(SweepLoop):
 
     def add_runs(self, specs: list[RunSpec], pending: list, number: int | None) -> list[str]:
         """Register the runs in the registry (the sweep's only writer) and queue those not done; one
-        recorded on other data than there is now stops the search (runner/plan.py)."""
+        recorded on other data than there is now stops the search (runner/sweep/plan.py)."""
         from runner.errors import RunnerError
-        from runner.plan import DataNow, plan_run, stale_refusal
+        from runner.sweep.plan import DataNow, plan_run, stale_refusal
 
         ids, data = [], DataNow(self.data_root, self.layout.cache)
         for spec in specs:
@@ -266,7 +266,7 @@ class SearchLoop(SweepLoop):
         """Tell Optuna how a trial ended once all its runs have."""
         import optuna
 
-        from runner.runfiles import read_result
+        from runner.store.runfiles import read_result
 
         state = self.open[number]
         rows = [self.registry.get(run_id) for run_id in state["runs"]]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from runner.config import dotted
-from runner.runfiles import atomic_write
+from runner.store.runfiles import atomic_write
 
 HPARAM_METRICS = ["acc/val", "loss/val", "auc/val"]
 # One record file per run, appended to when the run resumes: VisualDL reads only the newest

@@ -4,7 +4,7 @@ A sweep holds an exclusive lock on its output folder, so a second sweep there re
 writing the same runs twice. It skips runs that are done, resumes interrupted ones from their last
 checkpoint, re-runs failed ones only when asked, and rewrites the comparison table after every
 finished run. A run that fails never stops the others. Where the workers run is the executor's
-business (runner/executors/); what to run is the plan's (runner/plan.py).
+business (runner/sweep/executors/); what to run is the plan's (runner/sweep/plan.py).
 """
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ from typing import Callable
 
 from runner.config import Experiment, RunSpec
 from runner.errors import RunnerError
-from runner.executors import Ended, Executor, build_executor
+from runner.sweep.executors import Ended, Executor, build_executor
 from runner.faults import fault_point
-from runner.layout import SweepLayout, data_folders
-from runner.plan import (DataNow, PlannedRun, plan_run, plan_sweep, preflight_data, preflight_devices,
-                         stale_refusal)
-from runner.registry import RunRegistry
-from runner.report_files import write_outputs
-from runner.runfiles import read_error, read_progress, read_result
-from runner.worker import EXIT_INTERRUPTED, command, write_job
+from runner.store.layout import SweepLayout, data_folders
+from runner.sweep.plan import (DataNow, PlannedRun, plan_run, plan_sweep, preflight_data, preflight_devices,
+                               stale_refusal)
+from runner.store.registry import RunRegistry
+from runner.report.files import write_outputs
+from runner.store.runfiles import read_error, read_progress, read_result
+from runner.run.worker import EXIT_INTERRUPTED, command, write_job
 
 Event = Callable[..., None]  # on_event(kind, **details)
 RESULT_FIELDS = ("final", "best", "best_epoch", "epochs_run", "stopped_early", "train_seconds", "eval_seconds",
@@ -97,7 +97,7 @@ def run_sweep(experiment: Experiment, jobs: int | None = None, retry_failed: boo
               retries: int | None = None, executor: Executor | None = None, retrain_stale: bool = False) -> list[dict]:
     """Run what the plan says, each run in a worker process (on this machine, or on the Ray cluster at
     `cluster`); return the registry rows of the file's runs. Runs recorded on other data than there is
-    now are refused, or with `retrain_stale` set aside and trained afresh (runner/plan.py)."""
+    now are refused, or with `retrain_stale` set aside and trained afresh (runner/sweep/plan.py)."""
     on_event = on_event or (lambda kind, **details: None)
     with open_sweep(experiment) as (layout, registry):
         planned = plan_sweep(experiment, registry, retry_failed, data_root, retrain_stale)
@@ -126,7 +126,7 @@ def run_sweep(experiment: Experiment, jobs: int | None = None, retry_failed: boo
 def train_one(experiment: Experiment, spec: RunSpec, data_root=None, report=None, retrain_stale: bool = False) -> dict:
     """`runner train`: one run in this process (or, with nproc > 1, in processes started by
     paddle.distributed.launch), recorded in the same registry as a sweep's."""
-    from runner.train import train_run
+    from runner.run.train import train_run
 
     with open_sweep(experiment) as (layout, registry):
         planned = plan_run(spec, layout, registry, DataNow(data_root, layout.cache), True, retrain_stale)
@@ -279,7 +279,7 @@ class SweepLoop:
                     self.on_event("epoch", planned=planned, record=record)
                     self.epoch_done(planned, record)
 
-    # ---- hooks for a loop that makes its own work (runner/search.py) ------------------------------
+    # ---- hooks for a loop that makes its own work (runner/sweep/search.py) ------------------------------
 
     def top_up(self, pending: list[PlannedRun]) -> bool:
         """Add runs to `pending` as room frees up; True while more may come."""

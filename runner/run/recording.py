@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runner.runfiles import load_predictions, save_predictions
+from runner.store.runfiles import load_predictions, save_predictions
 
 
 class RunRecorder:
@@ -24,10 +24,11 @@ class RunRecorder:
         self.predictions = load_predictions(layout) if self.history else {}
         self.log = None
         self.steps_per_epoch = 0
+        self.stateful: list = []  # callbacks whose own state (arrays()) is saved with each checkpoint
 
     def open_log(self, steps_per_epoch: int, input_grid: np.ndarray) -> None:
         """The run's VisualDL log, whole across resumes (records past the resumed epoch are dropped)."""
-        from runner.vdl import RunLog
+        from runner.run.vdl import RunLog
 
         self.steps_per_epoch = steps_per_epoch
         if not self.main:
@@ -44,6 +45,9 @@ class RunRecorder:
 
     def epoch_done(self, record: dict, probs: np.ndarray, labels: np.ndarray) -> None:
         record["stopped_early"] = bool(self.model.stop_training)
+        tta = self.spec.config.get("tta", 0)
+        if tta:  # runner/run/tta.py: the last epoch's evaluation averages the views
+            record["tta"] = tta if record["epoch"] == self.spec.config["epochs"] else 0
         if self.val_order is not None:  # all-gathered predictions come rank by rank: back to dataset order
             probs, labels = reorder(probs, self.val_order), reorder(labels, self.val_order)
         is_best = self.best is None or record["val"]["acc"] > self.best["val"]["acc"]
@@ -57,7 +61,9 @@ class RunRecorder:
             self.predictions["best"] = probs
             self.checkpoints.save_best(self.model, {"best": self.best})
         save_predictions(self.layout, self.predictions)
-        self.checkpoints.save(self.model, record["epoch"], self.state(record["stopped_early"]), weights_as_best=is_best)
+        arrays = {k: v for callback in self.stateful for k, v in callback.arrays().items()}
+        self.checkpoints.save(self.model, record["epoch"], self.state(record["stopped_early"]), weights_as_best=is_best,
+                              arrays=arrays)
         self.report("epoch", record=record, epochs=self.spec.config["epochs"])
 
     def state(self, stopped_early: bool) -> dict:
@@ -74,7 +80,7 @@ class RunRecorder:
         final network, drawn once for VisualDL."""
         if not self.main or self.best is None or "best" not in self.predictions:
             return
-        from runner.vdl import RunLog
+        from runner.run.vdl import RunLog
 
         log = RunLog(self.layout.vdl, self.spec.display_name, len(self.history), self.steps_per_epoch)
         try:

@@ -15,14 +15,14 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from runner.checkpoints import Checkpoints
+from runner.store.checkpoints import Checkpoints
 from runner.errors import RunnerError
 from runner.config import RUN_FIELDS, Experiment, RunSpec, evaluates_on_inference_engine
-from runner.fingerprint import RETRAIN_HINT, what_changed
-from runner.layout import RunLayout, SweepLayout
-from runner.registry import RunRegistry
+from runner.store.fingerprint import RETRAIN_HINT, what_changed
+from runner.store.layout import RunLayout, SweepLayout
+from runner.store.registry import RunRegistry
 from runner.validation import parse_validation
-from runner.runfiles import read_json, read_result
+from runner.store.runfiles import read_json, read_result
 
 # The settings that choose a run's images: runs alike in these train and are scored on the same data.
 DATA_KEYS = ("dataset", "validation", "fold", "train_limit", "val_limit")

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from runner import metrics, plots
-from runner.layout import SweepLayout
-from runner.registry import RunRegistry
-from runner.report import (accuracy_intervals, choice_table, collect, group_by_seed, group_table, load_study,
+from runner.store.layout import SweepLayout
+from runner.store.registry import RunRegistry
+from runner.report.comparison import (accuracy_intervals, choice_table, collect, group_by_seed, group_table, load_study,
                            plot_groups, render, run_record, search_trials, seed_groups, table)
-from runner.runfiles import atomic_write, load_arrays
+from runner.store.runfiles import atomic_write, load_arrays
 
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px;"
          "margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 6px}th{background:#f0f0f0}"

@@ -27,15 +27,21 @@ class ChannelBiasAdd(PyLayer):
 
     @staticmethod
     def forward(ctx, x, bias):
+        # paddle wants no gradient back for an input that takes none (a frozen first layer's output,
+        # a frozen bias such as airbench's whitening bias after its first epochs)
+        ctx.wanted = (not x.stop_gradient, not bias.stop_gradient)
         n, c, h, w = x.shape
         return x + bias.reshape([1, c, 1, 1]).expand([n, c, h, w])
 
     @staticmethod
     def backward(ctx, grad):  # grad has the output's shape, which is x's
-        n, c, h, w = grad.shape
-        ones = paddle.ones([h * w, 1], grad.dtype)
-        bias_grad = paddle.matmul(grad.reshape([n * c, h * w]), ones).reshape([n, c]).sum(axis=0)
-        return grad, bias_grad
+        x_wanted, bias_wanted = ctx.wanted
+        bias_grad = None
+        if bias_wanted:
+            n, c, h, w = grad.shape
+            ones = paddle.ones([h * w, 1], grad.dtype)
+            bias_grad = paddle.matmul(grad.reshape([n * c, h * w]), ones).reshape([n, c]).sum(axis=0)
+        return grad if x_wanted else None, bias_grad
 
 
 class MatmulBiasConv2D(nn.Conv2D):

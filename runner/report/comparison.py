@@ -3,7 +3,7 @@ imports no paddle: it reads the registry and the run files.
 
 One row per finished run, best final validation accuracy first, with a 95% Wilson interval and an
 exact McNemar test against the best run on the same validation images: the same validation
-fingerprint, never a count or a setting (runner/pairing.py). Runs that differ only in their seed are
+fingerprint, never a count or a setting (runner/report/pairing.py). Runs that differ only in their seed are
 also summarised together: mean ± std and a 95% t-interval of the mean.
 
 `records` is what scripts get (csv, json): plain numbers (accuracies as fractions), an interval as
@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from runner import metrics, pairing
+from runner import metrics
 from runner.config import dotted, identity, with_defaults
-from runner.fingerprint import summary
-from runner.layout import SweepLayout
-from runner.registry import RunRegistry
-from runner.runfiles import load_predictions, read_result, result_problem
+from runner.report import pairing
+from runner.store.fingerprint import summary
+from runner.store.layout import SweepLayout
+from runner.store.registry import RunRegistry
+from runner.store.runfiles import load_predictions, read_result, result_problem
 
 # The course's figures for iChallenge-PM validation accuracy after 5 epochs at 224x224, batch 10:
 # what its prose says, and the last epoch of the run saved in its own notebook

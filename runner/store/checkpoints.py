@@ -7,7 +7,8 @@ used. Once the run has finished only the last epoch stays (VGG-16's is 1.1 GB wi
 next to the best epoch, which is kept in `best/` the same way.
 
     checkpoints/<run-id>/run.json          the run's configuration (for `runner predict`)
-    checkpoints/<run-id>/epoch-0003/       model.pdparams, model.pdopt, state.json (history so far)
+    checkpoints/<run-id>/epoch-0003/       model.pdparams, model.pdopt, state.json (history so far),
+                                           callbacks.npz (a callback's own state, e.g. Lookahead's average)
     checkpoints/<run-id>/best/             model.pdparams, state.json
 
 `best/` holds the weights only (it is for predictions; resuming uses the epoch folders), and an
@@ -21,11 +22,14 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from runner.errors import RunnerError
 from runner.faults import fault_point
-from runner.runfiles import write_json_atomic
+from runner.store.runfiles import write_json_atomic
 
 KEEP = 2
+ARRAYS = "callbacks.npz"  # the state of callbacks that keep their own (runner.callbacks.Lookahead)
 
 
 class Checkpoints:
@@ -42,13 +46,18 @@ class Checkpoints:
         newest = self.epoch_dirs()[:1]
         return int(newest[0].name.split("-")[1]) if newest else 0
 
-    def save(self, model, epochs_done: int, state: dict, weights_as_best: bool = False) -> Path:
-        """Weights, optimizer state and `state`; with `weights_as_best`, the weights are the ones
-        `save_best` has just written for this same epoch."""
+    def save(self, model, epochs_done: int, state: dict, weights_as_best: bool = False,
+             arrays: dict | None = None) -> Path:
+        """Weights, optimizer state, `state` and the callbacks' `arrays` (numpy, in callbacks.npz);
+        with `weights_as_best`, the weights are the ones `save_best` has just written for this epoch."""
         best_weights = self.folder / "best" / "model.pdparams"
-        target = self._save_folder(
-            f"epoch-{epochs_done:04d}", state,
-            lambda prefix: save_training_state(model, prefix, best_weights if weights_as_best else None))
+
+        def write(prefix):
+            save_training_state(model, prefix, best_weights if weights_as_best else None)
+            if arrays:
+                np.savez(Path(prefix).with_name(ARRAYS), **arrays)
+
+        target = self._save_folder(f"epoch-{epochs_done:04d}", state, write)
         self._keep_newest(KEEP)
         return target
 
@@ -96,6 +105,9 @@ class Checkpoints:
             try:
                 state = json.loads((folder / "state.json").read_text())
                 model.load(str(folder / "model"))
+                if (folder / ARRAYS).exists():
+                    with np.load(folder / ARRAYS, allow_pickle=False) as saved:  # arrays only: no code runs
+                        state["arrays"] = {k: saved[k] for k in saved.files}
                 return state, notes
             except Exception as err:  # truncated pickle, missing file, bad json: try the one before
                 notes.append(f"checkpoint {folder} is unreadable ({type(err).__name__}); skipped it")

@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 
 from runner.cpu import usable_cores
-from runner.executors.base import Ended, Executor
-from runner.plan import PlannedRun, slots_needed
+from runner.sweep.executors.base import Ended, Executor
+from runner.sweep.plan import PlannedRun, slots_needed
 from runner.processes import die_with_parent
-from runner.worker import command
+from runner.run.worker import command
 
 STOP_GRACE_SECONDS = 30
 

@@ -136,3 +136,80 @@ def clean_logs(logs) -> dict:
         value = np.asarray(value, dtype=float).reshape(-1)
         out[key] = float(value[0]) if value.size else float("nan")
     return out
+
+
+class NetworkEpochHook(Callback):
+    """Tells a network that has an `epoch_begins(epoch)` method which epoch starts (airbench
+    freezes its whitening bias after the first epochs)."""
+
+    def __init__(self, first_epoch: int = 0):
+        super().__init__()
+        self.first_epoch = first_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        hook = getattr(self.model.network, "epoch_begins", None)
+        if hook:
+            hook(self.first_epoch + epoch)
+
+
+class DecoupledWeightDecay(Callback):
+    """Weight decay apart from the gradient (SGDW, Loshchilov & Hutter 2019): after every step each
+    trained weight w becomes w * (1 - lr * coefficient), with the schedule's learning rate (not a
+    per-parameter multiple of it), so neither momentum nor a bias's larger rate scales the decay.
+    It must come before paddle's LRScheduler callback, which moves the rate at the same hook."""
+
+    def __init__(self, coefficient: float):
+        super().__init__()
+        self.coefficient = coefficient
+
+    def on_train_batch_end(self, step, logs=None):
+        factor = 1.0 - float(self.model._optimizer.get_lr()) * self.coefficient
+        with paddle.no_grad():
+            for param in self.model.network.parameters():
+                if not param.stop_gradient:
+                    param.set_value(param * factor)
+
+
+class Lookahead(Callback):
+    """airbench's Lookahead (Zhang et al. 2019 with an exponential average, Jordan 2024): every
+    `every` steps the average a of the network's float state moves to it, a <- alpha*a + (1-alpha)*w,
+    and the network takes the average, w <- a; alpha = decay**every * (t/T)**3 grows from 0 to
+    decay**every over the T steps, and at the last step the network takes the average as it is.
+
+    The average is a state of its own (it differs from the weights between syncs): `arrays()` is
+    saved with every checkpoint and given back as `restored`, so a resumed run continues bit for bit."""
+
+    PREFIX = "lookahead/"
+
+    def __init__(self, every: int, decay: float, total_steps: int, first_step: int = 0,
+                 restored: dict | None = None):
+        super().__init__()
+        self.every, self.decay, self.total = every, decay, total_steps
+        self.step, self.restored = first_step, restored or {}
+        self.average: dict = {}
+
+    def on_train_begin(self, logs=None):
+        state = self.model.network.state_dict()
+        saved = {k[len(self.PREFIX):]: v for k, v in self.restored.items() if k.startswith(self.PREFIX)}
+        self.average = {name: paddle.to_tensor(saved[name]) if name in saved else tensor.clone()
+                        for name, tensor in state.items() if tensor.dtype in (paddle.float32, paddle.float64)}
+
+    def alpha(self, step: int) -> float:
+        return self.decay ** self.every * (step / self.total) ** 3
+
+    def on_train_batch_end(self, step, logs=None):
+        self.step += 1
+        if self.step % self.every == 0:
+            self.sync(self.alpha(self.step))
+        if self.step == self.total:
+            self.sync(1.0)
+
+    def sync(self, alpha: float) -> None:
+        with paddle.no_grad():
+            for name, tensor in self.model.network.state_dict().items():
+                if name in self.average:
+                    self.average[name] = alpha * self.average[name] + (1.0 - alpha) * tensor
+                    tensor.set_value(self.average[name])
+
+    def arrays(self) -> dict:
+        return {self.PREFIX + name: value.numpy() for name, value in self.average.items()}

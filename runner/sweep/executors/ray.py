@@ -1,5 +1,5 @@
 """Workers on a Ray cluster: each run is one Ray task that starts the same worker process a local
-sweep starts (`python -m runner.worker job.json`, or paddle's launcher for nproc > 1), so paddle's
+sweep starts (`python -m runner.run.worker job.json`, or paddle's launcher for nproc > 1), so paddle's
 per-process state stays isolated. Ray places the tasks by the resources they ask for (threads x
 nproc CPUs, or nproc GPUs) and reruns a task whose node dies; the run then resumes from its last
 checkpoint, because outputs live on storage every node sees.
@@ -21,8 +21,8 @@ import uuid
 from pathlib import Path
 
 from runner.errors import RunnerError
-from runner.executors.base import Ended, Executor
-from runner.plan import PlannedRun
+from runner.sweep.executors.base import Ended, Executor
+from runner.sweep.plan import PlannedRun
 
 DEFAULT_RETRIES = 2
 STOP_GRACE_SECONDS = 30
@@ -43,9 +43,9 @@ def run_worker(job: str, config: dict) -> int:
     A cancelled task (the sweep's Ctrl-C) stops its worker as Ctrl-C stops a local one."""
     import ray
 
-    from runner.distributed import NODE_VARIABLE
+    from runner.run.distributed import NODE_VARIABLE
     from runner.processes import die_with_parent
-    from runner.worker import command
+    from runner.run.worker import command
 
     job_path = Path(job)
     env = {**os.environ, "RUNNER_WORKER": "1", NODE_VARIABLE: ray.get_runtime_context().get_node_id()}

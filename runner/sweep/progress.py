@@ -3,14 +3,14 @@ sweep's. The CLI shows it as a live table on a terminal and as one line per even
 a pipe, CI), so a long sweep keeps saying what it does.
 
 Time left: a running run's remaining epochs at its own measured pace; a queued run's plan estimate
-(runner/plan.py), scaled by how the runs finished in this sweep compared with their estimates.
+(runner/sweep/plan.py), scaled by how the runs finished in this sweep compared with their estimates.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 
-from runner.plan import PlannedRun
+from runner.sweep.plan import PlannedRun
 
 
 @dataclass

@@ -2,17 +2,17 @@
 
 A paired statistic (McNemar's test, DeLong's, an ensemble's average of probabilities, anything added
 later) is computed only between runs scored on the same images in the same order with the same
-labels: runs whose fingerprints share `val.digest` (runner/fingerprint.py). Never from a count or a
+labels: runs whose fingerprints share `val.digest` (runner/store/fingerprint.py). Never from a count or a
 setting: two sweeps of 400 validation images each may hold other images. A run recorded by an
 older runner has no fingerprint and is compared with nothing: which images it was scored on is not
-known, and is not guessed. Everything here reads the rows of runner/report.py and returns reasons
+known, and is not guessed. Everything here reads the rows of runner/report/comparison.py and returns reasons
 in words where a comparison is refused.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from runner.fingerprint import short, train_digest, val_digest
+from runner.store.fingerprint import short, train_digest, val_digest
 
 NO_FINGERPRINT = "no data fingerprint (written by an older runner): which images it was scored on is not known"
 NOT_MATCHING = "its predictions.npz does not hold the labels its data fingerprint records"

@@ -23,6 +23,7 @@ import paddle
 from paddle.callbacks import Callback
 
 from runner.cpu import set_math_threads
+from runner.run.tta import TTANetwork, TTAOnLastEpoch
 
 
 @contextlib.contextmanager
@@ -86,9 +87,9 @@ class InferenceEvaluation(Callback):
     """Runs each of fit's evaluations on the inference engine. If the network cannot be exported
     (a layer the static graph does not support), it says so once and evaluates in the dynamic graph."""
 
-    def __init__(self, image_size: int, threads: int, on_fallback=None):
+    def __init__(self, image_size: int, threads: int, on_fallback=None, tta: TTAOnLastEpoch | None = None):
         super().__init__()
-        self.image_size, self.threads = image_size, threads
+        self.image_size, self.threads, self.tta = image_size, threads, tta
         self.on_fallback = on_fallback or (lambda message: None)
         self.failed = False
 
@@ -98,7 +99,9 @@ class InferenceEvaluation(Callback):
         network = self.model.network
         try:
             with tempfile.TemporaryDirectory(prefix="runner-eval-") as tmp:
-                predictor = build_predictor(network, self.image_size, self.threads, Path(tmp))
+                level = self.tta.level_now() if self.tta else 0
+                exported = TTANetwork(network, level) if level else network
+                predictor = build_predictor(exported, self.image_size, self.threads, Path(tmp))
         except Exception as err:  # noqa: BLE001 - any export failure has the same remedy
             self.failed = True
             first_line = (str(err).strip().splitlines() or [""])[0][:200]
