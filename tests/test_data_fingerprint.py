@@ -7,7 +7,6 @@ import os
 import pickle
 import shutil
 import subprocess
-import sys
 import tarfile
 
 import cv2
@@ -160,11 +159,14 @@ def test_an_interrupted_run_is_never_resumed_onto_other_validation_images(tmp_pa
     one_line_error(cli("sweep", path, "--data-root", tmp_path), f"{run_id} was interrupted after epoch 1", expected)
     one_line_error(cli("train", path, "--data-root", tmp_path), f"{run_id} was interrupted after epoch 1", expected)
     # the worker itself refuses too, should the data change after the sweep planned the run
+    from runner.run.worker import command
+
     job = outputs / "tiny" / "runs" / run_id / "job.json"
-    job.write_text(json.dumps({"experiment": "tiny", "run_id": run_id, "config": json.loads(
-        (outputs / "tiny" / "checkpoints" / run_id / "run.json").read_text())["config"],
-        "sweep_root": str(outputs / "tiny"), "cache_dir": str(outputs / ".cache"), "data_root": str(tmp_path)}))
-    worker = subprocess.run([sys.executable, "-m", "runner.worker", str(job)], capture_output=True, text=True)
+    config = json.loads((outputs / "tiny" / "checkpoints" / run_id / "run.json").read_text())["config"]
+    job.write_text(json.dumps({"experiment": "tiny", "run_id": run_id, "config": config,
+                               "sweep_root": str(outputs / "tiny"), "cache_dir": str(outputs / ".cache"),
+                               "data_root": str(tmp_path)}))
+    worker = subprocess.run(command(job, config), capture_output=True, text=True)
     assert worker.returncode == 3
     error = (job.parent / "error.txt").read_text()
     assert f"{run_id}: its checkpoint of epoch 1 was trained on other data than there is now ({expected})" in error

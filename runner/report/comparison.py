@@ -24,7 +24,7 @@ import numpy as np
 from runner import metrics
 from runner.config import dotted, identity, with_defaults
 from runner.report import pairing
-from runner.store.fingerprint import summary
+from runner.store.fingerprint import without_ids
 from runner.store.layout import SweepLayout
 from runner.store.registry import RunRegistry
 from runner.store.runfiles import load_predictions, read_result, result_problem
@@ -224,7 +224,7 @@ def run_record(row: dict) -> dict:
     p = row["mcnemar"]
     return {
         "run_id": res["run_id"], "name": res["name"], "model": c["model"], "dataset": c["dataset"],
-        "data_fingerprint": summary(pairing.data_of(row)),
+        "data_fingerprint": without_ids(pairing.data_of(row)),
         "image_size": c["image_size"], "seed": c["seed"], "validation": c.get("validation", "official"),
         "epochs_run": res["epochs_run"], "parameters": res["parameters"],
         "gmacs": res["flops"] / 1e9 if res.get("flops") else None,

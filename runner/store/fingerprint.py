@@ -51,7 +51,7 @@ def data_fingerprint(dataset: str, class_names: list[str], validation: str, trai
             "digest": digest_strings([str(VERSION), *class_names, train["digest"], val["digest"]])}
 
 
-def summary(fingerprint: dict | None) -> dict | None:
+def without_ids(fingerprint: dict | None) -> dict | None:
     """The fingerprint without its id lists, for the report (result.json keeps them)."""
     if not fingerprint:
         return None
