@@ -56,6 +56,9 @@ SetOption = typer.Option(None, "--set", help="Override a setting for every run, 
                                              "--set optimizer.learning_rate=0.01")
 DataRootOption = typer.Option(None, "--data-root", help="Folder holding the datasets "
                                                         "(default: $RUNNER_DATA_ROOT, else ./data)")
+RetrainStaleOption = typer.Option(False, "--retrain-stale", help="Train afresh the runs that finished or were "
+                                  "interrupted on other data than there is now (their old files are moved to "
+                                  "outputs/<name>/stale/); without it such runs are refused")
 
 
 def stop_cleanly_on_signals() -> None:
@@ -195,7 +198,8 @@ def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
           run: Optional[str] = typer.Option(None, "--run", help="Run id, label or model name (default: the first run)"),
           nproc: Optional[int] = typer.Option(None, "--nproc", min=1, max=1024, help="Data-parallel processes "
                                               "(paddle.distributed.launch; gloo on CPU, NCCL on GPUs)"),
-          overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
+          overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption,
+          retrain_stale: bool = RetrainStaleOption):
     """Train one run of an experiment file in this process (resumes if it was interrupted)."""
     from runner.config import load_experiment
     from runner.store.layout import SweepPaths
@@ -206,7 +210,7 @@ def train(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
     paths = SweepPaths.for_experiment(experiment.name)
     stop_cleanly_on_signals()
     stopped_note.append(where_to_look(paths))
-    result = train_one(experiment, spec, data_root, on_event=print_training_event)
+    result = train_one(experiment, spec, data_root, on_event=print_training_event, retrain_stale=retrain_stale)
     out.print(f"done {spec.run_id}: final val acc {result['final'].get('acc', float('nan')):.2%}, "
               f"best {result['best'].get('acc', float('nan')):.2%} at epoch {result['best_epoch']}; "
               + where_to_look(paths))
@@ -247,13 +251,15 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
                                                      "ray://HOST:PORT); needs pip install -e '.[cluster]'"),
           retries: int = typer.Option(2, "--retries", min=0, max=100, help="With --cluster: times Ray reruns a run whose "
                                                                   "node died (it resumes from its checkpoint)"),
-          overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption):
+          overrides: Optional[List[str]] = SetOption, data_root: Optional[Path] = DataRootOption,
+          retrain_stale: bool = RetrainStaleOption):
     """Every run of an experiment file; finished runs are skipped, interrupted ones resume."""
     from runner.config import load_experiment
     from runner.store.layout import SweepPaths
     from runner.store.registry import RunRegistry
     from runner.sweep.driver import run_sweep
     from runner.sweep.plan import plan_sweep
+    from runner.sweep.stale import stale_message
 
     gpus = parse_devices(devices)
     if cluster and (gpus or jobs):
@@ -266,12 +272,19 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
     # --devices runs on GPUs: the runs' ids say so before the workers are placed on one GPU each
     experiment = load_experiment(file, [*(overrides or []), *(["device=gpu"] if gpus else [])])
     paths = SweepPaths.for_experiment(experiment.name)
+    if experiment.search and retrain_stale:
+        raise RunnerError("--retrain-stale is for sweeps: a search's study holds the scores its trials were told, "
+                          f"which no retraining changes; move {paths.root} aside to start a new study")
     if experiment.search and dry_run:
         print_search_plan(experiment, jobs or (len(gpus) if gpus else None))
         return
     if dry_run:
         registry = RunRegistry(paths.registry, create=False) if paths.registry.exists() else None
-        print_plan(plan_sweep(experiment, registry, retry_failed), jobs or (len(gpus) if gpus else None))
+        planned = plan_sweep(experiment, registry, retry_failed, data_root, retrain_stale)
+        print_plan(planned, jobs or (len(gpus) if gpus else None))
+        message = stale_message(planned, paths)
+        if message:
+            err.print(f"note: {message}")
         return
     progress = sweep_progress(jobs or (len(gpus) if gpus else None))
     stop_cleanly_on_signals()
@@ -283,13 +296,15 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
                 live.update(progress_table(progress))
                 if line and kind in ("finished", "plan"):
                     live.console.print(line)
-            rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, gpus, cluster, retries)
+            rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, gpus, cluster, retries,
+                             retrain_stale=retrain_stale)
     else:
         def on_event(kind, **d):
             line = progress.on_event(kind, **d)
             if line:
                 print(line, flush=True)  # a file or a pipe gets each line as it happens
-        rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, gpus, cluster, retries)
+        rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, gpus, cluster, retries,
+                             retrain_stale=retrain_stale)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "pruned", "failed", "interrupted", "queued")}
     out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + "; " + where_to_look(paths))
     for r in rows:

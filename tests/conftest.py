@@ -62,6 +62,16 @@ def cli(*args, env=None, timeout=HANG_SECONDS, check=False, **kwargs) -> subproc
     return proc
 
 
+def one_line_error(proc, *expected, code: int = 1):
+    """The user sees exit `code` and one `error:` line holding every expected piece, no traceback."""
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    for piece in expected:
+        assert piece in proc.stderr, (piece, proc.stderr)
+
+
 def small_copy(root, n_train=12, n_val=10):
     """A small flat-layout copy of iChallenge-PM that tests may damage."""
     pm = root / "ichallenge-pm"

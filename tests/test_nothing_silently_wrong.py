@@ -10,20 +10,10 @@ import numpy as np
 import openpyxl
 import pytest
 
-from conftest import PM, cli, first_table, small_copy, tiny_experiment, write_toml
+from conftest import PM, cli, first_table, one_line_error, small_copy, tiny_experiment, write_toml
 from runner.config import load_experiment, parse_experiment
 
 ONE = '[[runs]]\nmodel = "lenet"\n'
-
-
-def one_line_error(proc, *expected, code: int = 1):
-    """The user sees exit `code` and one `error:` line holding every expected piece, no traceback."""
-    assert proc.returncode == code, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr + proc.stdout
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, proc.stderr
-    for piece in expected:
-        assert piece in proc.stderr, (piece, proc.stderr)
 
 
 def image_folder(root, layout: dict) -> str:

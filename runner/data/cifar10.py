@@ -1,24 +1,28 @@
 """Cifar10, read from <data root>/cifar10/cifar-10-python.tar.gz by runner/data/cifar10_archive.py.
 
 Where the archive is missing, paddle's own download is tried (it works online); offline that fails
-and the error names the path to put the archive at. The decoded arrays are cached as one .npy per
-split, keyed by the archive's size and modification time.
+and the error names the path to put the archive at. The decoded arrays are cached as one .npz per
+split, keyed by the content of the archive members the split is read from (their SHA-256, one pass
+over the archive: docs/performance.md), which is also the split's part of a run's data fingerprint.
 """
 from __future__ import annotations
 
 import hashlib
+import tarfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from runner.data.cifar10_archive import read_split
+from runner.data.cifar10_archive import MEMBERS, read_split
 from runner.data.registry import register_dataset
 from runner.data.source import DataCheck, DataSource, SplitCheck
 from runner.errors import DataError
+from runner.store.fingerprint import digest_strings
 from runner.store.runfiles import atomic_write
 
 ARCHIVE = "cifar-10-python.tar.gz"
+ID_PREFIX = {"train": "train", "val": "test"}  # `train/17` in a data fingerprint
 
 
 @register_dataset("cifar10")
@@ -31,16 +35,62 @@ class Cifar10(DataSource):
     def __init__(self, location: Path):
         super().__init__(location)
         self._loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._labels: dict[str, np.ndarray] = {}
+        self._members: dict[str, str] | None = None
 
     @property
     def archive(self) -> Path:
         return self.location / ARCHIVE
 
     def labels(self, split: str, cache_dir: Path | None = None) -> np.ndarray:
-        return self.load(split, self.native_size, cache_dir)[1]
+        """From the cache, where it holds the split, without reading its images."""
+        if split not in self._labels:
+            cached, labels = self._cache_file(split, cache_dir), None
+            if cached is not None and cached.exists():
+                try:
+                    with np.load(cached) as z:
+                        labels = z["labels"]
+                except (OSError, ValueError, KeyError):
+                    pass  # rebuilt by load
+            self._labels[split] = labels if labels is not None else self.load(split, self.native_size, cache_dir)[1]
+        return self._labels[split]
 
-    def images(self, split: str, indices: np.ndarray, image_size: int, cache_dir: Path | None) -> np.ndarray:
-        return self.load(split, image_size, cache_dir)[0][indices]
+    def images_and_digest(self, split: str, indices: np.ndarray, image_size: int,
+                          cache_dir: Path | None) -> tuple[np.ndarray, str]:
+        return self.load(split, image_size, cache_dir)[0][indices], self.content_digest(split, indices)
+
+    def ids(self, split: str) -> list[str]:
+        """`train/17`: the 18th image of the training batches, in the order they are read."""
+        return [f"{ID_PREFIX[split]}/{i}" for i in range(len(self.labels(split)))]
+
+    def content_digest(self, split: str, indices: np.ndarray = None, cache_dir: Path | None = None) -> str:
+        """The digest of the archive members `split` is read from (the ids say which of their images)."""
+        members = self.member_digests()
+        return digest_strings(f"{name}:{members.get(name, 'missing')}" for name in MEMBERS[split])
+
+    def member_digests(self) -> dict[str, str]:
+        """SHA-256 of every file in the archive, by name, read in one pass."""
+        if self._members is None:
+            archive = self.locate_archive()
+            try:
+                with tarfile.open(archive, "r:*") as tar:
+                    members = {}
+                    for member in tar:
+                        if member.isfile():
+                            digest, stream = hashlib.sha256(), tar.extractfile(member)
+                            while chunk := stream.read(1 << 20):
+                                digest.update(chunk)
+                            members[member.name] = digest.hexdigest()
+            except (OSError, tarfile.TarError, EOFError) as err:
+                raise unreadable(archive, err) from None
+            self._members = dict(sorted(members.items()))
+        return self._members
+
+    def _cache_file(self, split: str, cache_dir: Path | None) -> Path | None:
+        if cache_dir is None:
+            return None
+        key = hashlib.sha1(f"{self.content_digest(split)}|{split}".encode()).hexdigest()
+        return Path(cache_dir) / f"cifar10-{key[:16]}.npz"
 
     def image_names(self, split: str, indices: np.ndarray) -> list[str]:
         """The archive has no file names: an image is its split and position in it."""
@@ -54,11 +104,8 @@ class Cifar10(DataSource):
 
     def _read(self, split: str, cache_dir: Path | None):
         archive = self.locate_archive()
-        cached = None
-        if cache_dir is not None:
-            st = archive.stat()
-            key = hashlib.sha1(f"{archive.resolve()}|{st.st_size}|{st.st_mtime_ns}|{split}".encode()).hexdigest()
-            cached = cache_dir / f"cifar10-{key[:16]}.npz"
+        cached = self._cache_file(split, cache_dir)
+        if cached is not None:
             if cached.exists():
                 try:
                     with np.load(cached) as z:
@@ -92,6 +139,12 @@ class Cifar10(DataSource):
         except DataError as err:
             problems.append(str(err))
         return DataCheck(self.name, str(self.location), splits, problems)
+
+
+def unreadable(archive: Path, err: Exception) -> DataError:
+    first_line = (str(err).splitlines() or [""])[0].rstrip(":")  # tarfile lists each method it tried
+    return DataError(f"{archive}: not a readable Cifar10 archive ({type(err).__name__}: {first_line}); "
+                     f"replace it with the standard {ARCHIVE}")
 
 
 def download_archive(target: Path) -> str:

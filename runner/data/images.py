@@ -2,8 +2,11 @@
 
 Decoding and resizing a 2124x2056 fundus JPEG costs tens of milliseconds; doing it 400 times every
 epoch (the course's loop) makes input, not the network, the bottleneck. Each file is decoded once
-per image size and kept as a small .npy file whose name hashes the file's path, size and
-modification time, so an edited or replaced image is decoded again and nothing stale is read.
+per image size and kept as a small .npy file whose name hashes the file's bytes (SHA-256), so an
+edited or replaced image is decoded again and nothing stale is read, even when the new file has the
+old one's size and modification time (a copy with `cp -p`, a restored backup). Hashing a file costs
+reading it, which is far cheaper than decoding it (docs/performance.md); the same digest is the
+image's part of the run's data fingerprint (runner/store/fingerprint.py).
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import numpy as np
 from runner.store.runfiles import atomic_write
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: entries keyed by the file's content, not its path, size and mtime
 
 
 def is_image_file(path: Path) -> bool:
@@ -31,10 +34,24 @@ def image_files(folder: Path) -> list[Path]:
 
 def decode(path: Path) -> tuple[np.ndarray | None, str | None]:
     """(RGB uint8 array, None) or (None, what is wrong with the file)."""
+    raw, problem = read_file(path)
+    return (None, problem) if problem else decode_bytes(raw, path)
+
+
+def read_file(path: Path) -> tuple[bytes, str | None]:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes(), None
     except OSError as err:
-        return None, f"{path}: cannot be read ({err.strerror})"
+        return b"", f"{path}: cannot be read ({err.strerror})"
+
+
+def content_digest(raw: bytes) -> str:
+    """SHA-256 of a file's bytes: what the cache and the data fingerprint know an image by."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def decode_bytes(raw: bytes, path: Path) -> tuple[np.ndarray | None, str | None]:
+    """decode() of bytes already read from `path` (named in the problem)."""
     if not raw:
         return None, f"{path}: zero-byte file"
     if raw.startswith(b"\xff\xd8") and not raw.rstrip(b"\0").endswith(b"\xff\xd9") and jpeg_is_truncated(raw):
@@ -72,10 +89,8 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def _cache_path(cache_dir: Path, path: Path, size: int) -> Path:
-    st = path.stat()
-    key = f"{CACHE_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{size}"
-    digest = hashlib.sha1(key.encode()).hexdigest()
+def _cache_path(cache_dir: Path, content: str, size: int) -> Path:
+    digest = hashlib.sha1(f"{CACHE_VERSION}|{content}|{size}".encode()).hexdigest()
     return cache_dir / digest[:2] / f"{digest}.npy"
 
 
@@ -102,24 +117,28 @@ def available_memory() -> int | None:
         return None
 
 
-def load_resized(paths: list[Path], size: int, cache_dir: Path | None) -> tuple[np.ndarray, list[str]]:
-    """All `paths` as one (N, size, size, 3) uint8 array, and the problems of the files that failed."""
+def load_resized(paths: list[Path], size: int, cache_dir: Path | None) -> tuple[np.ndarray, list[str], list[str]]:
+    """All `paths` as one (N, size, size, 3) uint8 array, the problems of the files that failed, and
+    each file's content digest: of the very bytes decoded, or whose decoded copy the cache served."""
     problem = decoded_images_problem(len(paths), size)
     if problem:
-        return np.zeros((0, size, size, 3), np.uint8), [problem]
+        return np.zeros((0, size, size, 3), np.uint8), [problem], []
     out = np.zeros((len(paths), size, size, 3), np.uint8)
-    problems = []
+    problems, digests = [], []
     for i, path in enumerate(paths):
-        cached = None
-        if cache_dir is not None and path.exists():
-            cached = _cache_path(cache_dir, path, size)
-            if cached.exists():
-                try:
-                    out[i] = np.load(cached)
-                    continue
-                except (OSError, ValueError):  # a damaged cache entry is rebuilt
-                    pass
-        image, problem = decode(path)
+        raw, problem = read_file(path)
+        if problem:
+            problems.append(problem)
+            continue
+        digests.append(content_digest(raw))
+        cached = _cache_path(cache_dir, digests[-1], size) if cache_dir is not None else None
+        if cached is not None and cached.exists():
+            try:
+                out[i] = np.load(cached)
+                continue
+            except (OSError, ValueError):  # a damaged cache entry is rebuilt
+                pass
+        image, problem = decode_bytes(raw, path)
         if problem:
             problems.append(problem)
             continue
@@ -130,4 +149,4 @@ def load_resized(paths: list[Path], size: int, cache_dir: Path | None) -> tuple[
                 atomic_write(cached, lambda f, image=out[i]: np.save(f, image), durable=False)
             except OSError:
                 pass  # a read-only or full cache only costs speed
-    return out, problems
+    return out, problems, digests

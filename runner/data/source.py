@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runner.data.images import decode, load_resized
+from runner.data.images import content_digest, decode, load_resized, read_file
 from runner.errors import DataError
+from runner.store.fingerprint import digest_strings
 
 
 @dataclass
@@ -79,10 +80,32 @@ class DataSource:
     def images(self, split: str, indices: np.ndarray, image_size: int, cache_dir: Path | None) -> np.ndarray:
         """uint8 images (N x size x size x 3) of the split's files at `indices`: only those are decoded,
         so a run on a slice of a dataset reads the slice."""
+        return self.images_and_digest(split, indices, image_size, cache_dir)[0]
+
+    def images_and_digest(self, split: str, indices: np.ndarray, image_size: int,
+                          cache_dir: Path | None) -> tuple[np.ndarray, str]:
+        """images(), and the digest of their content (`content_digest`) as it was read."""
         paths = self.listed(split)[0]
-        images, problems = load_resized([paths[i] for i in indices], image_size, cache_dir)
+        images, problems, digests = load_resized([paths[i] for i in indices], image_size, cache_dir)
         self.refuse_if(problems)
-        return images
+        return images, digest_strings(digests)
+
+    def ids(self, split: str) -> list[str]:
+        """The split's images in file order, each by its path under the dataset's folder: what a data
+        fingerprint lists (the same wherever the folder is moved)."""
+        return [path.relative_to(self.location).as_posix() if path.is_relative_to(self.location) else str(path)
+                for path in self.listed(split)[0]]
+
+    def content_digest(self, split: str, indices: np.ndarray, cache_dir: Path | None = None) -> str:
+        """The digest of the bytes of the split's files at `indices`, in that order, without decoding
+        them: what `images_and_digest` returns beside the images."""
+        paths = self.listed(split)[0]
+        digests = []
+        for i in indices:
+            raw, problem = read_file(paths[i])
+            self.refuse_if([problem] if problem else [])
+            digests.append(content_digest(raw))
+        return digest_strings(digests)
 
     def image_names(self, split: str, indices: np.ndarray) -> list[str]:
         """What a person calls the split's images at `indices`: their file names."""

@@ -3,8 +3,9 @@
 imports no paddle: it reads the registry and the run files (runner.store) only.
 
 One row per finished run, best final validation accuracy first, with a 95% Wilson interval and an
-exact McNemar test against the best run on the same validation images. Runs that differ only in
-their seed are also summarised together: mean ± std and a 95% t-interval of the mean.
+exact McNemar test against the best run on the same validation images: the same validation
+fingerprint, never a count or a setting (runner/report/pairing.py). Runs that differ only in their
+seed are also summarised together: mean ± std and a 95% t-interval of the mean.
 
 `run_record` and `group_record` are what scripts get (csv, json): plain numbers (accuracies as
 fractions), an interval as two fields, None for a missing value, stable snake_case keys. The
@@ -22,6 +23,8 @@ import numpy as np
 
 from runner import metrics
 from runner.config import dotted, identity, with_defaults
+from runner.report import pairing
+from runner.store.fingerprint import without_ids
 from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
 from runner.errors import RunnerError
@@ -78,7 +81,8 @@ def compare_sweep(sweep: SweepPaths, registry: RunRegistry) -> Comparison:
 def compare_folders(output_dirs: list[Path]) -> Comparison:
     """One comparison over the finished runs of one or more sweeps (`runner report`). The paired
     test compares every run with the best run on the same validation images, whichever sweep it
-    came from; a folder named twice, or a run found in two folders, counts once (and one line says so)."""
+    came from; a folder named twice, or a run found in two folders, counts once (and one line says so),
+    unless the two were trained on other data (their fingerprints differ): then they are two runs."""
     rows, skipped, shown_once, seen, studies = [], [], [], {}, {}
     for output_dir in dict.fromkeys(Path(d).resolve() for d in output_dirs):
         sweep = SweepPaths(output_dir)
@@ -93,11 +97,14 @@ def compare_folders(output_dirs: list[Path]) -> Comparison:
         skipped += [f"{output_dir}: {note}" for note in notes]
         again = []  # the same settings trained twice would pass for two seeds at ± 0
         for row in found:
-            run_id = row["result"]["run_id"]
+            run_id, data = row["result"]["run_id"], (pairing.data_of(row) or {}).get("digest")
             if run_id in seen:
-                again.append(seen[run_id])
-                continue
-            seen[run_id] = output_dir
+                first, first_data = seen[run_id]
+                if first_data == data:
+                    again.append(first)
+                    continue
+                row["other_data_than"] = first.name  # the same settings on other data: another run
+            seen.setdefault(run_id, (output_dir, data))
             rows.append(row)
         if again:
             shown_once.append(shown_once_note(output_dir, len(found), again))
@@ -174,27 +181,23 @@ def finite(value):
 
 def add_statistics(rows: list[dict]) -> None:
     """Per run: Wilson interval, calibration, operating points and DeLong's AUC interval; against
-    the best run on the same images: McNemar's test, and DeLong's for two-class data."""
+    the best run on the same images: McNemar's test, and DeLong's for two-class data; where there is
+    no such run to compare with, why ("paired_note")."""
     for row in rows:
         correct = row["correct"]
         row["ci"] = metrics.wilson_interval(int(correct.sum()), len(correct)) if correct is not None else (None, None)
-        row["mcnemar"] = row["delong_p"] = None
+        row["mcnemar"] = row["delong_p"] = row["compared_with"] = None
         row["probability"] = probability_statistics(row["predictions"])
     for row in rows:
-        c = row["result"]["config"]
-        peers = [r for r in rows if same_val_set(r["result"]["config"], c) and r["correct"] is not None]
-        if not peers or row["correct"] is None:
+        best, row["paired_note"] = pairing.best_on_same_images(row, rows)
+        if best is None:
             continue
-        best = peers[0]
         if best is row:
             row["mcnemar"] = "best"
             continue
-        if len(best["correct"]) != len(row["correct"]):
-            continue
-        _, _, p = metrics.mcnemar(best["correct"], row["correct"])
-        row["mcnemar"] = p
-        if row["predictions"]["final"].shape[1] == 2 and np.array_equal(best["predictions"]["labels"],
-                                                                       row["predictions"]["labels"]):
+        row["compared_with"] = best["result"]["run_id"]
+        row["mcnemar"] = metrics.mcnemar(best["correct"], row["correct"])[2]
+        if row["predictions"]["final"].shape[1] == 2:
             row["delong_p"] = metrics.delong_test(best["predictions"]["final"][:, 1],
                                                   row["predictions"]["final"][:, 1], row["predictions"]["labels"])[1]
 
@@ -215,12 +218,6 @@ def probability_statistics(predictions: dict) -> dict:
     return out
 
 
-def same_val_set(a: dict, b: dict) -> bool:
-    def images(c):
-        return c["dataset"], c.get("validation", "official"), c.get("val_limit", 0), c.get("fold", 0)
-    return images(a) == images(b)
-
-
 def group_by_seed(rows: list[dict]) -> list[tuple[str, list[dict]]]:
     """Runs alike but for the seed (and, under k-fold cross-validation, the fold), in order of their
     first run, each group named by its model and what sets it apart from the model's other groups."""
@@ -235,8 +232,11 @@ def group_by_seed(rows: list[dict]) -> list[tuple[str, list[dict]]]:
 
 def folds_of(members: list[dict]) -> str:
     """' (5 folds)' for a group scored by k-fold cross-validation."""
-    folds = {m["result"]["config"].get("fold", 0) for m in members} - {0}
-    return f" ({len(folds)} folds)" if folds else ""
+    return f" ({fold_count(members)} folds)" if fold_count(members) else ""
+
+
+def fold_count(members: list[dict]) -> int:
+    return len({m["result"]["config"].get("fold", 0) for m in members} - {0})
 
 
 def seed_groups(rows: list[dict], by_seed: list[tuple[str, list[dict]]] | None = None) -> list[dict]:
@@ -254,14 +254,16 @@ def seed_groups(rows: list[dict], by_seed: list[tuple[str, list[dict]]] | None =
         summary["course_text"], summary["course_saved_run"] = course_figures(first["config"])
         summary["per_seed_acc"] = [m["result"]["final"].get("acc") for m in members]
         summary["members"] = members
+        summary.update(pairing.group_data(members, fold_count(members)))
         out.append(summary)
     out.sort(key=lambda s: -(s["acc"][0] if math.isfinite(s["acc"][0]) else -1))
-    for group in out:  # Welch's t on per-seed accuracy against the best group of the same images
-        best = next((g for g in out if same_val_set(g["members"][0]["result"]["config"],
-                                                     group["members"][0]["result"]["config"])), None)
+    for group in out:  # Welch's t on per-seed accuracy against the best group scored on the same images
+        signature = pairing.group_signature(group["members"])
+        best = next(g for g in out if pairing.group_signature(g["members"]) == signature) if signature else None
         group["welch_p"] = None if best is group or best is None else \
             metrics.welch_p(best["per_seed_acc"], group["per_seed_acc"])
         group["is_best"] = best is group
+        group["welch_note"] = pairing.welch_note(group, out)
     return out
 
 
@@ -320,12 +322,18 @@ def course_figures(config: dict) -> tuple[float | None, float | None]:
 def ensembles(rows: list[dict], by_seed: list[tuple[str, list[dict]]]) -> list[dict]:
     """A row per model group of two or more seeds that averages its seeds' final validation
     probabilities. Its members are the group's, never chosen by a validation score; it is compared
-    with the best single run on the same images (McNemar, and DeLong for two classes)."""
+    with the best single run on the same images (McNemar, and DeLong for two classes). A group whose
+    runs were scored on different images (k folds, or two datasets) is no ensemble: its row says why."""
     out = []
     for label, members in by_seed:
         usable = [m for m in members if "final" in m["predictions"] and "labels" in m["predictions"]]
-        if len(usable) < 2 or not all(np.array_equal(m["predictions"]["labels"], usable[0]["predictions"]["labels"])
-                                      for m in usable):
+        if len(usable) < 2:
+            continue
+        problem = pairing.ensemble_problem(usable, fold_count(usable))
+        if problem:
+            out.append({"model": label, "seeds": len(usable), "acc": None, "acc_ci_low": None, "acc_ci_high": None,
+                        "auc": None, "ece": None, "brier": None, "best_run": None, "mcnemar_p": None,
+                        "delong_p": None, "reason": problem})
             continue
         labels = usable[0]["predictions"]["labels"]
         probs = np.mean([m["predictions"]["final"] for m in usable], axis=0)
@@ -335,9 +343,10 @@ def ensembles(rows: list[dict], by_seed: list[tuple[str, list[dict]]]) -> list[d
                   "acc_ci_high": high, **metrics.summarize(probs, labels),
                   **probability_statistics({"final": probs, "labels": labels})}
         record["acc"] = float(correct.mean())
-        best = next((r for r in rows if r["correct"] is not None and r.get("mcnemar") == "best"
-                     and np.array_equal(r["predictions"]["labels"], labels)), None)
+        best = next((r for r in rows if r.get("mcnemar") == "best" and pairing.val_key(r) == pairing.val_key(usable[0])
+                     and pairing.same_predictions(r, usable[0])), None)
         record["best_run"] = best["result"]["run_id"] if best else None
+        record["reason"] = None
         record["mcnemar_p"] = metrics.mcnemar(best["correct"], correct)[2] if best else None
         record["delong_p"] = (metrics.delong_test(best["predictions"]["final"][:, 1], probs[:, 1], labels)[1]
                               if best and probs.shape[1] == 2 else None)
@@ -354,6 +363,7 @@ def run_record(row: dict) -> dict:
     p = row["mcnemar"]
     return {
         "run_id": res["run_id"], "name": res["name"], "model": c["model"], "dataset": c["dataset"],
+        "data_fingerprint": without_ids(pairing.data_of(row)),
         "image_size": c["image_size"], "seed": c["seed"], "validation": c.get("validation", "official"),
         "epochs_run": res["epochs_run"], "parameters": res["parameters"],
         "gmacs": res["flops"] / 1e9 if res.get("flops") else None,
@@ -370,13 +380,15 @@ def run_record(row: dict) -> dict:
         **{k: row["probability"].get(k) for k in PROBABILITY_FIELDS},
         "course_text": course_text, "course_saved_run": course_saved,
         "is_best": p == "best", "mcnemar_p": None if p in (None, "best") else p, "delong_p": row.get("delong_p"),
+        "compared_with": row.get("compared_with"), "paired_note": row.get("paired_note"),
         "in_file": row.get("in_file", True), "overrides": row.get("overrides"),
     }
 
 
 def group_record(group: dict) -> dict:
     out = {k: group[k] for k in ("model", "dataset", "image_size", "seeds", "course_text", "course_saved_run",
-                                 "per_seed_acc", "is_best", "welch_p")}
+                                 "per_seed_acc", "is_best", "welch_p", "welch_note", "train_sets", "val_sets",
+                                 "data_note")}
     out["run_ids"] = [m["result"]["run_id"] for m in group["members"]]
     for name in ("acc", "auc"):
         mean, std, low, high = (finite(v) for v in group[name])

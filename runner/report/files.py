@@ -142,8 +142,9 @@ def write_html(sweep: SweepPaths, comparison: Comparison) -> Path:
     rows, skipped = comparison.rows, comparison.skipped
     parts = [f"<h1>Sweep {html.escape(sweep.root.name)}</h1>",
              f"<p>{len(rows)} finished run(s). Final = last epoch; 95% CI = Wilson interval; McNemar = exact "
-             "test against the best run on the same validation images; DeLong = paired test of AUCs. Everything "
-             "below is measured on the validation images.</p>"]
+             "test against the best run on the same validation images (the same data fingerprint: the same "
+             "images in the same order with the same labels); DeLong = paired test of AUCs. Everything below is "
+             "measured on the validation images.</p>"]
     if skipped:
         parts.append("<ul class='skipped'>" + "".join(f"<li>{html.escape(s)}</li>" for s in skipped) + "</ul>")
     if rows:
@@ -153,6 +154,7 @@ def write_html(sweep: SweepPaths, comparison: Comparison) -> Path:
                   "<h2>Cost, calibration and operating points</h2>", html_table(*choice_table(rows))]
         if any(g["seeds"] > 1 for g in groups):
             parts += ["<h2>Over seeds</h2>", html_table(*group_table(groups))]
+            parts += [f"<p>{html.escape(g['model'])}: {html.escape(g['data_note'])}.</p>" for g in groups if g["data_note"]]
         study = comparison.studies.get(sweep.root.name)
         if study is not None:
             parts += ["<h2>Search</h2>", "<p>Every trial of the search, scored on training images only (a holdout "

@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import math
+import re
 
+from runner.report import pairing
 from runner.report.comparison import Comparison, finite, group_record, run_record
 
 ALPHA = 0.05  # the level at which "differs from best" says yes
@@ -27,6 +29,13 @@ def differs(p) -> str:
     return f"{'yes' if p < ALPHA else 'no'}, " + (f"p={p:.3g}" if p >= 1e-4 else "p<0.0001")
 
 
+def compared(p, note: str | None = None, sets: int = 1) -> str:
+    """differs(p), or "—" with why there is nothing to compare with (`sets`: validation sets in the table)."""
+    if note:
+        return f"— ({re.split(r':| [(]', note)[0]})"
+    return "— (best on its validation images)" if p == "best" and sets > 1 else differs(p)
+
+
 def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     binary = any(len(r["result"]["class_names"]) == 2 for r in rows)
     multi = any(len(r["result"]["class_names"]) > 5 for r in rows)
@@ -35,12 +44,14 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
               "best acc (epoch)"]
     header += ["AUC", "sensitivity", "specificity", "F1"] if binary else []
     header += ["top-5"] if multi else []
-    header += ["train s", "img/s", "peak MB", *(["ran on"] if where else []), "course (text)",
-               "course (its saved run)", "differs from best (McNemar p)"]
+    sets = pairing.image_sets(rows)
+    header += ["train s", "img/s", "peak MB", *(["ran on"] if where else []), *(["val images"] if len(sets) > 1 else []),
+               "course (text)", "course (its saved run)", "differs from best (McNemar p)"]
     body = []
     for row in rows:
         r = run_record(row)
-        marks = file_mark(r) + (" (selected by search)" if "selected by search" in r["name"] else "")
+        marks = file_mark(r) + (" (selected by search)" if "selected by search" in r["name"] else "") + \
+            (f" (other data than in {row['other_data_than']})" if row.get("other_data_than") else "")
         line = [r["run_id"] + marks, r["model"], r["dataset"],
                 r["image_size"], r["epochs_run"], num(r["parameters"] / 1e6, 2), num(r["gmacs"], 2),
                 pct(r["final_acc"]), f"{pct(r['acc_ci_low'])}–{pct(r['acc_ci_high'])}",
@@ -51,7 +62,8 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
             line += [pct(r["top5"])]
         line += [num(r["train_seconds"], 1), num(r["images_per_second"], 1), num(r["peak_memory_mb"], 0)]
         line += [" ".join(str(x) for x in (r["host"], r["node"] and f"node {r['node'][:8]}") if x)] if where else []
-        line += [pct(r["course_text"]), pct(r["course_saved_run"]), differs(row["mcnemar"])]
+        line += [pairing.set_name(pairing.val_key(row))] if len(sets) > 1 else []
+        line += [pct(r["course_text"]), pct(r["course_saved_run"]), compared(row["mcnemar"], r["paired_note"], len(sets))]
         body.append(line)
     return header, body
 
@@ -82,7 +94,8 @@ def choice_table(rows: list[dict]) -> tuple[list[str], list[list]]:
         if binary:
             auc = f"{num(r['auc'])} ({num(r['auc_ci_low'], 3)}–{num(r['auc_ci_high'], 3)})" if r["auc_ci_low"] is not None \
                 else num(r["auc"])
-            line += [auc, differs("best" if r["is_best"] else r["delong_p"]), pct(r["sensitivity_at_95_specificity"]),
+            line += [auc, compared("best" if r["is_best"] else r["delong_p"], r["paired_note"], len(pairing.image_sets(rows))),
+                     pct(r["sensitivity_at_95_specificity"]),
                      pct(r["specificity_at_95_sensitivity"])]
         line += [num(r["ece"], 3), num(r["brier"], 3), with_slowest(r["latency_ms"], r["latency_ms_slowest"]),
                  with_slowest(r["throughput_ips"], r["throughput_ips_slowest"]), load_of(r),
@@ -119,7 +132,9 @@ def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
     body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
              # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
              f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if math.isfinite(g["acc"][2]) else "—",
-             mean_std(g["auc"], percent=False), differs("best" if g.get("is_best") else g.get("welch_p")),
+             mean_std(g["auc"], percent=False),
+             compared("best" if g.get("is_best") else g.get("welch_p"), g.get("welch_note"),
+                      len({pairing.group_signature(h["members"]) for h in groups})),
              pct(g["course_text"]), pct(g["course_saved_run"])] for g in groups]
     return header, body
 
@@ -139,7 +154,9 @@ def ensemble_table(records: list[dict]) -> tuple[list[str], list[list]]:
               "differs from the best run (McNemar p)", "AUC differs (DeLong p)"]
     body = [[e["model"], e["seeds"], pct(e["acc"]), f"{pct(e['acc_ci_low'])}–{pct(e['acc_ci_high'])}",
              f"{num(e.get('auc'))} ({num(e.get('auc_ci_low'), 3)}–{num(e.get('auc_ci_high'), 3)})",
-             num(e["ece"], 3), num(e["brier"], 3), differs(e["mcnemar_p"]), differs(e["delong_p"])] for e in records]
+             num(e["ece"], 3), num(e["brier"], 3), differs(e["mcnemar_p"]), differs(e["delong_p"])]
+            if not e.get("reason") else [e["model"], e["seeds"], f"— (not an ensemble: {e['reason']})", *["—"] * 6]
+            for e in records]
     return header, body
 
 
@@ -180,6 +197,7 @@ def render(comparison: Comparison, fmt: str = "md", ensemble: bool = False) -> s
     groups = comparison.groups
     if any(g["seeds"] > 1 for g in groups):
         text += "\n\nOver seeds:\n\n" + markdown(*group_table(groups))
+        text += "".join(f"\n\n{g['model']}: {g['data_note']}." for g in groups if g["data_note"])
     if ensemble:
         text += "\n\nEnsembles (the mean of each group's seeds' probabilities):\n\n" + markdown(*ensemble_table(comparison.ensembles))
     for name, (header, body) in searches.items():

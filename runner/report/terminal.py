@@ -10,7 +10,8 @@ them. The full markdown stays in results.md and `runner report --format md`.
 """
 from __future__ import annotations
 
-from runner.report.comparison import Comparison, run_record, same_val_set
+from runner.report import pairing
+from runner.report.comparison import Comparison, run_record
 from runner.report.tables import ALPHA, file_mark, num, pct
 
 WIDTH = 120
@@ -62,13 +63,14 @@ def short_names(rows: list[dict], bare: bool = False) -> dict[str, str]:
 
 
 def verdicts(rows: list[dict], names: dict[str, str], width: int = WIDTH) -> list[str]:
-    """A line per set of validation images: the best run, and the runs McNemar's test cannot tell
-    from it on those images (as many named as the line holds; the table has them all)."""
+    """A line per set of validation images (one validation fingerprint): the best run, and the runs
+    McNemar's test cannot tell from it on those images (as many named as the line holds; the table has
+    them all)."""
     out, done = [], set()
     for row in rows:
         if id(row) in done or row["mcnemar"] != "best":
             continue
-        peers = [r for r in rows if same_val_set(r["result"]["config"], row["result"]["config"])]
+        peers = [r for r in rows if pairing.val_key(r) == pairing.val_key(row)]
         done.update(id(r) for r in peers)
         best = f"best: {names[row['result']['run_id']]} ({pct(row['result']['final'].get('acc'))})"
         alike = [names[r["result"]["run_id"]] for r in peers
@@ -82,7 +84,7 @@ def verdicts(rows: list[dict], names: dict[str, str], width: int = WIDTH) -> lis
                                f" on these images (McNemar p ≥ {ALPHA:g}){tail}", width))
         else:
             out.append(f"{best}; every other run differs from it on these images (McNemar p < {ALPHA:g}){tail}")
-    return out or ["no run could be tested against another (no per-image predictions)"]
+    return out or ["no run could be tested against another (no per-image predictions, or no data fingerprint)"]
 
 
 def listing(head: str, names: list[str], tail: str, width: int) -> str:

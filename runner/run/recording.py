@@ -14,8 +14,9 @@ from runner.store.runfiles import load_predictions, save_predictions
 
 class RunRecorder:
     def __init__(self, spec, paths, model, checkpoints, state: dict | None, class_names: list[str], on_event,
-                 main: bool = True, val_order: np.ndarray | None = None):
+                 main: bool = True, val_order: np.ndarray | None = None, data_digest: str | None = None):
         self.spec, self.paths, self.model, self.checkpoints = spec, paths, model, checkpoints
+        self.data_digest = data_digest  # the data fingerprint each checkpoint is saved with
         self.class_names, self.on_event, self.main, self.val_order = class_names, on_event, main, val_order
         self.history: list[dict] = state["history"] if state else []
         self.best: dict | None = state["best"] if state else None
@@ -66,7 +67,8 @@ class RunRecorder:
         self.on_event("epoch", record=record, epochs=self.spec.config["epochs"])
 
     def state(self, stopped_early: bool) -> dict:
-        return {"history": self.history, "best": self.best, "stopped_early": stopped_early}
+        return {"history": self.history, "best": self.best, "stopped_early": stopped_early,
+                "data_digest": self.data_digest}
 
     def close_log(self) -> None:
         if self.log:

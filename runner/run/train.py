@@ -28,7 +28,8 @@ from runner.data.batches import BatchLoader, scale_batch
 from runner.store.layout import RunPaths
 from runner.metrics import confusion_matrix
 from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
-from runner.store.runfiles import save_arrays, write_json_atomic
+from runner.store.fingerprint import RETRAIN_HINT, what_changed
+from runner.store.runfiles import read_json, save_arrays, write_json_atomic
 from runner.run.objectives import (ClassificationLoss, ClassificationMetrics, build_optimizer, scale_norm_bias_lr,
                                    steps_by_batch)
 from runner.run.recording import RunRecorder
@@ -132,11 +133,14 @@ def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: O
     state, notes = checkpoints.restore(model)
     for note in notes:
         on_event("note", message=note + (" — restarting the run from scratch" if state is None else ""))
+    refuse_other_data(paths, state, splits.fingerprint)
     if main:
         paths.checkpoints.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(paths.run_json, {"run_id": spec.run_id, "config": c, "class_names": splits.class_names})
+        write_json_atomic(paths.run_json, {"run_id": spec.run_id, "config": c, "class_names": splits.class_names,
+                                           "data": splits.fingerprint})
     recorder = RunRecorder(spec, paths, model, checkpoints, state, splits.class_names, on_event, main,
-                           gathered_order(len(splits.val), eval_batch_size(c), world) if world > 1 else None)
+                           gathered_order(len(splits.val), eval_batch_size(c), world) if world > 1 else None,
+                           splits.fingerprint["digest"])
     history = recorder.history
     on_event("start", run_id=spec.run_id, name=spec.display_name, parameters=params, flops=flops,
            train_images=len(splits.train), val_images=len(splits.val), resumed_at=len(history))
@@ -195,6 +199,20 @@ def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: O
         checkpoints.keep_last_only()
     on_event("done", result=result)
     return result
+
+
+def refuse_other_data(paths: RunPaths, state: dict | None, fingerprint: dict) -> None:
+    """A checkpoint is resumed only onto the data it was trained on: a run's epochs never mix two
+    datasets. (The sweep's plan refuses this first; this guards a change since the plan, and
+    `runner train`.) A checkpoint of an older runner records no data and is resumed as before."""
+    recorded = (state or {}).get("data_digest")
+    if recorded is None or recorded == fingerprint["digest"]:
+        return
+    then = (read_json(paths.run_json) or {}).get("data")
+    change = (what_changed(then, fingerprint) if then else None) or "its data fingerprint differs"
+    raise RunnerError(f"{paths.run_id}: its checkpoint of epoch {len(state['history'])} was trained on other data "
+                      f"than there is now ({change}), and is not resumed onto it: "
+                      + RETRAIN_HINT.format(them="it", stale=paths.sweep.stale))
 
 
 def assess(network, config: dict, splits, on_event: OnEvent) -> tuple[dict, dict]:
@@ -265,6 +283,7 @@ def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: 
                                                      splits.num_classes).tolist()
                              for which in ("final", "best") if which in predictions and "labels" in predictions},
         "history": history,
+        "data": splits.fingerprint,
         **where_it_runs(),
         "versions": {"runner": runner.__version__, "paddle": paddle.__version__, "python": platform.python_version()},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -95,6 +95,11 @@ class SweepPaths:
         return self.root / "vdl"
 
     @property
+    def stale(self) -> Path:
+        """Where --retrain-stale moves the files of runs trained on other data than there is now."""
+        return self.root / "stale"
+
+    @property
     def cache(self) -> Path:
         return self.root.parent / ".cache"
 

@@ -169,5 +169,10 @@ class RunRegistry:
     def mark_pruned(self, run_id: str, why: str) -> None:
         self.db.execute("UPDATE runs SET status='pruned', error=?, finished_at=? WHERE id=?", (why, now(), run_id))
 
+    def mark_queued(self, run_id: str, why: str) -> None:
+        """A run to train afresh (its old files set aside): no metrics, whatever it was."""
+        self.db.execute("UPDATE runs SET status='queued', metrics=NULL, error=?, finished_at=NULL WHERE id=?",
+                        (why, run_id))
+
     def mark_interrupted(self, run_id: str, why: str = "interrupted") -> None:
         self.db.execute("UPDATE runs SET status='interrupted', error=? WHERE id=? AND status='running'", (why, run_id))

@@ -11,15 +11,21 @@ from runner.errors import RunnerError
 from runner.store.jobs import why_it_ended, worker_command, worker_environment, write_job
 from runner.store.layout import SweepPaths
 from runner.store.runfiles import read_result
-from runner.sweep.plan import preflight_data
+from runner.sweep.plan import DataNow, plan_run, preflight_data
 from runner.sweep.session import open_sweep
+from runner.sweep.stale import refuse_stale, set_aside
 
 
-def train_one(experiment: Experiment, spec: RunSpec, data_root=None, on_event=None) -> dict:
+def train_one(experiment: Experiment, spec: RunSpec, data_root=None, on_event=None, retrain_stale: bool = False) -> dict:
     from runner.run.train import train_run
 
     with open_sweep(experiment) as (paths, registry):
+        planned = plan_run(spec, registry.get(spec.run_id), paths.run_paths(spec.run_id), True,
+                           DataNow(data_root, paths.cache), retrain_stale)
+        refuse_stale([planned], paths)
         preflight_data([spec], data_root)
+        if planned.action == "retrain":
+            set_aside(paths, registry, planned, on_event or (lambda kind, **details: None))
         registry.mark_running(spec.run_id)
         try:
             if spec.config["nproc"] > 1:

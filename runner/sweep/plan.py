@@ -1,55 +1,118 @@
 """The plan of a sweep: what each run of an experiment file needs (run, resume, skip or hold), whether
-its data is usable, and roughly how long it will take. Reads the registry and the run folders,
-writes nothing, imports no paddle (a network's cost is the zoo's answer, runner/zoo.py; paddle is
-imported only to refuse GPU runs on a paddle without GPUs).
+its data is usable, whether what it recorded was computed on the data there is now, and roughly how
+long it will take. Reads the registry, the run folders and the data, writes nothing, imports no
+paddle (a network's cost is the zoo's answer, runner/zoo.py; paddle is imported only to refuse GPU
+runs on a paddle without GPUs).
+
+A run that finished, or was interrupted, on other data than there is now (labels corrected, images
+added, removed or rewritten, another holdout) is `stale`: the sweep refuses it, naming the run and
+what changed, since skipping it would keep a number computed on other data and resuming it would mix
+two datasets in one history. With --retrain-stale it is `retrain`: its files are moved aside and it
+trains afresh.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runner.config import Experiment, RunSpec, evaluates_on_inference_engine
+from runner.config import RUN_FIELDS, Experiment, RunSpec, evaluates_on_inference_engine
 from runner.data import published_sizes
 from runner.errors import RunnerError
 from runner.store.checkpoints import Checkpoints
+from runner.store.fingerprint import what_changed
 from runner.store.layout import RunPaths, SweepPaths
 from runner.store.registry import RunRegistry
-from runner.store.runfiles import read_result
+from runner.store.runfiles import read_json, read_result
 from runner.validation import parse_validation
 from runner.zoo import forward_macs, forward_macs_of
+
+# The settings that choose a run's images: runs alike in these train and are scored on the same data.
+DATA_KEYS = ("dataset", "validation", "fold", "train_limit", "val_limit")
 
 
 @dataclass
 class PlannedRun:
     spec: RunSpec
     status: str  # in the registry before this sweep: new, queued, running, done, failed, interrupted, pruned
-    action: str  # run, resume, skip (done or pruned), hold (failed, without --retry-failed)
+    action: str  # run, resume, skip (done or pruned), hold (failed, without --retry-failed), stale, retrain
     epochs_done: int = 0  # by a resumed run's newest checkpoint
+    stale: tuple[str, str] | None = None  # (what it did, what changed) when its record is of other data
 
     @property
     def to_do(self) -> bool:
-        return self.action in ("run", "resume")
+        return self.action in ("run", "resume", "retrain")
 
 
-def plan_run(spec: RunSpec, row: dict | None, paths: RunPaths, retry_failed: bool = False) -> PlannedRun:
+class DataNow:
+    """The fingerprints of the data runs would train on now, each computed once per choice of images
+    (no image is decoded); None where the data cannot be read now (a run on it then says why)."""
+
+    def __init__(self, data_root=None, cache_dir=None):
+        self.data_root, self.cache_dir, self.known = data_root, cache_dir, {}
+
+    def of(self, config: dict) -> dict | None:
+        key = tuple(config.get(k, RUN_FIELDS[k][1]) for k in DATA_KEYS)
+        if key not in self.known:
+            from runner.data import fingerprint_of
+
+            dataset, validation, fold, train_limit, val_limit = key
+            try:
+                self.known[key] = fingerprint_of(dataset, self.data_root, validation, train_limit, val_limit,
+                                                 self.cache_dir, fold)
+            except RunnerError:
+                self.known[key] = None
+        return self.known[key]
+
+
+def recorded_data(paths: RunPaths, status: str) -> tuple[str, dict] | None:
+    """(what the run did, the fingerprint of its data) from its result, or from its checkpoints if it
+    stopped before finishing; None if it recorded nothing, or no fingerprint (an older runner's)."""
+    result = read_result(paths)
+    if result:
+        return ("finished", result["data"]) if result.get("data") else None
+    epochs = Checkpoints(paths.checkpoints).newest_epoch()
+    data = (read_json(paths.run_json) or {}).get("data") if epochs else None
+    how = {"pruned": "was pruned", "failed": "failed"}.get(status, "was interrupted")
+    return (f"{how} after epoch {epochs}", data) if data else None
+
+
+def data_change(paths: RunPaths, config: dict, status: str, data: DataNow) -> tuple[str, str] | None:
+    """The stale check, one for the plan, the search and `runner train`: (what the run did, what
+    changed in its data since), or None if its record is of the data there is now (or says nothing)."""
+    recorded = recorded_data(paths, status)
+    now = data.of(config) if recorded else None
+    change = what_changed(recorded[1], now) if now else None
+    return (recorded[0], change) if change else None
+
+
+def plan_run(spec: RunSpec, row: dict | None, paths: RunPaths, retry_failed: bool = False,
+             data: DataNow | None = None, retrain_stale: bool = False) -> PlannedRun:
     """What one run needs, for a sweep and a search alike: a run with a result, or done or pruned in
     the registry, is skipped (a pruned run was stopped on purpose: training it again would undo its
     search's decision); a failed one is held unless `retry_failed`; any other runs, or resumes from
-    its newest checkpoint."""
+    its newest checkpoint. A run to skip or resume whose record is of other data than `data` holds
+    now is stale instead (retrain with `retrain_stale`)."""
     status = row["status"] if row else "new"
     if status in ("done", "pruned") or read_result(paths):
-        return PlannedRun(spec, status, "skip")
-    if status == "failed" and not retry_failed:
+        planned = PlannedRun(spec, status, "skip")
+    elif status == "failed" and not retry_failed:
         return PlannedRun(spec, status, "hold")
-    epochs_done = Checkpoints(paths.checkpoints).newest_epoch()
-    return PlannedRun(spec, status, "resume" if epochs_done else "run", epochs_done)
+    else:
+        epochs_done = Checkpoints(paths.checkpoints).newest_epoch()
+        planned = PlannedRun(spec, status, "resume" if epochs_done else "run", epochs_done)
+    stale = data_change(paths, spec.config, status, data) if data and planned.action != "run" else None
+    if stale:
+        return PlannedRun(spec, status, "retrain" if retrain_stale else "stale", 0, stale)
+    return planned
 
 
-def plan_sweep(experiment: Experiment, registry: RunRegistry | None, retry_failed: bool = False) -> list[PlannedRun]:
-    """plan_run for every run of the file; the networks of those to do are counted for the estimate
-    in one go."""
+def plan_sweep(experiment: Experiment, registry: RunRegistry | None, retry_failed: bool = False, data_root=None,
+               retrain_stale: bool = False) -> list[PlannedRun]:
+    """plan_run for every run of the file, its data checked against what each recorded; the
+    networks of those to do are counted for the estimate in one go."""
     sweep = SweepPaths.for_experiment(experiment.name)
+    data = DataNow(data_root, sweep.cache)
     planned = [plan_run(spec, registry.get(spec.run_id) if registry else None, sweep.run_paths(spec.run_id),
-                        retry_failed) for spec in experiment.runs]
+                        retry_failed, data, retrain_stale) for spec in experiment.runs]
     forward_macs_of([(c["model"], c["image_size"], c["model_args"]) for c in (p.spec.config for p in planned if p.to_do)])
     return planned
 

@@ -64,7 +64,8 @@ class SweepProgress:
 
     def on_plan(self, planned: list[PlannedRun]) -> str | None:
         for p in planned:
-            status = {"skip": p.status if p.status == "pruned" else "done", "hold": "failed (held)"}.get(p.action, "queued")
+            status = {"skip": p.status if p.status == "pruned" else "done", "hold": "failed (held)",
+                      "stale": "stale (refused)"}.get(p.action, "queued")
             state = RunState(p.spec.run_id, p.spec.display_name, p.spec.config["epochs"], status,
                              epoch=p.epochs_done, epochs_at_start=p.epochs_done)
             if p.to_do and self.estimate:

@@ -27,7 +27,8 @@ from runner.search_space import Dimension
 from runner.store.runfiles import read_result
 from runner.store.study import RECORD, check_study, open_study, record
 from runner.sweep.loop import SweepLoop
-from runner.sweep.plan import plan_run
+from runner.sweep.plan import DataNow, plan_run
+from runner.sweep.stale import refuse_stale
 
 
 def suggest(trial, space: list[Dimension]) -> dict:
@@ -134,8 +135,9 @@ class SearchLoop(SweepLoop):
 
     def add_runs(self, specs: list[RunSpec], pending: list, number: int | None) -> list[str]:
         """Register the runs in the registry (the sweep's only writer) and queue those the plan's rule
-        says to run or resume (a search's failed runs run again: it has no --retry-failed)."""
-        ids = []
+        says to run or resume (a search's failed runs run again: it has no --retry-failed); one recorded
+        on other data than there is now stops the search (runner/sweep/stale.py)."""
+        ids, data = [], DataNow(self.data_root, self.paths.cache)
         for spec in specs:
             run_id = spec.run_id
             ids.append(run_id)
@@ -144,7 +146,9 @@ class SearchLoop(SweepLoop):
                 self.current.append(run_id)
             if number is not None:
                 self.trial_of[run_id] = number
-            planned = plan_run(spec, self.registry.get(run_id), self.paths.run_paths(run_id), retry_failed=True)
+            planned = plan_run(spec, self.registry.get(run_id), self.paths.run_paths(run_id), retry_failed=True,
+                               data=data)
+            refuse_stale([planned], self.paths, search=True)
             if planned.to_do and all(p.spec.run_id != run_id for p in pending) and run_id not in {
                     p.spec.run_id for p in self.executor.running()}:
                 pending.append(planned)
