@@ -129,7 +129,7 @@ def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: O
     paths.folder.mkdir(parents=True, exist_ok=True)
     checkpoints = Checkpoints(paths.checkpoints)
     for entry in splits.unused:  # a file of the dataset's folder left out is said, never silent
-        report("note", message=entry)
+        on_event("note", message=entry)
     state, notes = checkpoints.restore(model)
     for note in notes:
         on_event("note", message=note + (" — restarting the run from scratch" if state is None else ""))
