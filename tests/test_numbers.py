@@ -136,7 +136,9 @@ def test_a_21_digit_integer_for_any_key_is_one_line_before_anything_trains(tmp_p
     experiment = tiny_experiment(tmp_path, ONE)
     sets = [x for s in SET_BEFORE.get(key, []) + [f"{key}={value}"] for x in ("--set", s)]
     proc = cli("sweep", experiment, "--dry-run", *sets)
-    one_line_error(proc, f"{key} = {value}")
+    one_line_error(proc, f"{key} = {value}", code=2)  # a --set the runner cannot take is a usage error
+    in_file = tiny_experiment(tmp_path, f"{ONE}{key} = {value}\n")  # a dotted key makes the table
+    one_line_error(cli("sweep", in_file, "--dry-run"), f"{key} = {value}")
     assert not outputs.exists() or not list(outputs.glob("*/runs/*"))
 
 
@@ -155,7 +157,7 @@ def test_a_21_digit_integer_for_any_key_is_one_line_before_anything_trains(tmp_p
 ])
 def test_numbers_inside_strings_take_ascii_digits_only(tmp_path, outputs, setting, expected):
     experiment = tiny_experiment(tmp_path, ONE)
-    one_line_error(cli("sweep", experiment, "--dry-run", "--set", setting), expected)
+    one_line_error(cli("sweep", experiment, "--dry-run", "--set", setting), expected, code=2)
 
 
 @pytest.mark.parametrize("setting", ["validation=kfold:5", "validation=holdout:0.25", "validation=holdout:.2"])
@@ -167,7 +169,8 @@ def test_ascii_numbers_inside_strings_still_read(tmp_path, outputs, setting):
 @pytest.mark.parametrize("devices", ["１", "0,１", "-1", "1_0", ","])
 def test_devices_take_ascii_gpu_numbers_only(tmp_path, outputs, devices):
     experiment = tiny_experiment(tmp_path, ONE)
-    one_line_error(cli("sweep", experiment, "--dry-run", "--devices", devices), f"--devices {devices!r}: give GPU numbers")
+    one_line_error(cli("sweep", experiment, "--dry-run", "--devices", devices), f"--devices {devices!r}: give GPU numbers",
+                   code=2)
 
 
 # ---- an output folder that is a link ------------------------------------------------------------------
