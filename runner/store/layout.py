@@ -143,6 +143,11 @@ class RunPaths:
         return self.folder / "predictions.npz"
 
     @property
+    def robustness(self) -> Path:
+        """accuracy, AUC and ECE per corruption and severity (runner/run/robustness.py)"""
+        return self.folder / "robustness.json"
+
+    @property
     def gradcam(self) -> Path:
         return self.folder / "gradcam.npz"
 
@@ -172,6 +177,16 @@ class RunPaths:
     def figures(self) -> Path:
         """The run's own figures for report.html (curves, confusion matrix, ROC), drawn once."""
         return self.folder / "figures"
+
+
+@dataclass(frozen=True)
+class RobustnessPaths(RunPaths):
+    """A finished run's paths for the worker that scores its robustness (runner/run/robustness.py):
+    the run's own folder and log, with a job of its own, so that job.json stays the training's."""
+
+    @property
+    def job(self) -> Path:
+        return self.folder / "robustness-job.json"
 
 
 def zoo_cache(version: str) -> Path:
