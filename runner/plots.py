@@ -96,9 +96,7 @@ def curves_figure(groups: list[tuple[str, list[dict]]], key: str = "acc", split:
         ax.plot(epochs, mean, color=color, marker="o", linewidth=2, label=label)
     ax.set(xlabel="epoch", ylabel=f"{split} {key}", title=title or f"{split} {key} per epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    if groups:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    grid_with_legend_beside(ax, bool(groups))
     return fig
 
 
@@ -130,10 +128,15 @@ def cost_figure(groups: list[tuple[str, list[dict]]]):
                    [100 * result["final"].get("acc", np.nan) for result in runs], color=color, label=label)
     ax.set(xlabel="training time (min)", ylabel="final validation accuracy (%)",
            title="Accuracy against training time")
-    ax.grid(alpha=0.3)
-    if groups:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    grid_with_legend_beside(ax, bool(groups))
     return fig
+
+
+def grid_with_legend_beside(ax, legend: bool) -> None:
+    """A light grid, and the legend (if `legend`) to the right of the axes, where it hides no line."""
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def group_colours(n: int) -> list:
@@ -375,9 +378,7 @@ def severity_figure(groups: list[tuple[str, dict[int, float]]]):
     ax.set(xlabel="severity (0: clean)", ylabel="accuracy (%), mean over corruptions",
            title="Accuracy against corruption severity")
     ax.set_xticks(range(0, 6))
-    ax.grid(alpha=0.3)
-    if groups:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    grid_with_legend_beside(ax, bool(groups))
     return fig
 
 
@@ -400,9 +401,7 @@ def learning_curve_figure(curves: list[tuple[str, list[tuple[int, float, float, 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(sorted({p[0] for _, points in curves for p in points}))
-    ax.grid(alpha=0.3)
-    if curves:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    grid_with_legend_beside(ax, bool(curves))
     return fig
 
 
@@ -420,7 +419,5 @@ def wall_time_figure(groups: list[tuple[str, list[dict]]], targets: list[float])
         ax.axhline(100 * target, color="grey", linestyle="--", linewidth=0.8)
     ax.set(xlabel="wall time of the run (min, training and evaluation)", ylabel="validation accuracy (%)",
            title="Accuracy against wall time (a line per run)")
-    ax.grid(alpha=0.3)
-    if groups:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    grid_with_legend_beside(ax, bool(groups))
     return fig
