@@ -233,6 +233,33 @@ def test_learning_curves_one_per_budget_each_with_the_full_set(tmp_path):
         assert curve["points"][1]["acc_mean"] == pytest.approx(0.755) and curve["points"][1]["acc_ci_low"] < 0.75
 
 
+def test_a_share_of_the_training_images_is_in_the_data_fingerprint(tmp_path):
+    from runner.data import fingerprint_of
+
+    full = fingerprint_of("ichallenge-pm", DATA_ROOT, "holdout:0.2", 80, cache_dir=tmp_path)
+    share = fingerprint_of("ichallenge-pm", DATA_ROOT, "holdout:0.2", 80, cache_dir=tmp_path, train_fraction=0.25)
+    assert share["val"]["digest"] == full["val"]["digest"]  # scored on the same images: paired in the report
+    assert share["train"]["images"] == 20 and set(share["train"]["ids"]) < set(full["train"]["ids"])
+    assert share["digest"] != full["digest"]  # a sweep tells a run on the share from one on all of them
+
+
+def test_robustness_refuses_a_run_whose_validation_images_changed(tmp_path):
+    from runner.data import fingerprint_of
+    from runner.errors import RunnerError
+    from runner.run.robustness import check_same_images
+    from runner.store.layout import SweepPaths
+
+    then = fingerprint_of("ichallenge-pm", DATA_ROOT, val_limit=10, cache_dir=tmp_path)
+    now = fingerprint_of("ichallenge-pm", DATA_ROOT, val_limit=12, cache_dir=tmp_path)
+    paths = SweepPaths(tmp_path).run_paths("lenet-s0-0123abcd")
+    with pytest.raises(RunnerError, match=r"^lenet-s0-0123abcd: its validation images are not the ones it was scored "
+                                          r"on when it trained \(validation images .*: 12 now, 10 then\); restore the "
+                                          r"data, or train it afresh with `runner sweep --retrain-stale`$"):
+        check_same_images(paths, {"data": then}, now)
+    check_same_images(paths, {"data": then}, then)
+    check_same_images(paths, {}, now)  # written by an older runner: no fingerprint to check against
+
+
 def test_robustness_and_targets_do_not_change_what_is_trained(tmp_path):
     plain = load_experiment(tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n')).runs[0]
     asked = load_experiment(tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\nrobustness = true\n'
