@@ -33,7 +33,7 @@ def validation_images(size: int, count: int) -> np.ndarray:
     from runner.data.images import load_resized
 
     paths = open_dataset("ichallenge-pm").listed("val")[0]
-    images, problems = load_resized(paths[:: max(1, len(paths) // count)][:count], size, None)
+    images, problems, _ = load_resized(paths[:: max(1, len(paths) // count)][:count], size, None)
     assert not problems, problems
     return images
 
