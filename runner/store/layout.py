@@ -127,7 +127,8 @@ class RunPaths:
 
     @property
     def folder(self) -> Path:
-        """job.json, progress.json, result.json, predictions.npz, gradcam.npz, error.txt, train.log"""
+        """job.json, progress.json, result.json, predictions.npz, gradcam.npz, error.txt, train.log;
+        robustness.json and robustness-job.json once its robustness is scored"""
         return self.sweep.root / "runs" / self.run_id
 
     @property
