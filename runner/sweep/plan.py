@@ -26,7 +26,7 @@ from runner.validation import parse_validation
 from runner.zoo import forward_macs, forward_macs_of
 
 # The settings that choose a run's images: runs alike in these train and are scored on the same data.
-DATA_KEYS = ("dataset", "validation", "fold", "train_limit", "val_limit")
+DATA_KEYS = ("dataset", "validation", "fold", "train_limit", "val_limit", "train_fraction")
 
 
 @dataclass
@@ -54,10 +54,10 @@ class DataNow:
         if key not in self.known:
             from runner.data import fingerprint_of
 
-            dataset, validation, fold, train_limit, val_limit = key
+            dataset, validation, fold, train_limit, val_limit, train_fraction = key
             try:
                 self.known[key] = fingerprint_of(dataset, self.data_root, validation, train_limit, val_limit,
-                                                 self.cache_dir, fold)
+                                                 self.cache_dir, fold, train_fraction)
             except RunnerError:
                 self.known[key] = None
         return self.known[key]
@@ -174,6 +174,7 @@ def estimate_minutes(config: dict, epochs_done: int = 0) -> float | None:
     if not scheme.official:  # the validation images are a share of the training images
         held_out = round(n_train * (scheme.fraction or 1 / max(1, scheme.folds)))
         n_train, n_val = n_train - held_out, held_out
+    n_train = max(1, round(n_train * config.get("train_fraction", 1.0)))
     if evaluates_on_inference_engine(config):
         n_val /= INFERENCE_EVAL_GAIN
     flop = 2 * macs * (3 * n_train + n_val) * (config["epochs"] - epochs_done)

@@ -59,14 +59,22 @@ def open_sweep(experiment: Experiment):
     except OSError as err:
         raise RunnerError(f"cannot write to the output folder {paths.root} ({err.strerror}); "
                           "set RUNNER_OUTPUT_ROOT to a writable folder") from None
+    with held(paths) as registry:
+        for position, spec in enumerate(experiment.runs):
+            registry.add(spec.run_id, spec.display_name, spec.config, position)
+        record_the_files_runs(registry, experiment)
+        recover(registry, paths)
+        yield paths, registry
+
+
+@contextmanager
+def held(paths: SweepPaths, create: bool = True):
+    """Lock a sweep's folder and open its registry (`create`: a new one if there is none); on the
+    way out, rewrite the tables and close it. open_sweep, and `runner robustness` on a folder."""
     with SweepLock(paths.lock):
-        registry = RunRegistry(paths.registry)
+        registry = RunRegistry(paths.registry, create=create)
         try:
-            for position, spec in enumerate(experiment.runs):
-                registry.add(spec.run_id, spec.display_name, spec.config, position)
-            record_the_files_runs(registry, experiment)
-            recover(registry, paths)
-            yield paths, registry
+            yield registry
         finally:
             write_outputs(paths, registry)
             registry.close()
