@@ -417,11 +417,13 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
     comparison = compare_folders(output_dirs or [default_output_dir(None)], parse_targets(targets) if targets else None)
     print(compact_report(comparison) if compact else render(comparison, fmt, ensemble))
     if not on_terminal or fmt == "csv":  # else the text on the screen already lists them: said once
+        for note in comparison.warnings:
+            err.print(f"warning: {note}")
         for note in comparison.skipped:
             err.print(f"skipped {note}")
         for note in comparison.shown_once:
             err.print(note)
-    if comparison.skipped:  # the table is incomplete: say so to scripts too
+    if comparison.skipped or comparison.warnings:  # the table is incomplete: say so to scripts too
         raise typer.Exit(1)
 
 

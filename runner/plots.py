@@ -247,7 +247,9 @@ def pareto_figure(points: list[dict], groups: list[str]):
             for p in mine:
                 value = scale * p[key]
                 low, high = (scale * p[f"{key}_low"], scale * p[f"{key}_high"]) \
-                    if p.get(f"{key}_low") is not None else (value, value)
+                    if p.get(f"{key}_low") is not None and p.get(f"{key}_high") is not None else (value, value)
+                if not low <= value <= high:  # an interval that misses its own score is of other numbers: no bar
+                    low = high = value
                 slowest = p.get("latency_slowest") or p["latency"]
                 ax.errorbar(p["latency"], value, yerr=[[value - low], [high - value]],
                             xerr=[[0], [max(0.0, slowest - p["latency"])]], fmt="o", color=colours[group],

@@ -29,7 +29,7 @@ from runner.store.fingerprint import without_ids
 from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
 from runner.errors import RunnerError
-from runner.store.runfiles import load_predictions, read_result, result_problem
+from runner.store.runfiles import checked_predictions, read_result, result_problem
 from runner.store.study import open_study
 
 # The course's figures for iChallenge-PM validation accuracy after 5 epochs at 224x224, batch 10:
@@ -75,6 +75,11 @@ class Comparison:
     def curve_groups(self) -> list[tuple[str, list[dict]]]:
         """Runs alike but for the seed and the share of the training images: a network's learning curve."""
         return group_by_seed(self.rows, over=("train_fraction", "fraction_budget"))
+
+    @cached_property
+    def warnings(self) -> list[str]:
+        """A line per run shown without the numbers its predictions would give: which, why, the fix."""
+        return [predictions_warning(row) for row in self.rows if row["predictions_problem"]]
 
     @cached_property
     def beyond(self) -> Beyond:
@@ -142,7 +147,9 @@ def ranked_with_statistics(rows: list[dict]) -> list[dict]:
 
 
 def finished_runs(sweep: SweepPaths, registry: RunRegistry) -> tuple[list[dict], list[str]]:
-    """A sweep's finished runs with their results and per-image correctness; notes on those skipped."""
+    """A sweep's finished runs with their results and per-image correctness; notes on those skipped.
+    A run whose predictions.npz does not agree with its result.json is shown with its result.json's
+    numbers only: every number that needs its predictions is left out, and `predictions_problem` says why."""
     current, source = registry.current()
     overrides = registry.overrides()
     rows, skipped = [], []
@@ -152,30 +159,25 @@ def finished_runs(sweep: SweepPaths, registry: RunRegistry) -> tuple[list[dict],
         if not result:
             skipped.append(f"{row['id']}: not shown, {result_problem(paths)}")
             continue
-        predictions = load_predictions(paths)
-        problem = outputs_problem(predictions)
-        if problem:  # recorded by a runner that did not check its evaluations
-            skipped.append(f"{row['id']}: not shown, {problem}")
+        predictions, problem, not_finite = checked_predictions(paths, result)
+        if not_finite:  # recorded by a runner that did not check its evaluations: its accuracy is as meaningless
+            skipped.append(f"{row['id']}: not shown, {problem}; train it again with a lower learning rate")
             continue
-        correct = None
-        if "final" in predictions and "labels" in predictions:
-            correct = predictions["final"].argmax(1) == predictions["labels"]
+        correct = predictions["final"].argmax(1) == predictions["labels"] if predictions else None
         in_file = current is None or row["id"] in current
-        rows.append({"result": result, "correct": correct, "predictions": predictions, "in_file": in_file,
-                     "overrides": None if in_file else overrides.get(row["id"]), "source": source, "paths": paths})
+        rows.append({"result": result, "correct": correct, "predictions": predictions, "predictions_problem": problem,
+                     "in_file": in_file, "overrides": None if in_file else overrides.get(row["id"]), "source": source,
+                     "paths": paths})
     return rows, skipped
 
 
-def outputs_problem(predictions: dict) -> str | None:
-    """Validation probabilities that are not finite: their argmax is class 0, so the accuracy would
-    be the share of class 0, and every other number of the run is as meaningless."""
-    for which in ("final", "best"):
-        probs = predictions.get(which)
-        if probs is not None and not np.isfinite(probs).all():
-            bad = int((~np.isfinite(probs)).any(axis=1).sum())
-            return (f"its {which} validation outputs are not finite for {bad} of {len(probs)} images (the run "
-                    "diverged); train it again with a lower learning rate")
-    return None
+def predictions_warning(row: dict) -> str:
+    """The one line naming a run whose predictions.npz cannot stand beside its result.json, the file,
+    what is left out for it, and how to mend it."""
+    paths, source = row["paths"], row["source"] or "<its experiment file>"
+    return (f"{row['result']['run_id']}: {row['predictions_problem']} ({paths.predictions}); its interval, paired "
+            f"tests, calibration and ensemble are left out (—). Restore the run's own predictions.npz, or train it "
+            f"afresh with `runner sweep {source} --retrain-stale` (its old files are moved to {paths.sweep.stale}/)")
 
 
 def finite(value):
@@ -341,10 +343,12 @@ def ensembles(rows: list[dict], by_seed: list[tuple[str, list[dict]]]) -> list[d
     runs were scored on different images (k folds, or two datasets) is no ensemble: its row says why."""
     out = []
     for label, members in by_seed:
-        usable = [m for m in members if "final" in m["predictions"] and "labels" in m["predictions"]]
-        if len(usable) < 2:
+        if len(members) < 2:
             continue
-        problem = pairing.ensemble_problem(usable, fold_count(usable))
+        usable = members
+        broken = next((m for m in members if m["predictions_problem"]), None)
+        problem = (f"{broken['result']['run_id']}: {broken['predictions_problem']}" if broken
+                   else pairing.ensemble_problem(usable, fold_count(usable)))
         if problem:
             out.append({"model": label, "seeds": len(usable), "acc": None, "acc_ci_low": None, "acc_ci_high": None,
                         "auc": None, "ece": None, "brier": None, "best_run": None, "mcnemar_p": None,
@@ -397,6 +401,7 @@ def run_record(row: dict) -> dict:
         "is_best": p == "best", "mcnemar_p": None if p in (None, "best") else p, "delong_p": row.get("delong_p"),
         "compared_with": row.get("compared_with"), "paired_note": row.get("paired_note"),
         "in_file": row.get("in_file", True), "overrides": row.get("overrides"),
+        "predictions_problem": row.get("predictions_problem"),
     }
 
 

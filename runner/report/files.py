@@ -146,8 +146,9 @@ def write_html(sweep: SweepPaths, comparison: Comparison) -> Path:
              "test against the best run on the same validation images (the same data fingerprint: the same "
              "images in the same order with the same labels); DeLong = paired test of AUCs. Everything below is "
              "measured on the validation images.</p>"]
-    if skipped:
-        parts.append("<ul class='skipped'>" + "".join(f"<li>{html.escape(s)}</li>" for s in skipped) + "</ul>")
+    notes = [*comparison.warnings, *skipped]
+    if notes:
+        parts.append("<ul class='skipped'>" + "".join(f"<li>{html.escape(s)}</li>" for s in notes) + "</ul>")
     if rows:
         groups = comparison.groups
         figures = comparison_figures(sweep, comparison)

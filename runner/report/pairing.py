@@ -38,11 +38,14 @@ def best_on_same_images(row: dict, rows: list[dict]) -> tuple[dict | None, str |
     """(the best of `rows` scored on the images `row` was, or None; why it is compared with none).
     `rows` are best first; the best may be `row` itself, alone on its images among other runs."""
     if row["correct"] is None:
-        return None, "no validation predictions (predictions.npz)"
+        return None, row["predictions_problem"]
     key = val_key(row)
     if key is None:
         return None, NO_FINGERPRINT
-    peers = [r for r in rows if r["correct"] is not None and val_key(r) == key]
+    peers = [r for r in rows if val_key(r) == key]
+    if peers[0]["correct"] is None:  # "differs from the best" cannot be answered: never from the second best
+        return None, (f"the best run on its validation images, {peers[0]['result']['run_id']}, has no usable "
+                      f"predictions ({peers[0]['predictions_problem']})")
     if peers[0] is not row and not same_predictions(peers[0], row):
         return None, NOT_MATCHING
     alone = f"no other run was scored on its validation images (fingerprint {short(key)})"

@@ -55,7 +55,7 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
             (f" (other data than in {row['other_data_than']})" if row.get("other_data_than") else "")
         line = [r["run_id"] + marks, r["model"], r["dataset"],
                 r["image_size"], r["epochs_run"], num(r["parameters"] / 1e6, 2), num(r["gmacs"], 2),
-                pct(r["final_acc"]), f"{pct(r['acc_ci_low'])}–{pct(r['acc_ci_high'])}",
+                pct(r["final_acc"]), interval_cell(r),
                 f"{pct(r['best_acc'])} ({r['best_epoch']})"]
         if binary:
             line += [num(r["auc"]), pct(r["sensitivity"]), pct(r["specificity"]), num(r["f1"])]
@@ -67,6 +67,13 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
         line += [pct(r["course_text"]), pct(r["course_saved_run"]), compared(row["mcnemar"], r["paired_note"], len(sets))]
         body.append(line)
     return header, body
+
+
+def interval_cell(record: dict) -> str:
+    """'60.12%–71.30%', or '—' with why the run's predictions give none."""
+    if record["predictions_problem"]:
+        return f"— ({record['predictions_problem']})"
+    return f"{pct(record['acc_ci_low'])}–{pct(record['acc_ci_high'])}"
 
 
 def file_mark(record: dict) -> str:
@@ -294,6 +301,9 @@ def render(comparison: Comparison, fmt: str = "md", ensemble: bool = False) -> s
                  "changed on the command line (`runner train` or `runner sweep` with --set).")
     if any(not r.get("in_file", True) and not r.get("overrides") for r in rows):
         text += f"\n\nRuns marked \"not in the file\" were trained here earlier but are not in {rows[0]['source']} now."
+    if comparison.warnings:
+        text += "\n\nShown without the numbers their predictions would give:\n" + "\n".join(
+            f"- {note}" for note in comparison.warnings)
     if skipped:
         text += "\n\nNot shown:\n" + "\n".join(f"- {note}" for note in skipped)
     if shown_once:

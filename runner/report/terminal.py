@@ -40,6 +40,7 @@ def compact_report(comparison: Comparison, width: int = WIDTH) -> str:
         lines = [fit(line, width) for line in said]
         lines += [""] + table_lines(rows, names, width)
         lines += [fit(line, width) for line in footnotes(rows)]
+    lines += [fit(f"warning: {note}", width) for note in comparison.warnings]
     lines += [fit(f"not shown: {note}", width) for note in skipped]
     lines += [fit(note, width) for note in shown_once]
     lines.append("full table: results.md in the sweep's folder, or runner report --format md")
@@ -67,16 +68,19 @@ def verdicts(rows: list[dict], names: dict[str, str], width: int = WIDTH) -> lis
     McNemar's test cannot tell from it on those images (as many named as the line holds; the table has
     them all)."""
     out, done = [], set()
-    for row in rows:
-        if id(row) in done or row["mcnemar"] != "best":
+    for row in rows:  # best first: the first run met of each fingerprint is its best
+        if id(row) in done or pairing.val_key(row) is None:
             continue
         peers = [r for r in rows if pairing.val_key(r) == pairing.val_key(row)]
         done.update(id(r) for r in peers)
         best = f"best: {names[row['result']['run_id']]} ({pct(row['result']['final'].get('acc'))})"
+        if row["mcnemar"] != "best":
+            out.append(f"{best}; no run is tested against it: its predictions cannot be used (see the warning below)")
+            continue
         alike = [names[r["result"]["run_id"]] for r in peers
                  if isinstance(r["mcnemar"], float) and r["mcnemar"] >= ALPHA]
         untested = sum(r is not row and r["mcnemar"] is None for r in peers)
-        tail = f"; {untested} run(s) not tested (no per-image predictions)" if untested else ""
+        tail = f"; {untested} run(s) not tested (no usable per-image predictions)" if untested else ""
         if len(peers) == 1:
             out.append(f"{best}, the only finished run on these images{tail}")
         elif alike:
