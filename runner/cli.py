@@ -57,8 +57,9 @@ SetOption = typer.Option(None, "--set", help="Override a setting for every run, 
 DataRootOption = typer.Option(None, "--data-root", help="Folder holding the datasets "
                                                         "(default: $RUNNER_DATA_ROOT, else ./data)")
 RetrainStaleOption = typer.Option(False, "--retrain-stale", help="Train afresh the runs that finished or were "
-                                  "interrupted on other data than there is now (their old files are moved to "
-                                  "outputs/<name>/stale/); without it such runs are refused")
+                                  "interrupted on other data than there is now, and the finished runs whose "
+                                  "predictions.npz disagrees with their result.json (their old files are moved to "
+                                  "outputs/<name>/stale/); without it the first are refused")
 
 
 def stop_cleanly_on_signals() -> None:
@@ -259,7 +260,7 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
     from runner.store.registry import RunRegistry
     from runner.sweep.driver import run_sweep
     from runner.sweep.plan import plan_sweep
-    from runner.sweep.stale import stale_message
+    from runner.sweep.stale import damaged_notes, stale_message
 
     gpus = parse_devices(devices)
     if cluster and (gpus or jobs):
@@ -282,9 +283,9 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
         registry = RunRegistry(paths.registry, create=False) if paths.registry.exists() else None
         planned = plan_sweep(experiment, registry, retry_failed, data_root, retrain_stale)
         print_plan(planned, jobs or (len(gpus) if gpus else None))
-        message = stale_message(planned, paths)
-        if message:
-            err.print(f"note: {message}")
+        for message in [stale_message(planned, paths), *damaged_notes(planned, paths, experiment.path)]:
+            if message:
+                err.print(f"note: {message}")
         return
     progress = sweep_progress(jobs or (len(gpus) if gpus else None))
     stop_cleanly_on_signals()
@@ -294,7 +295,7 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
             def on_event(kind, **d):
                 line = progress.on_event(kind, **d)
                 live.update(progress_table(progress))
-                if line and kind in ("finished", "plan", "robustness"):
+                if line and kind in ("finished", "plan", "robustness", "note"):
                     live.console.print(line)
             rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, gpus, cluster, retries,
                              retrain_stale=retrain_stale)

@@ -29,7 +29,7 @@ from runner.store.fingerprint import without_ids
 from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
 from runner.errors import RunnerError
-from runner.store.runfiles import checked_predictions, read_result, result_problem
+from runner.store.runfiles import checked_predictions, damaged_message, read_result, result_problem
 from runner.store.study import open_study
 
 # The course's figures for iChallenge-PM validation accuracy after 5 epochs at 224x224, batch 10:
@@ -79,7 +79,8 @@ class Comparison:
     @cached_property
     def warnings(self) -> list[str]:
         """A line per run shown without the numbers its predictions would give: which, why, the fix."""
-        return [predictions_warning(row) for row in self.rows if row["predictions_problem"]]
+        return [damaged_message(row["paths"], row["predictions_problem"], row["source"]) for row in self.rows
+                if row["predictions_problem"]]
 
     @cached_property
     def beyond(self) -> Beyond:
@@ -169,15 +170,6 @@ def finished_runs(sweep: SweepPaths, registry: RunRegistry) -> tuple[list[dict],
                      "in_file": in_file, "overrides": None if in_file else overrides.get(row["id"]), "source": source,
                      "paths": paths})
     return rows, skipped
-
-
-def predictions_warning(row: dict) -> str:
-    """The one line naming a run whose predictions.npz cannot stand beside its result.json, the file,
-    what is left out for it, and how to mend it."""
-    paths, source = row["paths"], row["source"] or "<its experiment file>"
-    return (f"{row['result']['run_id']}: {row['predictions_problem']} ({paths.predictions}); its interval, paired "
-            f"tests, calibration and ensemble are left out (—). Restore the run's own predictions.npz, or train it "
-            f"afresh with `runner sweep {source} --retrain-stale` (its old files are moved to {paths.sweep.stale}/)")
 
 
 def finite(value):

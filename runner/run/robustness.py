@@ -35,7 +35,7 @@ from runner.run.tta import TTANetwork
 from runner.store.fingerprint import val_digest, what_changed
 from runner.store.layout import RunPaths
 from runner.predict import load_trained_network
-from runner.store.runfiles import load_predictions, read_json, read_result, write_json_atomic
+from runner.store.runfiles import checked_predictions, damaged_message, read_json, read_result, write_json_atomic
 from runner.run.train import OnEvent, eval_batch_size, run_splits, use_device
 
 # Images whose predicted class may differ between the clean re-evaluation and the run's own final
@@ -109,7 +109,7 @@ def evaluate_robustness(spec: RunSpec, run: RunPaths, protocol: dict, data_root=
         forward, engine = engine_forward(network, c, Path(tmp), on_event)
         batch = eval_batch_size({**c, "nproc": 1})
         clean_probs = probabilities(forward, images, batch)
-        check_clean(run, clean_probs, labels)
+        check_clean(run, result, clean_probs, labels)
         stored = read_json(run.robustness) or {}
         header = {"run_id": run.run_id, "dataset": c["dataset"], "image_size": c["image_size"],
                   "seed": protocol["seed"], "package": package_version(), "engine": engine,
@@ -145,11 +145,13 @@ def check_same_images(run: RunPaths, result: dict, now: dict) -> None:
                           f"({change}); restore the data, or train it afresh with `runner sweep --retrain-stale`")
 
 
-def check_clean(run: RunPaths, probs: np.ndarray, labels: np.ndarray) -> None:
-    """The network must predict what the run's final epoch predicted on the same clean images."""
-    stored = load_predictions(run)
-    if "final" not in stored or "labels" not in stored:
-        raise RunnerError(f"{run.run_id}: no final predictions in {run.predictions} to check the checkpoint against")
+def check_clean(run: RunPaths, result: dict, probs: np.ndarray, labels: np.ndarray) -> None:
+    """The network must predict what the run's final epoch predicted on the same clean images: its
+    predictions.npz, as long as that agrees with its result.json."""
+    stored, problem, _ = checked_predictions(run, result)
+    if problem:
+        raise RunnerError(damaged_message(run, problem, consequence="its final checkpoint cannot be checked against "
+                                                                    "them and its robustness is not measured"))
     if len(stored["labels"]) != len(labels) or not np.array_equal(stored["labels"], labels):
         raise RunnerError(f"{run.run_id}: its validation images are not the ones it was scored on when it trained "
                           f"(the labels differ); check the dataset at the data root")

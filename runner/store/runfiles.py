@@ -84,6 +84,11 @@ def load_predictions(paths) -> dict:
     return load_arrays(paths.predictions)
 
 
+# How far a row of a run's softmax probabilities may sum from 1 (float32 rounds at about 1e-7; a
+# half-precision softmax, cast up, at about 1e-3).
+SUM_TOLERANCE = 1e-2
+
+
 class CheckedPredictions(NamedTuple):
     """A finished run's predictions.npz as the report may use it: `arrays` ({} where they cannot be
     used), `problem` (why not, in words, or None) and `not_finite` (its outputs are NaN or infinite:
@@ -109,10 +114,26 @@ def checked_predictions(paths, result: dict) -> CheckedPredictions:
     if bad.any():
         return CheckedPredictions({}, f"its final validation outputs are not finite for {int(bad.sum())} of "
                                       f"{len(probs)} images (the run diverged)", not_finite=True)
+    bad = ((probs < 0) | (probs > 1)).any(axis=1) | (np.abs(probs.sum(axis=1) - 1) > SUM_TOLERANCE)
+    if bad.any():
+        return CheckedPredictions({}, f"{name}'s 'final' are not probabilities (each row in [0, 1], summing to 1) "
+                                      f"for {int(bad.sum())} of {len(probs)} images")
     problem = disagreement(probs, labels, result)
     if problem:
         return CheckedPredictions({}, f"{name} disagrees with result.json: {problem}")
     return CheckedPredictions(arrays)
+
+
+LEFT_OUT = "the report leaves out its interval, paired tests, calibration and ensemble (—)"
+
+
+def damaged_message(paths, problem: str, experiment_file=None, consequence: str = LEFT_OUT) -> str:
+    """The one line, for the report, the sweep and robustness alike, that names a finished run whose
+    predictions cannot stand beside its result.json, the file, what is left out, and how to mend it."""
+    return (f"{paths.run_id}: {problem} ({paths.predictions}), so {consequence}. Restore the run's own "
+            f"predictions.npz, or train it afresh with "
+            f"`runner sweep {experiment_file or '<its experiment file>'} --retrain-stale` (its old files are moved to "
+            f"{paths.sweep.stale}/, nothing is deleted)")
 
 
 def shape_problem(arrays: dict, result: dict, name: str) -> str | None:

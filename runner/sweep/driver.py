@@ -15,7 +15,7 @@ from runner.sweep.plan import DataNow, PlannedRun, data_change, plan_sweep, pref
 from runner.sweep.robustness import asked_for, require_package, score_runs
 from runner.sweep.search import SearchLoop, make_study, trial_specs
 from runner.sweep.session import open_sweep
-from runner.sweep.stale import refuse_stale, set_aside
+from runner.sweep.stale import damaged_notes, refuse_stale, set_aside
 
 
 def run_sweep(experiment: Experiment, jobs: int | None = None, retry_failed: bool = False, data_root=None,
@@ -41,6 +41,8 @@ def run_sweep(experiment: Experiment, jobs: int | None = None, retry_failed: boo
             planned = plan_sweep(experiment, registry, retry_failed, data_root, retrain_stale)
             refuse_stale(planned, paths)
             on_event("plan", planned=planned)
+            for note in damaged_notes(planned, paths, experiment.path):
+                on_event("note", message=note)
             todo = [p for p in planned if p.to_do]
             specs = [p.spec for p in todo]
         preflight_data(specs, data_root)

@@ -14,7 +14,7 @@ from runner.store.runfiles import read_result
 from runner.sweep.plan import DataNow, plan_run, preflight_data
 from runner.sweep.robustness import protocol_of, require_package
 from runner.sweep.session import open_sweep
-from runner.sweep.stale import refuse_stale, set_aside
+from runner.sweep.stale import damaged_notes, refuse_stale, set_aside
 
 
 def train_one(experiment: Experiment, spec: RunSpec, data_root=None, on_event=None, retrain_stale: bool = False) -> dict:
@@ -27,6 +27,8 @@ def train_one(experiment: Experiment, spec: RunSpec, data_root=None, on_event=No
         planned = plan_run(spec, registry.get(spec.run_id), paths.run_paths(spec.run_id), True,
                            DataNow(data_root, paths.cache), retrain_stale)
         refuse_stale([planned], paths)
+        if planned.damaged and planned.action != "retrain":  # finishing it again would rewrite its result from them
+            raise RunnerError(damaged_notes([planned], paths, experiment.path)[0])
         preflight_data([spec], data_root)
         if planned.action == "retrain":
             set_aside(paths, registry, planned, on_event or (lambda kind, **details: None))

@@ -8,7 +8,9 @@ A run that finished, or was interrupted, on other data than there is now (labels
 added, removed or rewritten, another holdout) is `stale`: the sweep refuses it, naming the run and
 what changed, since skipping it would keep a number computed on other data and resuming it would mix
 two datasets in one history. With --retrain-stale it is `retrain`: its files are moved aside and it
-trains afresh.
+trains afresh. So is, with --retrain-stale, a finished run whose predictions.npz disagrees with its
+result.json (`damaged`); without it such a run is kept, and the sweep and the report say what is
+left out for it (runner/store/runfiles.py checks the two files).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from runner.store.checkpoints import Checkpoints
 from runner.store.fingerprint import what_changed
 from runner.store.layout import RunPaths, SweepPaths
 from runner.store.registry import RunRegistry
-from runner.store.runfiles import read_json, read_result
+from runner.store.runfiles import checked_predictions, read_json, read_result
 from runner.validation import parse_validation
 from runner.zoo import forward_macs, forward_macs_of
 
@@ -36,6 +38,16 @@ class PlannedRun:
     action: str  # run, resume, skip (done or pruned), hold (failed, without --retry-failed), stale, retrain
     epochs_done: int = 0  # by a resumed run's newest checkpoint
     stale: tuple[str, str] | None = None  # (what it did, what changed) when its record is of other data
+    # why a finished run's predictions.npz cannot stand beside its result.json (the report leaves out
+    # what needs them; --retrain-stale trains it afresh), or None
+    damaged: str | None = None
+
+    @property
+    def why_retrained(self) -> str:
+        """'finished on other data than there is now (labels … changed)', after the run's id."""
+        if self.damaged:
+            return f"finished, but {self.damaged}"
+        return f"{self.stale[0]} on other data than there is now ({self.stale[1]})"
 
     @property
     def to_do(self) -> bool:
@@ -102,6 +114,12 @@ def plan_run(spec: RunSpec, row: dict | None, paths: RunPaths, retry_failed: boo
     stale = data_change(paths, spec.config, status, data) if data and planned.action != "run" else None
     if stale:
         return PlannedRun(spec, status, "retrain" if retrain_stale else "stale", 0, stale)
+    result = read_result(paths) if planned.action == "skip" and status != "pruned" else None
+    checked = checked_predictions(paths, result) if result else None
+    # outputs that are not finite are an older runner's diverged run: the report names it, not shown
+    planned.damaged = checked.problem if checked and not checked.not_finite else None
+    if planned.damaged and retrain_stale:
+        planned.action = "retrain"
     return planned
 
 

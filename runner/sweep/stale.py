@@ -12,6 +12,7 @@ from runner.errors import RunnerError
 from runner.store.fingerprint import RETRAIN_HINT
 from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
+from runner.store.runfiles import damaged_message
 from runner.sweep.plan import PlannedRun
 
 
@@ -40,6 +41,12 @@ def stale_message(planned: list[PlannedRun], sweep: SweepPaths, search: bool = F
     return f"{what}. {hint[0].upper()}{hint[1:]}"
 
 
+def damaged_notes(planned: list[PlannedRun], sweep: SweepPaths, experiment_file) -> list[str]:
+    """A line per finished run kept though its predictions.npz disagrees with its result.json."""
+    return [damaged_message(sweep.run_paths(p.spec.run_id), p.damaged, experiment_file)
+            for p in planned if p.damaged and p.action == "skip"]
+
+
 def set_aside(sweep: SweepPaths, registry: RunRegistry, planned: PlannedRun, on_event) -> Path:
     """Move a stale run's files (its result, checkpoints and VisualDL log) to stale/<run-id>-<n>/ and
     queue it: it trains afresh on the data now, and what it computed on the old data is kept."""
@@ -53,8 +60,6 @@ def set_aside(sweep: SweepPaths, registry: RunRegistry, planned: PlannedRun, on_
     for name, folder in (("run", paths.folder), ("checkpoints", paths.checkpoints), ("vdl", paths.vdl)):
         if folder.exists():
             os.replace(folder, target / name)
-    what, change = planned.stale
-    registry.mark_queued(run_id, f"{what} on other data ({change}); trained afresh, the old files are in {target}")
-    on_event("note", message=f"{run_id} {what} on other data than there is now ({change}): training it afresh; "
-                             f"its old files are in {target}")
+    registry.mark_queued(run_id, f"{planned.why_retrained}; trained afresh, the old files are in {target}")
+    on_event("note", message=f"{run_id} {planned.why_retrained}: training it afresh; its old files are in {target}")
     return target
