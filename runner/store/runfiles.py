@@ -131,7 +131,7 @@ def damaged_message(paths, problem: str, experiment_file=None, consequence: str 
     """The one line, for the report, the sweep and robustness alike, that names a finished run whose
     predictions cannot stand beside its result.json, the file, what is left out, and how to mend it."""
     return (f"{paths.run_id}: {problem} ({paths.predictions}), so {consequence}. Restore the run's own "
-            f"predictions.npz, or train it afresh with "
+            f"predictions.npz (and result.json), or train it afresh with "
             f"`runner sweep {experiment_file or '<its experiment file>'} --retrain-stale` (its old files are moved to "
             f"{paths.sweep.stale}/, nothing is deleted)")
 

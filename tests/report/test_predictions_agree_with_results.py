@@ -210,3 +210,20 @@ def test_the_pareto_figure_draws_no_bar_for_an_interval_that_misses_its_score():
               {"group": "a", "latency": 2.0, "latency_slowest": None, "acc": 0.5, "acc_low": 0.4, "acc_high": None,
                "auc": None, "auc_low": None, "auc_high": None}]
     plots.figure_to_png(plots.pareto_figure(points, ["a"]))
+
+
+def test_robustness_names_predictions_that_disagree_rather_than_blaming_the_checkpoint(finished, tmp_path):
+    """Robustness checks the final checkpoint against the run's own predictions: an edited file was
+    reported as a checkpoint that "is not the network the run scored"."""
+    outputs, _, best, other = copy_of(finished, tmp_path)
+    sweep = outputs / "tiny"
+    damage(sweep / "runs" / best["run_id"] / "predictions.npz", columns_swapped, None)
+    proc = cli("robustness", sweep, "--corruption", "brightness", "--severity", "1",
+               env={"RUNNER_OUTPUT_ROOT": str(outputs)})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (failed,) = [line for line in proc.stderr.splitlines() if line.startswith("failed ")]
+    assert failed.startswith(f"failed {best['run_id']}: {best['run_id']}: predictions.npz disagrees with result.json")
+    assert "so its final checkpoint cannot be checked against them and its robustness is not measured" in failed
+    assert "otherwise than the run did" not in proc.stderr
+    assert not (sweep / "runs" / best["run_id"] / "robustness.json").exists()
+    assert (sweep / "runs" / other["run_id"] / "robustness.json").exists()  # the rest carries on
