@@ -80,7 +80,7 @@ class Comparison:
     def warnings(self) -> list[str]:
         """A line per run shown without the numbers its predictions would give: which, why, the fix."""
         return [damaged_message(row["paths"], row["predictions_problem"], row["source"]) for row in self.rows
-                if row["predictions_problem"]]
+                if row.get("predictions_problem")]
 
     @cached_property
     def beyond(self) -> Beyond:
@@ -337,25 +337,24 @@ def ensembles(rows: list[dict], by_seed: list[tuple[str, list[dict]]]) -> list[d
     for label, members in by_seed:
         if len(members) < 2:
             continue
-        usable = members
-        broken = next((m for m in members if m["predictions_problem"]), None)
+        broken = next((m for m in members if m.get("predictions_problem")), None)
         problem = (f"{broken['result']['run_id']}: {broken['predictions_problem']}" if broken
-                   else pairing.ensemble_problem(usable, fold_count(usable)))
+                   else pairing.ensemble_problem(members, fold_count(members)))
         if problem:
-            out.append({"model": label, "seeds": len(usable), "acc": None, "acc_ci_low": None, "acc_ci_high": None,
+            out.append({"model": label, "seeds": len(members), "acc": None, "acc_ci_low": None, "acc_ci_high": None,
                         "auc": None, "ece": None, "brier": None, "best_run": None, "mcnemar_p": None,
                         "delong_p": None, "reason": problem})
             continue
-        labels = usable[0]["predictions"]["labels"]
-        probs = np.mean([m["predictions"]["final"] for m in usable], axis=0)
+        labels = members[0]["predictions"]["labels"]
+        probs = np.mean([m["predictions"]["final"] for m in members], axis=0)
         correct = probs.argmax(1) == labels
         low, high = metrics.wilson_interval(int(correct.sum()), len(correct))
-        record = {"model": label, "seeds": len(usable), "acc": float(correct.mean()), "acc_ci_low": low,
+        record = {"model": label, "seeds": len(members), "acc": float(correct.mean()), "acc_ci_low": low,
                   "acc_ci_high": high, **metrics.summarize(probs, labels),
                   **probability_statistics({"final": probs, "labels": labels})}
         record["acc"] = float(correct.mean())
-        best = next((r for r in rows if r.get("mcnemar") == "best" and pairing.val_key(r) == pairing.val_key(usable[0])
-                     and pairing.same_predictions(r, usable[0])), None)
+        best = next((r for r in rows if r.get("mcnemar") == "best" and pairing.val_key(r) == pairing.val_key(members[0])
+                     and pairing.same_predictions(r, members[0])), None)
         record["best_run"] = best["result"]["run_id"] if best else None
         record["reason"] = None
         record["mcnemar_p"] = metrics.mcnemar(best["correct"], correct)[2] if best else None

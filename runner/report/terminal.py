@@ -10,6 +10,8 @@ them. The full markdown stays in results.md and `runner report --format md`.
 """
 from __future__ import annotations
 
+import textwrap
+
 from runner.report import pairing
 from runner.report.comparison import Comparison, run_record
 from runner.report.tables import ALPHA, file_mark, num, pct
@@ -40,7 +42,9 @@ def compact_report(comparison: Comparison, width: int = WIDTH) -> str:
         lines = [fit(line, width) for line in said]
         lines += [""] + table_lines(rows, names, width)
         lines += [fit(line, width) for line in footnotes(rows)]
-    lines += [fit(f"warning: {note}", width) for note in comparison.warnings]
+    # wrapped, not cut: the line ends in its fix
+    lines += [part for note in comparison.warnings
+              for part in textwrap.wrap(f"warning: {note}", width, subsequent_indent="  ", break_on_hyphens=False)]
     lines += [fit(f"not shown: {note}", width) for note in skipped]
     lines += [fit(note, width) for note in shown_once]
     lines.append("full table: results.md in the sweep's folder, or runner report --format md")
@@ -68,8 +72,9 @@ def verdicts(rows: list[dict], names: dict[str, str], width: int = WIDTH) -> lis
     McNemar's test cannot tell from it on those images (as many named as the line holds; the table has
     them all)."""
     out, done = [], set()
-    for row in rows:  # best first: the first run met of each fingerprint is its best
-        if id(row) in done or pairing.val_key(row) is None:
+    for row in rows:  # best first: the first run met of each fingerprint is its best, tested or not
+        untestable_best = row.get("predictions_problem") and pairing.val_key(row) is not None
+        if id(row) in done or (row["mcnemar"] != "best" and not untestable_best):
             continue
         peers = [r for r in rows if pairing.val_key(r) == pairing.val_key(row)]
         done.update(id(r) for r in peers)

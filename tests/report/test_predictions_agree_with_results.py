@@ -183,6 +183,15 @@ def test_retrain_stale_trains_a_run_whose_predictions_disagree_afresh_and_keeps_
     predictions = sweep / "runs" / best["run_id"] / "predictions.npz"
     damage(predictions, columns_swapped, None)
     damaged = predictions.read_bytes()
+    # on a terminal: the verdict does not call the second run the best, and the warning is whole
+    from runner.report.comparison import compare_folders
+    from runner.report.terminal import compact_report
+
+    screen = compact_report(compare_folders([sweep])).splitlines()
+    assert screen[0].endswith("no run is tested against it: its predictions cannot be used (see the warning below)")
+    assert all(len(line) <= 120 for line in screen)
+    warning = " ".join(line.strip() for line in screen if line.startswith(("warning:", "  ")))
+    assert f"({predictions})" in warning and f"runner sweep {experiment} --retrain-stale" in warning, warning
     env = {"RUNNER_OUTPUT_ROOT": str(outputs)}
     # `runner train` would finish it again from those predictions: refused, in one line
     train = cli("train", experiment, "--run", best["run_id"], env=env)
