@@ -290,10 +290,10 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
     stop_cleanly_on_signals()
     stopped_note.append(where_to_look(paths))
     if out.is_terminal:
-        with Live(progress_table(progress), console=out, refresh_per_second=2) as live:
+        with Live(progress_table(progress, out.width), console=out, refresh_per_second=2) as live:
             def on_event(kind, **d):
                 line = progress.on_event(kind, **d)
-                live.update(progress_table(progress))
+                live.update(progress_table(progress, out.width))
                 if line and kind in ("finished", "plan"):
                     live.console.print(line)
             rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, gpus, cluster, retries,
@@ -353,10 +353,22 @@ def sweep_progress(parallel: int | None):
     return SweepProgress(parallel or usable_cores(), lambda p: estimate_minutes(p.spec.config, p.epochs_done))
 
 
-def progress_table(progress) -> Table:
-    t = Table("run", "name", "status", "epoch", "elapsed", "left", "progress",
-              caption=progress.sweep_times(), caption_justify="left")
-    for row in progress.rows():
+def progress_table(progress, width: int) -> Table:
+    """One line a run in `width` columns: the short columns keep their text, the name and the
+    progress cell share what is left and are cut short with … (never wrapped onto more lines), so a
+    sweep of many runs still fits the screen and its plan line stays on it."""
+    headers = ("run", "name", "status", "epoch", "elapsed", "left", "progress")
+    rows = progress.rows()
+    fits = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    borders = 3 * len(headers) + 1  # a bar and a space either side of each cell
+    room = max(0, width - borders - sum(fits[i] for i in (0, 2, 3, 4, 5)))
+    name = min(fits[1], max(10, room - min(fits[6], 60)))  # the progress cell first: it is what changes
+    cut = {1: name, 6: max(10, room - name)}
+    t = Table(caption=progress.sweep_times(), caption_justify="left")
+    for i, header in enumerate(headers):
+        t.add_column(header, no_wrap=True, overflow="ellipsis", min_width=cut.get(i, fits[i]),
+                     max_width=cut.get(i, fits[i]))
+    for row in rows:
         t.add_row(*row)
     return t
 

@@ -25,7 +25,23 @@ class RunState:
     started: float | None = None
     epoch_times: list[float] = field(default_factory=list)
     estimate: float | None = None  # minutes, from the plan
-    detail: str = ""
+    step: tuple[int, int, int] | None = None  # (epoch, step, steps) of the newest step it wrote
+    val: dict = field(default_factory=dict)  # the last finished epoch's validation scores
+    outcome: str = ""  # how it ended: its score, or why it stopped
+
+    @property
+    def detail(self) -> str:
+        """The progress cell, built from where the run is: its outcome once it ended, else the step
+        of the epoch it trains and the last epoch's scores (never text appended to text)."""
+        if self.outcome:
+            return self.outcome
+        training = self.step and self.status == "running" and self.step[0] > self.epoch  # an epoch not finished
+        step = f"step {self.step[1]}/{self.step[2]}" if training else ""
+        return "  ".join(part for part in (step, self.scores()) if part)
+
+    def scores(self) -> str:
+        shown = [f"{k} {self.val[k]:.4f}" for k in ("acc", "auc", "loss") if k in self.val]
+        return "val " + " ".join(shown) if shown else ""
 
     def seconds_left(self, scale: float) -> float | None:
         if self.status == "running" and self.epoch_times:
@@ -99,7 +115,7 @@ class SweepProgress:
 
     def on_started(self, planned: PlannedRun) -> str:
         run = self.runs[planned.spec.run_id]
-        run.status, run.started = "running", time.monotonic()
+        run.status, run.started, run.step, run.outcome = "running", time.monotonic(), None, ""
         resumed = f", resuming after epoch {run.epoch}" if run.epoch else ""
         return f"started {run.run_id} ({run.name}){resumed}; {self.sweep_times()}"
 
@@ -108,29 +124,27 @@ class SweepProgress:
         run.epoch = record["epoch"]
         if record.get("seconds"):
             run.epoch_times.append(record["seconds"])
-        val = record.get("val") or {}
-        score = "  ".join(f"val {k} {v:.4f}" for k, v in val.items() if k in ("acc", "auc", "loss"))
-        run.detail = score
-        return (f"epoch {run.epoch}/{run.epochs} {run.run_id}: {score}; run {clock(self.run_elapsed(run))} "
+        run.val = record.get("val") or {}
+        return (f"epoch {run.epoch}/{run.epochs} {run.run_id}: {run.scores()}; run {clock(self.run_elapsed(run))} "
                 f"elapsed, {clock(run.seconds_left(self.scale()))} left; {self.sweep_times()}")
 
     def on_progress(self, run_id: str, progress: dict) -> None:
         run, p = self.runs.get(run_id), progress
-        if run and p.get("step") and p.get("steps"):
-            run.detail = f"step {p['step']}/{p['steps']}" + (f"  {run.detail}" if "val" in run.detail else "")
+        if run and p.get("event") == "step" and p.get("step") and p.get("steps"):
+            run.step = (p.get("epoch", 0), p["step"], p["steps"])
 
     def on_finished(self, planned: PlannedRun, status: str, result: dict | None = None, error: str = "") -> str:
         run = self.runs[planned.spec.run_id]
         run.status = status
         if status == "done":
             run.epoch = result.get("epochs_run", run.epoch)
-            run.detail = line = f"val acc {result['final'].get('acc', float('nan')):.2%} in {result['train_seconds']:.0f}s"
+            run.outcome = line = f"val acc {result['final'].get('acc', float('nan')):.2%} in {result['train_seconds']:.0f}s"
             if run.estimate and run.started:
                 self.estimated_done.append((run.estimate * 60 * (1 - run.epochs_at_start / run.epochs),
                                             time.monotonic() - run.started))
         else:
             line = error.strip()
-            run.detail = first_line(line, 160)
+            run.outcome, run.step = first_line(line, 160), None
             if status == "interrupted" and "resuming" in error:
                 run.status = "queued"
         return f"{status} {run.run_id}: {line}; {self.sweep_times()}"
