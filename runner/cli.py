@@ -316,7 +316,6 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
 
 def print_search_plan(experiment, parallel: int | None) -> None:
     from runner.cpu import usable_cores
-    from runner.sweep.plan import estimate_minutes
     from runner.sweep.progress import clock
     from runner.sweep.search import runs_to_come, trial_specs
 
@@ -326,13 +325,16 @@ def print_search_plan(experiment, parallel: int | None) -> None:
     for dim in search.space:
         t.add_row(dim.key, f"{dim.kind} {list(dim.values)}")
     out.print(t)
-    per_trial = sum(estimate_minutes(s.config) or 0 for s in base)
-    total = sum(estimate_minutes(s.config) or 0 for s in runs_to_come(experiment, search.trials))
     slots = parallel or usable_cores()
+    progress = sweep_progress(slots)
+    per_trial = sum(cost.seconds for s in base for cost in [progress.timings.cost(s.config)] if cost) / 60
+    progress.on_event("plan", planned=[])
+    progress.on_event("expected", specs=runs_to_come(experiment, search.trials))
+    total = progress.seconds_left()
     out.print(f"search: {search.trials} trials of {len(base)} run(s) each, {search.sampler} sampler, {search.pruner} "
               f"pruner, {search.objective} on {base[0].config['validation']}; then seeds {search.final_seeds} on the "
               f"official validation images")
-    out.print(f"about {clock(60 * total / slots)} at {slots} at a time if no trial is pruned (a trial of the base "
+    out.print(f"about {clock(total)} at {slots} at a time if no trial is pruned (a trial of the base "
               f"run: {per_trial:.1f} min; the space's settings change it)")
 
 
@@ -346,11 +348,13 @@ def parse_devices(text: Optional[str]) -> list[int] | None:
 
 
 def sweep_progress(parallel: int | None):
+    """The sweep's progress, its estimates from what this machine measured in the output root."""
     from runner.cpu import usable_cores
-    from runner.sweep.plan import estimate_minutes
+    from runner.store.layout import output_root
+    from runner.sweep.estimate import MachineTimings
     from runner.sweep.progress import SweepProgress
 
-    return SweepProgress(parallel or usable_cores(), lambda p: estimate_minutes(p.spec.config, p.epochs_done))
+    return SweepProgress(parallel or usable_cores(), MachineTimings.measured_in(output_root()))
 
 
 def progress_table(progress, width: int) -> Table:
@@ -377,12 +381,13 @@ def print_plan(planned, parallel: int | None) -> None:
 
     progress = sweep_progress(parallel)
     summary = progress.on_event("plan", planned=planned)
-    t = Table("run id", "model", "dataset", "size", "epochs", "status", "action", "est. min")
+    t = Table("run id", "model", "dataset", "size", "epochs", "status", "action", "est. min", "from")
     for p in planned:
         c = p.spec.config
-        est = progress.runs[p.spec.run_id].estimate if p.to_do else None
+        cost = progress.runs[p.spec.run_id].cost if p.to_do else None
         t.add_row(p.spec.run_id, c["model"], c["dataset"], str(c["image_size"]), str(c["epochs"]), p.status,
-                  p.action, "" if not p.to_do else ("?" if est is None else f"{est:.1f}"))
+                  p.action, "" if not p.to_do else ("?" if cost is None else f"{cost.seconds / 60:.1f}"),
+                  "" if cost is None else cost.source)
     out.print(t)
     out.print(summary)
 

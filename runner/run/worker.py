@@ -15,6 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
+from runner.processes import process_started
 from runner.store.jobs import EXIT_FAILED, EXIT_INTERRUPTED, read_job
 from runner.store.layout import SweepPaths
 from runner.store.runfiles import write_error, write_json_atomic
@@ -45,6 +46,7 @@ class ProgressFiles:
 
 
 def main(job_file: str) -> int:
+    started = process_started()
     job = read_job(Path(job_file))
     from runner.config import RunSpec, with_defaults
     from runner.errors import RunnerError
@@ -60,7 +62,7 @@ def main(job_file: str) -> int:
     from runner.run.train import train_run
 
     try:
-        train_run(spec, paths, job.get("data_root"), Path(job["cache_dir"]), ProgressFiles(paths))
+        train_run(spec, paths, job.get("data_root"), Path(job["cache_dir"]), ProgressFiles(paths), started)
         return 0
     except KeyboardInterrupt:
         write_error(paths, "interrupted (Ctrl-C); run the sweep again to resume from the last finished epoch")
