@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -51,12 +52,39 @@ def run_walls(folder: Path) -> dict[str, float]:
         db.close()
 
 
-def sweep(file: Path, jobs: list[str], env) -> tuple[float, float, str]:
-    """(planned seconds, wall seconds, the dry run's table) of one sweep of `file`."""
+def sweep(file: Path, jobs: list[str], env) -> tuple[float, float, str, float]:
+    """(planned seconds, wall seconds, the dry run's table, the mean load average while it ran) of
+    one sweep of `file`."""
     plan = runner("sweep", file, "--dry-run", *jobs, env=env).stdout
+    loads, done = [], threading.Event()
+
+    def sample():  # the 1-minute load average every 5 s: what else the cores were doing
+        while not done.wait(5):
+            loads.append(os.getloadavg()[0])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     started = time.perf_counter()
     runner("sweep", file, *jobs, env=env)
-    return planned_seconds(plan), time.perf_counter() - started, plan
+    wall = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    return planned_seconds(plan), wall, plan, sum(loads) / len(loads) if loads else os.getloadavg()[0]
+
+
+def measured(root: Path, file: Path) -> str:
+    """What the estimate has measured in `root` for `file`'s runs: fixed parts and seconds an epoch."""
+    sys.path.insert(0, str(REPO))
+    from runner.config import load_experiment
+    from runner.sweep.estimate import MachineTimings
+
+    timings = MachineTimings.measured_in(root)
+    lines = [f"  measured: sweep start {timings.start_seconds():.1f} s, report {timings.report_seconds(1):.1f} s a run"]
+    for spec in load_experiment(file).runs:
+        cost = timings.cost(spec.config)
+        lines.append(f"  {spec.config['model']}: head {cost.head:.1f} s, {cost.epochs} epochs of {cost.epoch:.1f} s, "
+                     f"tail {cost.tail:.1f} s = {cost.seconds:.1f} s ({cost.source})")
+    return "\n".join(lines)
 
 
 def main():
@@ -78,15 +106,17 @@ def main():
         print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
         rows = []
         for label, file in (("first sweep (nothing measured)", args.file), ("second sweep (measured)", again)):
-            planned, wall, plan = sweep(file, jobs, env)
-            rows.append((label, planned, wall))
+            planned, wall, plan, load = sweep(file, jobs, env)
+            rows.append((label, planned, wall, load))
             print(plan.rstrip())
             folder = root / re.search(r'^name\s*=\s*"([^"]+)"', file.read_text(), re.M).group(1)
             print("  each run's wall seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in run_walls(folder).items()))
-        print(f"load average after: {os.getloadavg()[0]:.2f}")
-        print(f"\n{'sweep':34} {'planned s':>10} {'actual s':>10} {'actual/planned':>15}")
-        for label, planned, wall in rows:
-            print(f"{label:34} {planned:10.0f} {wall:10.1f} {wall / planned:15.2f}")
+            print(measured(root, file))
+        print(f"\n{'sweep':34} {'planned s':>10} {'actual s':>10} {'actual/planned':>15} {'mean load':>10}")
+        for label, planned, wall, load in rows:
+            print(f"{label:34} {planned:10.0f} {wall:10.1f} {wall / planned:15.2f} {load:10.2f}")
+        print("(a load that differs between the sweeps changes how fast they train: the estimate is of this "
+              "machine under the load it measured)")
 
 
 if __name__ == "__main__":

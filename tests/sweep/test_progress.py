@@ -25,7 +25,7 @@ def body_lines(progress: SweepProgress, width: int = 120) -> list[str]:
 def test_every_row_of_the_live_table_stays_one_line_over_whole_runs(tmp_path):
     experiment = load_experiment(tiny_experiment(tmp_path, THREE, epochs=EPOCHS))
     planned = [PlannedRun(spec, "new", "run") for spec in experiment.runs]
-    progress = SweepProgress(parallel=2, estimate=lambda p: 1.0)
+    progress = SweepProgress(parallel=2)
     renders, cells = [], []
 
     def event(kind, **details):
