@@ -83,11 +83,19 @@ def test_the_registries_of_the_output_root_are_what_this_machine_measured(tmp_pa
         registry.db.execute("UPDATE runs SET started_at = 1000, finished_at = 1000 + 8 + 51 + 10")
         registry.record_sweep_timing(start_seconds=3.5, report_seconds=9.0, runs=3)
         registry.close()
-    (tmp_path / "newer").mkdir()
-    (tmp_path / "newer" / "runs.sqlite").write_text("not a registry")  # skipped, not fatal
+    (tmp_path / "older").mkdir()  # a run of an older runner, which recorded no fixed part: its epochs count
+    registry = RunRegistry(tmp_path / "older" / "runs.sqlite")
+    registry.add("lenet-b", "lenet", LENET, 0)
+    metrics = {k: v for k, v in finished_row(LENET, train=45.0)["metrics"].items()
+               if k not in ("setup_seconds", "finish_seconds")}
+    registry.mark_done("lenet-b", {**metrics, "final": {}, "best": {}})
+    registry.close()
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "runs.sqlite").write_text("not a registry")  # skipped, not fatal
     timings = MachineTimings.measured_in(tmp_path, host="here")
-    assert timings.cost(LENET).seconds == pytest.approx(8 + 51 + 10)  # one run: the other host's is not here
-    assert len(timings.networks[next(iter(timings.networks))].per_unit) == 1
+    assert timings.cost(LENET).seconds == pytest.approx(8 + 51 + 10)  # the other host's run is not here
+    measured = timings.networks[next(iter(timings.networks))]
+    assert len(measured.per_unit) == 2 and measured.head == [8.0]  # the older run: its epochs only
     assert timings.start_seconds() == 3.5 and timings.report_seconds(6) == pytest.approx(18.0)
 
 
