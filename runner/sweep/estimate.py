@@ -44,8 +44,10 @@ EXTRA_CORE_GAIN = 0.6
 # 1.6-2.2x on trained course networks).
 INFERENCE_EVAL_GAIN = 1.8
 UNKNOWN_SIZES = {"train": 1000, "val": 200}  # a folder of your own, before any file is read
-# Fixed seconds before anything is measured here: quick.toml's runs and sweeps on the machine of
-# docs/performance.md (bench/estimate.py prints what yours measures).
+# Fixed seconds before anything is measured here: what quick.toml's runs and sweep spent outside
+# their epochs on the machine of docs/performance.md while other work kept both cores busy (10 s
+# before a run's first epoch, 11-25 s after its last; 2 s to the first run, 12 s of report for 3
+# runs). Idle, it measured 1.5-2.5 s and 1.3-5 s (bench/estimate.py prints what yours measures).
 HEAD_SECONDS, TAIL_SECONDS = 10.0, 15.0
 START_SECONDS, REPORT_SECONDS_PER_RUN = 3.0, 4.0
 # The settings that decide how fast a network trains: runs alike in these are "the same network".
