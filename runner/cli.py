@@ -294,7 +294,7 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
             def on_event(kind, **d):
                 line = progress.on_event(kind, **d)
                 live.update(progress_table(progress, out.width))
-                if line and kind in ("finished", "plan"):
+                if line and kind in ("finished", "plan", "robustness"):
                     live.console.print(line)
             rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, gpus, cluster, retries,
                              retrain_stale=retrain_stale)
@@ -417,8 +417,12 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
            fmt: Optional[ReportFormat] = typer.Option(None, "--format", help="md, csv or json (default: md; on "
                                                       "a terminal, a compact table led by a verdict)"),
            ensemble: bool = typer.Option(False, "--ensemble", help="Add a row per model group that averages its "
-                                                                    "seeds' validation probabilities")):
+                                                                    "seeds' validation probabilities"),
+           targets: Optional[str] = typer.Option(None, "--targets", help="Validation accuracies to time each run "
+                                                 "to, e.g. 0.9,0.95 (default: each run's accuracy_targets, else "
+                                                 "the dataset's)")):
     """The comparison table of a sweep, or of several side by side."""
+    from runner.config import parse_targets
     from runner.report.comparison import compare_folders
     from runner.report.tables import render
     from runner.report.terminal import compact_report
@@ -427,7 +431,7 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
     # `--format md` on a terminal is the markdown; ensembles have their table there only
     compact = on_terminal and fmt is None and not ensemble
     fmt = (fmt or ReportFormat.md).value
-    comparison = compare_folders(output_dirs or [default_output_dir(None)])
+    comparison = compare_folders(output_dirs or [default_output_dir(None)], parse_targets(targets) if targets else None)
     print(compact_report(comparison) if compact else render(comparison, fmt, ensemble))
     if not on_terminal or fmt == "csv":  # else the text on the screen already lists them: said once
         for note in comparison.skipped:
@@ -436,6 +440,38 @@ def report(output_dirs: Optional[List[Path]] = typer.Argument(
             err.print(note)
     if comparison.skipped:  # the table is incomplete: say so to scripts too
         raise typer.Exit(1)
+
+
+@app.command()
+def robustness(output_dir: Optional[Path] = typer.Argument(None, help="outputs/<name> (default: the newest sweep)"),
+               jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=1024, help="CPU cores to keep "
+                                                  "busy (default: all); a run takes its threads of them"),
+               corruptions: Optional[List[str]] = typer.Option(None, "--corruption", help="Only this corruption "
+                                                               "(repeat the option; default: each run's robustness "
+                                                               "table, else all 15)"),
+               severities: Optional[List[int]] = typer.Option(None, "--severity", min=0, max=5, help="Only this "
+                                                              "severity, 0 (unchanged) to 5 (repeat the option)"),
+               data_root: Optional[Path] = DataRootOption):
+    """Score a sweep's finished runs on corrupted validation images (ImageNet-C's 15 corruptions x 5
+    severities); resumes where it stopped. Needs pip install -e '.[robustness]'."""
+    from runner.sweep.robustness import run_robustness
+
+    folder = default_output_dir(output_dir)
+    stop_cleanly_on_signals()
+    scored, failures, notes = run_robustness(folder, jobs, data_root, print_robustness_event, corruptions or (),
+                                             severities or ())
+    for note in notes:
+        err.print(f"note: {note}")
+    out.print(f"{len(scored) - len(failures)} run(s) scored, {len(failures)} failed; table: {folder / 'results.md'}")
+    for run_id, error in failures:
+        err.print(f"failed {run_id}: {error}")
+    if failures:
+        raise typer.Exit(1)
+
+
+def print_robustness_event(kind: str, **d) -> None:
+    if kind == "robustness":
+        print(f"robustness {d['run_id']}: {d['message']}", flush=True)
 
 
 @app.command()

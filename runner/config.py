@@ -22,8 +22,8 @@ from typing import Any
 from runner.errors import ConfigError, OverrideError, UsageError, close_matches
 from runner.search_space import parse_search
 from runner.validation import MAX_FOLDS, parse_validation
-from runner.options import (BATCH_RULES, EVAL_ENGINES, HEADS, MAX_SEED, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS,
-                            SCHEDULER_KEYS, SCHEDULERS)
+from runner.options import (BATCH_RULES, CORRUPTION_MIN_SIZE, CORRUPTIONS, EVAL_ENGINES, FRACTION_BUDGETS, HEADS,
+                            MAX_SEED, MONITORS, OPTIMIZER_KEYS, OPTIMIZERS, SCHEDULER_KEYS, SCHEDULERS, SEVERITIES)
 
 # key -> (accepted types, default). A float key also takes an int; a bool is never an int.
 RUN_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
@@ -56,6 +56,10 @@ RUN_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "fold": ((int,), 0),
     "tta": ((int,), 0),
     "lookahead": ((bool, dict), False),
+    "train_fraction": ((float,), 1.0),
+    "fraction_budget": ((str,), "same_epochs"),
+    "robustness": ((bool, dict), False),
+    "accuracy_targets": ((list,), []),
 }
 TABLE_FIELDS = {
     "optimizer": {"name": (str,), "learning_rate": (float,), "momentum": (float,), "weight_decay": (float,),
@@ -68,6 +72,7 @@ TABLE_FIELDS = {
                 "cutout": (int,)},
     "early_stopping": {"patience": (int,), "monitor": (str,), "min_delta": (float,)},
     "lookahead": {"every": (int,), "decay": (float,)},
+    "robustness": {"corruptions": (list,), "severities": (list,), "seed": (int,)},
 }
 # Fields added to a table since runs were first recorded, with the value that means "not used": left
 # out of a run's identity at that value, so `augment = true` keeps the id it had before they existed.
@@ -76,9 +81,11 @@ TOP_LEVEL = {"name": (str,), "description": (str,), "defaults": (dict,), "runs":
              "search": (dict,)}
 # The keys runs were first recorded with. A key added since is left out of a run's id while it keeps
 # its default, so adding a key never changes the id of a run that does not use it.
-ORIGINAL_KEYS = frozenset(RUN_FIELDS) - {"device", "nproc", "amp", "eval_engine", "head", "fold", "tta", "lookahead"}
-# Keys that do not change what is trained (a label; which device of a kind), so not a run's identity.
-NOT_IDENTITY = ("label", "device")
+ORIGINAL_KEYS = frozenset(RUN_FIELDS) - {"device", "nproc", "amp", "eval_engine", "head", "fold", "tta", "lookahead",
+                                         "train_fraction", "fraction_budget", "robustness", "accuracy_targets"}
+# Keys that do not change what is trained (a label; which device of a kind; what is measured on the
+# trained network afterwards; what the report reads off its history), so not a run's identity.
+NOT_IDENTITY = ("label", "device", "robustness", "accuracy_targets")
 
 # Numeric bounds, checked before anything trains: key -> (low, high, what it means). A bound given as
 # a string is another key of the run (pad_crop must stay below image_size). `(` / `)` mark open ends.
@@ -110,6 +117,8 @@ BOUNDS = {
     "optimizer.reference_batch": ("[", 1, None, "]", "images"), "optimizer.norm_bias_lr": ("(", 0.0, None, "]", ""),
     "scheduler.warmup_share": ("[", 0.0, 1.0, ")", "share of all steps"),
     "scheduler.start_factor": ("[", 0.0, None, "]", ""), "scheduler.end_factor": ("[", 0.0, None, "]", ""),
+    "train_fraction": ("(", 0.0, 1.0, "]", "share of the training images"),
+    "robustness.seed": ("[", 0, MAX_SEED, "]", ""),
 }
 
 
@@ -277,6 +286,9 @@ def build_experiment(data: dict, path: Path, overrides=()) -> Experiment:
             raise ConfigError(f"{where}: a [search] searches around one run: give exactly one [[runs]] and no [grid]")
         check_run(runs[0], where, "runs[0].")
         base = {**defaults, **runs[0]}
+        if base.get("robustness") or any(k.split(".")[0] == "robustness" for k, _ in parsed_overrides):
+            raise ConfigError(f"{where}: robustness is not measured during a [search]; drop it and run "
+                              f"`runner robustness outputs/{name}` once the search has finished")
 
         def check_setting(key, value):
             check_assignments([(key, value)], f"{where}: search.space")
@@ -361,15 +373,40 @@ def resolve(run: dict, grid_items, overrides, where: str, context: str, check: b
     for head in ("augment", "early_stopping", "lookahead"):
         if isinstance(config[head], bool):
             config[head] = switched_on(head, config) if config[head] else {}
-    if check:
-        check_values(config, where, context)
+    # a table, even an empty one, asks for robustness: its missing fields take the defaults
+    config["robustness"] = {} if config["robustness"] is False else \
+        {**switched_on("robustness", config), **(config["robustness"] if isinstance(config["robustness"], dict) else {})}
+    if not check:  # asked only which model it is (ask_zoo_about): its numbers are not checked, so not scaled
+        return config
+    check_values(config, where, context)
+    return scaled_to_fraction(config)
+
+
+def scaled_to_fraction(config: dict) -> dict:
+    """A run on a share of its training images: with fraction_budget = "same_steps" it trains
+    epochs / train_fraction epochs (rounded), so that it sees as many images, and so takes about as
+    many steps, as a run on all of them; on all of them the budget is moot (one run, one id)."""
+    if config["train_fraction"] >= 1.0:
+        return {**config, "fraction_budget": RUN_FIELDS["fraction_budget"][1]}
+    if config["fraction_budget"] == "same_steps":
+        return {**config, "epochs": max(1, round(config["epochs"] / config["train_fraction"]))}
+    return config
+
+
+def full_budget(config: dict) -> dict:
+    """The settings a run on a share of its training images was scaled from (scaled_to_fraction
+    undone): for "same_steps", the epochs as written, round(epochs x train_fraction)."""
+    if config.get("fraction_budget") == "same_steps" and config.get("train_fraction", 1.0) < 1.0:
+        return {**config, "epochs": round(config["epochs"] * config["train_fraction"])}
     return config
 
 
 def switched_on(head: str, config: dict) -> dict:
-    """What `augment = true`, `early_stopping = true` or `lookahead = true` stands for."""
+    """What `augment = true`, `early_stopping = true`, `lookahead = true` or `robustness = true` stands for."""
     if head == "lookahead":
         return {"every": 5, "decay": 0.95}  # airbench94's
+    if head == "robustness":
+        return {"corruptions": list(CORRUPTIONS), "severities": list(SEVERITIES), "seed": 0}
     return _default_augment(config["dataset"]) if head == "augment" else {"patience": 3}
 
 
@@ -475,6 +512,11 @@ def check_values(config: dict, where: str, context: str) -> None:
     if (aug.get("alternate_flip") or aug.get("cutout")) and (aug.get("rotate") or aug.get("crop_scale", 1.0) < 1.0):
         fail("augment.alternate_flip and augment.cutout work on whole batches and cannot be combined with "
              "augment.rotate or augment.crop_scale, which work per image")
+    if config["fraction_budget"] not in FRACTION_BUDGETS:
+        fail(f"fraction_budget = {config['fraction_budget']!r}; allowed: {', '.join(FRACTION_BUDGETS)}")
+    problem = robustness_problem(config) or targets_problem(config["accuracy_targets"])
+    if problem:
+        fail(problem)
     if config["early_stopping"].get("monitor", "acc") not in MONITORS:
         fail(f"early_stopping.monitor = {config['early_stopping']['monitor']!r}; allowed: {', '.join(MONITORS)}")
     problem = memory_problem(config)
@@ -490,6 +532,53 @@ def check_values(config: dict, where: str, context: str) -> None:
     if config["fold"] and not 1 <= config["fold"] <= scheme.folds:
         fail(f"fold = {config['fold']} needs validation = \"kfold:K\" with K >= {config['fold']}"
              if not scheme.folds else f"fold = {config['fold']} is out of range: it must be in [1, {scheme.folds}]")
+
+
+def robustness_problem(config: dict) -> str | None:
+    """What is wrong with a run's resolved `robustness` table, if anything."""
+    table = config["robustness"]
+    if not table:
+        return None
+    for name in table["corruptions"]:
+        if name not in CORRUPTIONS:
+            return f"robustness.corruptions: {unknown_corruption(name)}"
+    if not table["corruptions"] or not table["severities"]:
+        return "robustness: corruptions and severities must not be empty lists (leave a field out for all of them)"
+    for severity in table["severities"]:
+        if not is_int(severity) or not 0 <= severity <= max(SEVERITIES):
+            return (f"robustness.severities: {severity!r} is not a severity; use whole numbers from 0 (the image "
+                    f"unchanged) to {max(SEVERITIES)}")
+    if config["image_size"] < CORRUPTION_MIN_SIZE:
+        return (f"robustness needs image_size >= {CORRUPTION_MIN_SIZE} (the smallest image imagecorruptions takes); "
+                f"image_size is {config['image_size']}")
+    return None
+
+
+def parse_targets(text: str) -> list[float]:
+    """'0.9,0.95' (`runner report --targets`) -> [0.9, 0.95], checked as accuracy_targets is."""
+    try:
+        targets = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        targets = [text]
+    problem = targets_problem(targets) if targets else "give at least one accuracy"
+    if problem:
+        raise UsageError(f"--targets {text!r}: {problem.removeprefix('accuracy_targets: ')}")
+    return targets
+
+
+def unknown_corruption(name) -> str:
+    hint = close_matches(str(name), CORRUPTIONS)
+    return (f"unknown corruption {name!r}" + (f"; did you mean {hint}?" if hint else "")
+            + f" Allowed: {', '.join(CORRUPTIONS)}")
+
+
+def targets_problem(targets) -> str | None:
+    """accuracy_targets must be validation accuracies, as fractions."""
+    for target in targets:
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
+            return (f"accuracy_targets: {target!r} is not an accuracy; give fractions in (0, 1], "
+                    "e.g. accuracy_targets = [0.9, 0.95]")
+    return None
 
 
 def out_of_bounds(config: dict) -> str | None:

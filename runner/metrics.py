@@ -227,3 +227,60 @@ def delong_test(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarray) 
         return 0.0, 1.0 if auc_a == auc_b else 0.0
     z = (auc_a - auc_b) / math.sqrt(var)
     return float(z), float(2 * stats.norm.sf(abs(z)))
+
+
+# ---- beyond accuracy: corruptions, time to accuracy, per class -----------------------------------
+
+def corruption_errors(accuracies: dict[str, dict[int, float]]) -> dict[str, float]:
+    """Per corruption, the top-1 error summed over its severities 1-5 (severity 0, the clean image,
+    left out): the E of Hendrycks & Dietterich's CE, before normalising."""
+    return {name: float(sum(1.0 - acc for severity, acc in by_severity.items() if int(severity) > 0))
+            for name, by_severity in accuracies.items()}
+
+
+def mean_corruption_error(accuracies: dict[str, dict[int, float]],
+                          baseline: dict[str, dict[int, float]] | None = None) -> tuple[float, dict[str, float]]:
+    """(mCE, CE per corruption) in %, Hendrycks & Dietterich (ICLR 2019): CE_c = sum_s E_s,c / sum_s
+    E_s,c(baseline), mCE their mean over corruptions; without a baseline, unnormalised: the mean
+    error over the severities 1-5 of each corruption, then over corruptions. The baseline must have
+    been scored on every corruption and severity given."""
+    errors = corruption_errors(accuracies)
+    if baseline is None:
+        per = {name: 100 * total / sum(int(s) > 0 for s in accuracies[name]) for name, total in errors.items()}
+    else:
+        missing = [(name, s) for name, by in accuracies.items() for s in by if int(s) > 0
+                   and s not in baseline.get(name, {})]
+        if missing:
+            raise ValueError(f"the baseline has no score for {missing[0][0]} at severity {missing[0][1]}")
+        base = corruption_errors({name: {s: baseline[name][s] for s in by if int(s) > 0}
+                                  for name, by in accuracies.items()})
+        per = {name: 100 * total / base[name] if base[name] else float("nan") for name, total in errors.items()}
+    return (float(np.mean(list(per.values()))) if per else float("nan")), per
+
+
+def time_to_accuracy(history: list[dict], target: float) -> dict | None:
+    """The first epoch whose validation accuracy reaches `target`, as DAWNBench reports it:
+    {epoch, train_seconds (training only, summed to that epoch), wall_seconds (with evaluation)};
+    None if no epoch does. Reads the validation accuracy of every epoch."""
+    train = wall = 0.0
+    for record in history:
+        train += record.get("train_seconds", 0.0)
+        wall += record.get("train_seconds", 0.0) + record.get("eval_seconds", 0.0)
+        if record["val"].get("acc", -1.0) >= target - 1e-12:
+            return {"epoch": record["epoch"], "train_seconds": train, "wall_seconds": wall}
+    return None
+
+
+def per_class_scores(matrix) -> list[dict[str, float]]:
+    """Recall, precision and F1 of each class from a confusion matrix (rows: true class, columns:
+    predicted), with its number of images; nan where a ratio has nothing to count."""
+    matrix = np.asarray(matrix, float)
+    out = []
+    for c in range(len(matrix)):
+        tp, actual, predicted = matrix[c, c], matrix[c].sum(), matrix[:, c].sum()
+        recall = tp / actual if actual else float("nan")
+        precision = tp / predicted if predicted else float("nan")
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else \
+            (0.0 if actual else float("nan"))
+        out.append({"recall": float(recall), "precision": float(precision), "f1": float(f1), "images": int(actual)})
+    return out

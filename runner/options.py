@@ -28,6 +28,21 @@ MONITORS = ("acc", "loss", "auc")
 EVAL_ENGINES = ("inference", "dygraph")  # see runner/run/inference_eval.py
 HEADS = ("softmax", "sigmoid")  # one logit per class, or the course's one logit (runner/models/layers.py)
 
+# The 15 corruptions of ImageNet-C (Hendrycks & Dietterich, ICLR 2019) in their four families, as the
+# imagecorruptions package names them, and their severities; severity 0 is the image unchanged.
+CORRUPTION_FAMILIES = {
+    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
+    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
+    "weather": ("snow", "frost", "fog", "brightness"),
+    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
+}
+CORRUPTIONS = tuple(name for family in CORRUPTION_FAMILIES.values() for name in family)
+SEVERITIES = (1, 2, 3, 4, 5)
+CORRUPTION_MIN_SIZE = 32  # pixels a side: imagecorruptions refuses smaller images
+# What a run trained on a share of its training images (train_fraction < 1) keeps equal to a run on all
+# of them: the epochs, or the images seen (epochs scaled by 1 / train_fraction, so about the same steps).
+FRACTION_BUDGETS = ("same_epochs", "same_steps")
+
 # Metrics by kind of task, in the table's order. Binary tasks: the positive class is label 1.
 BINARY_METRICS = ("acc", "auc", "sensitivity", "specificity", "f1")
 MULTICLASS_METRICS = ("acc", "top5")

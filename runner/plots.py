@@ -96,9 +96,7 @@ def curves_figure(groups: list[tuple[str, list[dict]]], key: str = "acc", split:
         ax.plot(epochs, mean, color=color, marker="o", linewidth=2, label=label)
     ax.set(xlabel="epoch", ylabel=f"{split} {key}", title=title or f"{split} {key} per epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    if groups:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    grid_with_legend_beside(ax, bool(groups))
     return fig
 
 
@@ -130,10 +128,15 @@ def cost_figure(groups: list[tuple[str, list[dict]]]):
                    [100 * result["final"].get("acc", np.nan) for result in runs], color=color, label=label)
     ax.set(xlabel="training time (min)", ylabel="final validation accuracy (%)",
            title="Accuracy against training time")
-    ax.grid(alpha=0.3)
-    if groups:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    grid_with_legend_beside(ax, bool(groups))
     return fig
+
+
+def grid_with_legend_beside(ax, legend: bool) -> None:
+    """A light grid, and the legend (if `legend`) to the right of the axes, where it hides no line."""
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def group_colours(n: int) -> list:
@@ -339,4 +342,82 @@ def small_multiples_figure(groups: list[tuple[str, list[dict]]], key: str = "acc
         ax.axis("off")
     fig.supxlabel("epoch", fontsize=8)
     fig.supylabel(f"{split} {key}", fontsize=8)
+    return fig
+
+
+def heatmap_figure(values: np.ndarray, rows: list[str], columns: list[str], title: str, label: str,
+                   scale: float = 100.0, digits: int = 0):
+    """A table of numbers as colours, each cell written out: `values` (rows x columns, nan for none)
+    times `scale`, on one colour scale from its lowest to its highest value."""
+    plt = _pyplot()
+    values = np.asarray(values, float) * scale
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(columns) + 3.0), 0.42 * len(rows) + 1.8), layout="constrained")
+    shown = np.ma.masked_invalid(values)
+    image = ax.imshow(shown, cmap="viridis", aspect="auto")
+    low, high = (np.nanmin(values), np.nanmax(values)) if np.isfinite(values).any() else (0, 1)
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            bright = high > low and (value - low) / (high - low) > 0.6
+            ax.text(j, i, f"{value:.{digits}f}", ha="center", va="center", fontsize=7,
+                    color="black" if bright else "white")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, label=label, shrink=0.8)
+    return fig
+
+
+def severity_figure(groups: list[tuple[str, dict[int, float]]]):
+    """Accuracy (mean over the corruptions) against severity, a line per model group; severity 0 is
+    the clean images."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    for (label, by_severity), colour in zip(groups, group_colours(len(groups))):
+        severities = sorted(by_severity)
+        ax.plot(severities, [100 * by_severity[s] for s in severities], marker="o", color=colour, label=label)
+    ax.set(xlabel="severity (0: clean)", ylabel="accuracy (%), mean over corruptions",
+           title="Accuracy against corruption severity")
+    ax.set_xticks(range(0, 6))
+    grid_with_legend_beside(ax, bool(groups))
+    return fig
+
+
+def learning_curve_figure(curves: list[tuple[str, list[tuple[int, float, float, float, list[float]]]]]):
+    """Final validation accuracy against the number of training images, a line per network: each
+    point the mean over seeds with its 95 % t-interval, and the seeds themselves as small dots."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    for (label, points), colour in zip(curves, group_colours(len(curves))):
+        xs = [p[0] for p in points]
+        ax.plot(xs, [100 * p[1] for p in points], marker="o", color=colour, label=label)
+        for x, _, low, high, seeds in points:
+            if np.isfinite(low):
+                ax.plot([x, x], [100 * max(0.0, low), 100 * min(1.0, high)], color=colour, linewidth=2, alpha=0.5)
+            ax.scatter([x] * len(seeds), [100 * s for s in seeds], color=colour, s=8, alpha=0.5)
+    ax.set(xscale="log", xlabel="training images (log scale)", ylabel="final validation accuracy (%)",
+           title="Learning curves: accuracy against training-set size")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(sorted({p[0] for _, points in curves for p in points}))
+    grid_with_legend_beside(ax, bool(curves))
+    return fig
+
+
+def wall_time_figure(groups: list[tuple[str, list[dict]]], targets: list[float]):
+    """Validation accuracy per epoch against the run's wall time so far (training and evaluation),
+    a colour per model group (seeds alike), the accuracy targets dashed."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    for (label, runs), colour in zip(groups, group_colours(len(groups))):
+        for i, result in enumerate(runs):
+            wall = np.cumsum([h.get("train_seconds", 0.0) + h.get("eval_seconds", 0.0) for h in result["history"]])
+            ax.plot(wall / 60, [100 * h["val"].get("acc", np.nan) for h in result["history"]], color=colour,
+                    alpha=0.8, linewidth=1.2, marker=".", label=label if i == 0 else None)
+    for target in targets:
+        ax.axhline(100 * target, color="grey", linestyle="--", linewidth=0.8)
+    ax.set(xlabel="wall time of the run (min, training and evaluation)", ylabel="validation accuracy (%)",
+           title="Accuracy against wall time (a line per run)")
+    grid_with_legend_beside(ax, bool(groups))
     return fig

@@ -3,7 +3,8 @@ images (`holdout:F`), or one of K folds of the training images (`kfold:K`, one r
 
 Holdouts and folds are stratified by class and fixed by a seed of their own, the same for every
 run and every model, so that models selected on them are compared on the same images; selection
-done this way never sees the official validation images.
+done this way never sees the official validation images. So is the share of the training images a
+run trains on (`train_fraction`), and the shares are nested: a smaller one is inside every larger.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 from runner.errors import ConfigError
 
 SPLIT_SEED = 12345  # fixes every holdout and every set of folds, whatever the run's own seed
+SUBSET_SEED = 54321  # fixes the training images of every train_fraction, whatever the run's own seed
 MAX_FOLDS = 20
 
 
@@ -78,3 +80,17 @@ def split_indices(train_labels: np.ndarray, validation: Validation, fold: int = 
     else:
         raise ValueError("the official validation images are not drawn from the training images")
     return np.flatnonzero(~keep), np.flatnonzero(keep)
+
+
+def nested_subset(labels: np.ndarray, fraction: float) -> np.ndarray:
+    """Sorted indices of a class-stratified `fraction` of the images (at least one of each class).
+    Each class is shuffled once by SUBSET_SEED and the first round(n x fraction) of it taken, so for
+    the same images a smaller fraction is always a subset of a larger one."""
+    if fraction >= 1.0:
+        return np.arange(len(labels))
+    rng = np.random.RandomState(SUBSET_SEED)
+    chosen = []
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        chosen.append(idx[: max(1, int(round(len(idx) * fraction)))])
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, int)

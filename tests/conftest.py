@@ -29,6 +29,15 @@ def outputs(tmp_path, monkeypatch):
     return root
 
 
+@pytest.fixture
+def artifacts(tmp_path_factory) -> Path:
+    """Where the browser tests keep their screenshots for a person to look at: $RUNNER_TEST_ARTIFACTS,
+    else the folder `artifacts` of pytest's temporary folder."""
+    folder = Path(os.environ.get("RUNNER_TEST_ARTIFACTS") or tmp_path_factory.getbasetemp() / "artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def write_toml(folder: Path, text: str, name: str = "exp.toml") -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(text))

@@ -53,6 +53,12 @@ def test_run_id_is_stable_and_changes_only_with_the_config(tmp_path):
     (BASE, ["validation=kfold:1"], "\"kfold:K\" with 2 <= K <= 20"),
     (BASE, ["fold=2"], "fold = 2 needs validation = \"kfold:K\""),
     (BASE, ["validation=kfold:3", "fold=4"], "fold = 4 is out of range: it must be in [1, 3]"),
+    (BASE, ["robustness.corruptions=['fogg']"], "robustness.corruptions: unknown corruption 'fogg'; did you mean fog"),
+    (BASE, ["robustness.severities=[1, 6]"], "robustness.severities: 6 is not a severity; use whole numbers from 0"),
+    (BASE, ["robustness=true", "image_size=28"], "robustness needs image_size >= 32"),
+    (BASE, ["train_fraction=0"], "train_fraction = 0.0 is out of range: it must be in (0.0, 1.0]"),
+    (BASE, ["fraction_budget=steps"], "fraction_budget = 'steps'; allowed: same_epochs, same_steps"),
+    (BASE, ["accuracy_targets=[95]"], "accuracy_targets: 95 is not an accuracy; give fractions in (0, 1]"),
 ])
 def test_bad_experiment_files(tmp_path, outputs, text, overrides, expected):
     """As a user meets them: `runner sweep` stops before anything trains, with one line."""

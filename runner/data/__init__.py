@@ -19,7 +19,7 @@ from runner.data.source import DataCheck, DataSource
 from runner.data.transforms import Augment
 from runner.errors import DataError
 from runner.store.fingerprint import data_fingerprint, split_fingerprint
-from runner.validation import parse_validation, split_indices
+from runner.validation import nested_subset, parse_validation, split_indices
 
 if TYPE_CHECKING:  # paddle: imported by load_splits, when a run loads its data
     from runner.data.arrays import ArrayDataset
@@ -71,7 +71,7 @@ def check_dataset(name: str, data_root=None) -> DataCheck:
 
 
 def select_images(source: DataSource, validation: str = "official", train_limit: int = 0, val_limit: int = 0,
-                  cache_dir: Path | None = None, fold: int = 0) -> Selection:
+                  cache_dir: Path | None = None, fold: int = 0, train_fraction: float = 1.0) -> Selection:
     train_y = source.labels("train", cache_dir)
     scheme = parse_validation(validation)
     if scheme.official:
@@ -81,6 +81,7 @@ def select_images(source: DataSource, validation: str = "official", train_limit:
         val_split, val_y = "train", train_y
         train_idx, val_idx = split_indices(train_y, scheme, fold)
     train_idx, val_idx = evenly_spaced(train_idx, train_limit), evenly_spaced(val_idx, val_limit)
+    train_idx = train_idx[nested_subset(train_y[train_idx], train_fraction)]
     train_y, val_y = train_y[train_idx], val_y[val_idx]
     for split, labels, limit in (("train", train_y, train_limit), ("val", val_y, val_limit)):
         where = validation + (f", fold {fold}" if fold else "")
@@ -100,22 +101,23 @@ def selection_fingerprint(source: DataSource, selection: Selection, train_conten
 
 
 def fingerprint_of(name: str, data_root=None, validation: str = "official", train_limit: int = 0,
-                   val_limit: int = 0, cache_dir: Path | None = None, fold: int = 0) -> dict:
+                   val_limit: int = 0, cache_dir: Path | None = None, fold: int = 0,
+                   train_fraction: float = 1.0) -> dict:
     """The fingerprint of the data a run with these settings would train on now, without decoding
     an image: what a sweep checks a finished or interrupted run's record against."""
     source = open_dataset(name, data_root)
-    selection = select_images(source, validation, train_limit, val_limit, cache_dir, fold)
+    selection = select_images(source, validation, train_limit, val_limit, cache_dir, fold, train_fraction)
     return selection_fingerprint(source, selection, source.content_digest("train", selection.train_idx, cache_dir),
                                  source.content_digest(selection.val_split, selection.val_idx, cache_dir))
 
 
 def load_splits(name: str, image_size: int, data_root=None, augment: Augment | None = None,
                 validation: str = "official", train_limit: int = 0, val_limit: int = 0,
-                cache_dir: Path | None = None, fold: int = 0) -> Splits:
+                cache_dir: Path | None = None, fold: int = 0, train_fraction: float = 1.0) -> Splits:
     from runner.data.arrays import ArrayDataset
 
     source = open_dataset(name, data_root)
-    selection = select_images(source, validation, train_limit, val_limit, cache_dir, fold)
+    selection = select_images(source, validation, train_limit, val_limit, cache_dir, fold, train_fraction)
     train_x, train_content = source.images_and_digest("train", selection.train_idx, image_size, cache_dir)
     val_x, val_content = source.images_and_digest(selection.val_split, selection.val_idx, image_size, cache_dir)
     return Splits(ArrayDataset(train_x, selection.train_y, image_size, augment),

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from runner import metrics
-from runner.config import dotted, identity, with_defaults
+from runner.config import dotted, full_budget, identity, with_defaults
 from runner.report import pairing
+from runner.report.sections import Beyond
 from runner.store.fingerprint import without_ids
 from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
@@ -51,6 +52,8 @@ class Comparison:
     studies: dict = field(default_factory=dict)  # sweep name -> the Optuna study of its search
     # a line per folder whose finished runs were also found in a folder named before it (each shown once)
     shown_once: list[str] = field(default_factory=list)
+    # the validation accuracies each run is timed to (`runner report --targets`); None: each run's own
+    targets: list[float] | None = None
 
     @cached_property
     def by_seed(self) -> list[tuple[str, list[dict]]]:
@@ -68,6 +71,16 @@ class Comparison:
     def ensembles(self) -> list[dict]:
         return ensembles(self.rows, self.by_seed)
 
+    @cached_property
+    def curve_groups(self) -> list[tuple[str, list[dict]]]:
+        """Runs alike but for the seed and the share of the training images: a network's learning curve."""
+        return group_by_seed(self.rows, over=("train_fraction", "fraction_budget"))
+
+    @cached_property
+    def beyond(self) -> Beyond:
+        """Robustness, learning curves, time to accuracy and per-class scores (runner/report/sections.py)."""
+        return Beyond(self)
+
 
 # ---- reading the runs ----------------------------------------------------------------------------
 
@@ -78,7 +91,7 @@ def compare_sweep(sweep: SweepPaths, registry: RunRegistry) -> Comparison:
     return Comparison(ranked_with_statistics(rows), skipped, {sweep.root.name: study} if study else {})
 
 
-def compare_folders(output_dirs: list[Path]) -> Comparison:
+def compare_folders(output_dirs: list[Path], targets: list[float] | None = None) -> Comparison:
     """One comparison over the finished runs of one or more sweeps (`runner report`). The paired
     test compares every run with the best run on the same validation images, whichever sweep it
     came from; a folder named twice, or a run found in two folders, counts once (and one line says so),
@@ -110,7 +123,7 @@ def compare_folders(output_dirs: list[Path]) -> Comparison:
             shown_once.append(shown_once_note(output_dir, len(found), again))
         elif not found and not notes:
             skipped.append(f"{output_dir}: no finished run yet")
-    return Comparison(ranked_with_statistics(rows), skipped, shown_once=shown_once, studies=studies)
+    return Comparison(ranked_with_statistics(rows), skipped, shown_once=shown_once, studies=studies, targets=targets)
 
 
 def shown_once_note(folder: Path, finished: int, first_seen_in: list[Path]) -> str:
@@ -218,12 +231,14 @@ def probability_statistics(predictions: dict) -> dict:
     return out
 
 
-def group_by_seed(rows: list[dict]) -> list[tuple[str, list[dict]]]:
-    """Runs alike but for the seed (and, under k-fold cross-validation, the fold), in order of their
-    first run, each group named by its model and what sets it apart from the model's other groups."""
+def group_by_seed(rows: list[dict], over: tuple[str, ...] = ()) -> list[tuple[str, list[dict]]]:
+    """Runs alike but for the seed (and, under k-fold cross-validation, the fold, and the keys `over`:
+    ("train_fraction", "fraction_budget") for learning curves), in order of their first run, each
+    group named by its model and what sets it apart from the model's other groups."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        key = json.dumps(identity(row["result"]["config"], ignore=("seed", "fold")), sort_keys=True)
+        config = full_budget(row["result"]["config"]) if "train_fraction" in over else row["result"]["config"]
+        key = json.dumps(identity(config, ignore=("seed", "fold", *over)), sort_keys=True)
         groups.setdefault(key, []).append(row)
     settings = {key: dotted(with_defaults(json.loads(key))) for key in groups}
     return [(members[0]["result"]["config"]["model"] + distinguishing(settings[key], settings.values())

@@ -16,7 +16,7 @@ import numpy as np
 
 from runner import metrics, plots
 from runner.report.comparison import Comparison, accuracy_intervals, compare_sweep, run_record
-from runner.report.tables import choice_table, group_table, render, table, trials_table
+from runner.report.tables import beyond_sections, choice_table, group_table, render, table, trials_table
 from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
 from runner.store.runfiles import atomic_write, load_arrays
@@ -94,6 +94,7 @@ def comparison_figures(sweep: SweepPaths, comparison: Comparison) -> dict[str, P
         class_names = rows[0]["result"]["class_names"]
         figures["gradcam.png"] = lambda: plots.gradcam_figure(cams, class_names,
                                                               "Grad-CAM of each model group's first run")
+    figures.update(comparison.beyond.figures())
     study = comparison.studies.get(sweep.root.name)
     if study is not None and sum(t.value is not None for t in study.trials) >= 1:
         figures["search_history.png"] = lambda: plots.optuna_figure("history", study)
@@ -169,6 +170,10 @@ def write_html(sweep: SweepPaths, comparison: Comparison) -> Path:
                           img(figures[name], ' class="wide"', heading)]
                 if name == "gradcam.png":
                     parts.append(gradcam_key(rows))
+        for part in beyond_sections(comparison.beyond):  # robustness, learning curves, time to accuracy, per class
+            parts += [f"<h2>{html.escape(part['heading'])}</h2>", f"<p>{html.escape(part['caption'])}</p>",
+                      html_table(part["header"], part["body"])]
+            parts += [img(figures[name], ' class="wide"', part["heading"]) for name in part["figures"] if name in figures]
         parts.append("<h2>Each run</h2>")
     for row in rows:
         res = row["result"]

@@ -10,6 +10,7 @@ import re
 
 from runner.report import pairing
 from runner.report.comparison import Comparison, finite, group_record, run_record
+from runner.report.sections import MCE_BASELINE, Beyond, mean_of
 
 ALPHA = 0.05  # the level at which "differs from best" says yes
 
@@ -170,13 +171,96 @@ def trials_table(study) -> tuple[list[str], list[list]]:
     return header, body
 
 
+def beyond_sections(beyond: Beyond) -> list[dict]:
+    """The sections beyond accuracy (runner/report/sections.py) that have something to show: key,
+    heading, caption, table (header, body) and the names of their figures (Beyond.figures), for
+    results.md and report.html."""
+    out = []
+    robust = beyond.robustness
+    if robust["groups"]:
+        normalised = [g["mce_normalised"] for g in robust["groups"]]
+        out.append(section("robustness", ["model", "seeds", "clean acc", "mean corruption acc",
+                                          f"mCE (% of {MCE_BASELINE})" if all(normalised) else "mCE",
+                                          "ECE clean", "ECE under corruption"],
+                           [[g["model"], g["seeds"], pct(g["clean_acc"]), pct(g["mean_corruption_acc"]),
+                             "—" if g["mce"] is None else f"{g['mce']:.1f}" + ("" if all(normalised) or ok
+                                                                                else " (unnormalised)"),
+                             num(mean_of(r["clean_ece"] for r in robust["runs"] if r["group"] == g["model"]), 3),
+                             num(g["ece_under_corruption"], 3)]
+                            for g, ok in zip(robust["groups"], normalised)],
+                           ["robustness_heatmap.png", "robustness_by_severity.png"],
+                           "" if any(normalised) else f" No {MCE_BASELINE} run was scored on the same images, so "
+                           "mCE is unnormalised here: the mean top-1 error (%) over the corruptions and severities."))
+    curves = beyond.learning_curves
+    if curves:
+        out.append(section("learning_curves", ["model", "budget", "training images", "epochs", "seeds",
+                                               "final acc mean", "95% interval"],
+                           [[c["model"], c["fraction_budget"], p["train_images"], p["epochs"], p["seeds"],
+                             pct(p["acc_mean"]), f"{pct(p['acc_ci_low'])}–{pct(p['acc_ci_high'])}"]
+                            for c in curves for p in c["points"]], ["learning_curves.png"]))
+    times = beyond.time_to_accuracy
+    if times:
+        targets = sorted({t["target"] for r in times for t in r["targets"]})
+
+        def reached(record, target):
+            hit = next((t for t in record["targets"] if t["target"] == target), None)
+            if hit is None:
+                return "—"
+            return "not reached" if hit["epoch"] is None else f"{hit['train_seconds']:.0f} s (epoch {hit['epoch']})"
+        out.append(section("time_to_accuracy", ["run", "model", *(f"training s to {100 * t:g}%" for t in targets)],
+                           [[r["run_id"], r["model"], *(reached(r, t) for t in targets)] for r in times],
+                           ["acc_vs_wall_time.png"]))
+    per_class = beyond.per_class
+    if per_class["groups"] and len(per_class["groups"][0]["classes"]) > 2:
+        out.append(section("per_class", ["model", *per_class["groups"][0]["classes"]],
+                           [[g["model"], *map(pct, g["recall"])] for g in per_class["groups"]],
+                           ["per_class_heatmap.png"]))
+        if per_class["differ_most"]:
+            out.append(section("differ_most", ["class", "recall spread", "best", "worst"],
+                               [[d["class"], pct(d["spread"]), f"{d['best']} ({pct(d['best_recall'])})",
+                                 f"{d['worst']} ({pct(d['worst_recall'])})"] for d in per_class["differ_most"]], []))
+    return out
+
+
+HEADINGS = {
+    "robustness": ("Robustness to corrupted images",
+                   "Each run's final network on its validation images under ImageNet-C's corruptions (Hendrycks & "
+                   "Dietterich 2019, the imagecorruptions package) at severities 1-5, through the engine it was "
+                   "evaluated with. mCE: each corruption's error summed over the severities, divided by the same sum "
+                   f"for the {MCE_BASELINE} runs scored on the same images, averaged over the corruptions (100 = as "
+                   f"robust as {MCE_BASELINE}, lower is better)."),
+    "learning_curves": ("Learning curves over training-set size",
+                        "Final validation accuracy against the number of training images, each network trained on "
+                        "nested, class-stratified shares of them (train_fraction): the mean over seeds with its 95 % "
+                        "t-interval, the seeds as dots. Budget: same_epochs trains every share for the same epochs, "
+                        "same_steps for about as many steps as the full set."),
+    "time_to_accuracy": ("Time to accuracy",
+                         "Training seconds (and the epoch) until a run's validation accuracy first reached each "
+                         "target, as DAWNBench reports it. It reads the validation accuracy of every epoch, so the "
+                         "epoch is picked by looking at the validation images: an optimistic figure for a run stopped "
+                         "there, not a held-out one. The plot: every epoch's validation accuracy against the run's "
+                         "wall time (training and evaluation)."),
+    "per_class": ("Per class",
+                  "Recall of each class at the final epoch (the share of its validation images called that class), "
+                  "mean over seeds; precision and F1 are in the JSON."),
+    "differ_most": ("Classes where the networks differ most",
+                    "The classes whose recall differs most between model groups: best and worst group."),
+}
+
+
+def section(key: str, header: list[str], body: list[list], figures: list[str], note: str = "") -> dict:
+    heading, caption = HEADINGS[key]
+    return {"key": key, "heading": heading, "caption": caption + note, "header": header, "body": body,
+            "figures": figures}
+
+
 def render(comparison: Comparison, fmt: str = "md", ensemble: bool = False) -> str:
     """The comparison as md (what results.md holds and `runner report` prints), csv or json."""
     rows, skipped, shown_once = comparison.rows, comparison.skipped, comparison.shown_once
     searches = {name: trials_table(study) for name, study in comparison.studies.items()}
     if fmt == "json":
         out = {"runs": [run_record(r) for r in rows], "seed_groups": [group_record(g) for g in comparison.groups],
-               "skipped": list(skipped), "shown_once": list(shown_once)}
+               "skipped": list(skipped), "shown_once": list(shown_once), **comparison.beyond.records()}
         if ensemble:
             out["ensembles"] = comparison.ensembles
         if searches:
@@ -200,6 +284,8 @@ def render(comparison: Comparison, fmt: str = "md", ensemble: bool = False) -> s
         text += "".join(f"\n\n{g['model']}: {g['data_note']}." for g in groups if g["data_note"])
     if ensemble:
         text += "\n\nEnsembles (the mean of each group's seeds' probabilities):\n\n" + markdown(*ensemble_table(comparison.ensembles))
+    for part in beyond_sections(comparison.beyond):
+        text += f"\n\n{part['heading']}:\n\n" + markdown(part["header"], part["body"])
     for name, (header, body) in searches.items():
         text += (f"\n\nSearch {name}: its trials, scored on training images only (the runs marked \"selected by "
                  f"search\" are the best trial's settings on the official images):\n\n" + markdown(header, body))

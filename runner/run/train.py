@@ -52,9 +52,7 @@ def prepare_run(spec: RunSpec, data_root=None, cache_dir=None):
     """Data, network and a prepared paddle.Model for `spec` (everything but the training)."""
     c = spec.config
     seed_everything(c["seed"])
-    augment = Augment(**c["augment"]) if c["augment"] else None
-    splits = load_splits(c["dataset"], c["image_size"], data_root, augment, c["validation"],
-                         c["train_limit"], c["val_limit"], cache_dir, c.get("fold", 0))
+    splits = run_splits(c, data_root, cache_dir, Augment(**c["augment"]) if c["augment"] else None)
     network = build_network(c["model"], splits.num_classes, c["image_size"], c["pretrained"],
                             c["weights"] or None, c["head"], **c["model_args"])
     check_input_size(network, c["model"], c["image_size"])
@@ -71,6 +69,12 @@ def prepare_run(spec: RunSpec, data_root=None, cache_dir=None):
     model.prepare(optimizer, ClassificationLoss(c["aux_loss_weight"], c["label_smoothing"]), metric,
                   amp_configs="O1" if c["amp"] else None)
     return splits, network, model, metric
+
+
+def run_splits(c: dict, data_root=None, cache_dir=None, augment: Augment | None = None):
+    """The training and validation images of a run's configuration `c`."""
+    return load_splits(c["dataset"], c["image_size"], data_root, augment, c["validation"], c["train_limit"],
+                       c["val_limit"], cache_dir, c.get("fold", 0), c["train_fraction"])
 
 
 def fit_to_data(network, train, count: int = 5000) -> None:

@@ -4,7 +4,9 @@ Paddle keeps global state and memory per process and computes in one thread on C
 runs each run in a worker of its own and several workers side by side, on this machine or on the
 nodes of a Ray cluster. A worker reports through files only (runner/store/runfiles.py): progress.json
 while it trains, result.json when it has finished, error.txt if it failed. The sweep process is the
-registry's only writer. The job, the command and the exit codes are runner/store/jobs.py's.
+registry's only writer. The job, the command and the exit codes are runner/store/jobs.py's. A
+job with a robustness protocol (runs/<id>/robustness-job.json) scores the finished run on corrupted
+images instead of training it (runner/run/robustness.py).
 """
 from __future__ import annotations
 
@@ -59,10 +61,16 @@ def main(job_file: str) -> int:
         write_error(paths, f"this worker computes run id {spec.run_id} for the job of {job['run_id']}: the sweep and "
                            "the worker run different versions of runner; install one version everywhere")
         return EXIT_FAILED
-    from runner.run.train import train_run
-
     try:
-        train_run(spec, paths, job.get("data_root"), Path(job["cache_dir"]), ProgressFiles(paths), started)
+        if job.get("robustness"):  # a finished run scored on corrupted images (runner/sweep/robustness.py)
+            from runner.run.robustness import evaluate_robustness
+
+            evaluate_robustness(spec, paths, job["robustness"], job.get("data_root"), Path(job["cache_dir"]),
+                                ProgressFiles(paths))
+        else:
+            from runner.run.train import train_run
+
+            train_run(spec, paths, job.get("data_root"), Path(job["cache_dir"]), ProgressFiles(paths), started)
         return 0
     except KeyboardInterrupt:
         write_error(paths, "interrupted (Ctrl-C); run the sweep again to resume from the last finished epoch")

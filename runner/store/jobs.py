@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import runner
-from runner.store.layout import RunPaths, SweepPaths, resolve_data_root
+from runner.store.layout import RobustnessPaths, RunPaths, SweepPaths, resolve_data_root
 from runner.store.runfiles import read_error, read_json, write_json_atomic
 
 EXIT_FAILED, EXIT_INTERRUPTED = 3, 4
@@ -20,15 +20,17 @@ NODE_VARIABLE = "RUNNER_RAY_NODE"
 WORKER_FILE = Path(runner.__file__).parent / "run" / "worker.py"
 
 
-def write_job(sweep: SweepPaths, spec, data_root, config: dict | None = None) -> Path:
+def write_job(sweep: SweepPaths, spec, data_root, config: dict | None = None, robustness: dict | None = None) -> Path:
     """runs/<id>/job.json: what a worker needs to run `spec` (with `config` as the sweep placed it,
-    say on one GPU of several)."""
-    paths = sweep.run_paths(spec.run_id)
+    say on one GPU of several); with a `robustness` protocol, runs/<id>/robustness-job.json, for a
+    worker that scores the finished run under it (runner/run/robustness.py) instead."""
+    paths = RobustnessPaths(sweep, spec.run_id) if robustness else sweep.run_paths(spec.run_id)
     paths.folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(paths.job, {"experiment": spec.experiment, "run_id": spec.run_id, "config": config or spec.config,
                                   "varies": list(spec.varies),
                                   "sweep_root": str(sweep.root.resolve()), "cache_dir": str(sweep.cache.resolve()),
-                                  "data_root": str(resolve_data_root(data_root).resolve())})
+                                  "data_root": str(resolve_data_root(data_root).resolve()),
+                                  **({"robustness": robustness} if robustness else {})})
     return paths.job
 
 

@@ -127,7 +127,8 @@ class RunPaths:
 
     @property
     def folder(self) -> Path:
-        """job.json, progress.json, result.json, predictions.npz, gradcam.npz, error.txt, train.log"""
+        """job.json, progress.json, result.json, predictions.npz, gradcam.npz, error.txt, train.log;
+        robustness.json and robustness-job.json once its robustness is scored"""
         return self.sweep.root / "runs" / self.run_id
 
     @property
@@ -141,6 +142,11 @@ class RunPaths:
     @property
     def predictions(self) -> Path:
         return self.folder / "predictions.npz"
+
+    @property
+    def robustness(self) -> Path:
+        """accuracy, AUC and ECE per corruption and severity (runner/run/robustness.py)"""
+        return self.folder / "robustness.json"
 
     @property
     def gradcam(self) -> Path:
@@ -172,6 +178,16 @@ class RunPaths:
     def figures(self) -> Path:
         """The run's own figures for report.html (curves, confusion matrix, ROC), drawn once."""
         return self.folder / "figures"
+
+
+@dataclass(frozen=True)
+class RobustnessPaths(RunPaths):
+    """A finished run's paths for the worker that scores its robustness (runner/run/robustness.py):
+    the run's own folder and log, with a job of its own, so that job.json stays the training's."""
+
+    @property
+    def job(self) -> Path:
+        return self.folder / "robustness-job.json"
 
 
 def zoo_cache(version: str) -> Path:

@@ -56,7 +56,7 @@ SPEED_KEYS = ("model", "model_args", "image_size", "batch_size", "threads", "npr
 
 def image_counts(config: dict) -> tuple[int, int]:
     """(training images, validation images) a run's settings choose, from the dataset's published
-    sizes (UNKNOWN_SIZES for a folder of your own)."""
+    sizes (UNKNOWN_SIZES for a folder of your own): a holdout's share, a `train_fraction`."""
     sizes = published_sizes(config["dataset"]) or UNKNOWN_SIZES
     n_train = min(sizes["train"], config.get("train_limit") or sizes["train"])
     n_val = min(sizes["val"], config.get("val_limit") or sizes["val"])
@@ -64,7 +64,7 @@ def image_counts(config: dict) -> tuple[int, int]:
     if not scheme.official:  # the validation images are a share of the training images
         held_out = round(n_train * (scheme.fraction or 1 / max(1, scheme.folds)))
         n_train, n_val = n_train - held_out, held_out
-    return n_train, n_val
+    return max(1, round(n_train * config.get("train_fraction", 1.0))), n_val
 
 
 def work_units(config: dict) -> float:

@@ -13,13 +13,17 @@ from runner.store.jobs import why_it_ended, worker_command, worker_environment, 
 from runner.store.layout import SweepPaths
 from runner.store.runfiles import read_result
 from runner.sweep.plan import DataNow, plan_run, preflight_data
+from runner.sweep.robustness import protocol_of, require_package
 from runner.sweep.session import open_sweep
 from runner.sweep.stale import refuse_stale, set_aside
 
 
 def train_one(experiment: Experiment, spec: RunSpec, data_root=None, on_event=None, retrain_stale: bool = False) -> dict:
+    """Train `spec` here and, if its file asks for its robustness, score that here too once trained."""
     from runner.run.train import train_run
 
+    if spec.config["robustness"]:
+        require_package()  # without imagecorruptions: one line, before it trains
     with open_sweep(experiment, timed=False) as (paths, registry):
         planned = plan_run(spec, registry.get(spec.run_id), paths.run_paths(spec.run_id), True,
                            DataNow(data_root, paths.cache), retrain_stale)
@@ -41,6 +45,11 @@ def train_one(experiment: Experiment, spec: RunSpec, data_root=None, on_event=No
             registry.mark_failed(spec.run_id, str(err))
             raise
         registry.mark_done(spec.run_id, result)
+        if spec.config["robustness"]:
+            from runner.run.robustness import evaluate_robustness
+
+            evaluate_robustness(spec, paths.run_paths(spec.run_id), protocol_of(spec.config), data_root, paths.cache,
+                                on_event)
         return result
 
 

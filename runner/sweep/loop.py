@@ -49,8 +49,7 @@ class SweepLoop:
                     write_outputs(self.paths, self.registry)
         except KeyboardInterrupt:
             for planned in self.executor.stop_all():
-                self.registry.mark_interrupted(planned.spec.run_id,
-                                               "interrupted (Ctrl-C); run the sweep again to resume")
+                self.interrupted(planned)
                 self.on_event("finished", planned=planned, status="interrupted", error="interrupted")
             raise
 
@@ -83,6 +82,9 @@ class SweepLoop:
                     self.seen_epoch[run_id] = record["epoch"]
                     self.on_event("epoch", planned=planned, record=record)
                     self.epoch_done(planned, record)
+
+    def interrupted(self, planned: PlannedRun) -> None:
+        self.registry.mark_interrupted(planned.spec.run_id, "interrupted (Ctrl-C); run the sweep again to resume")
 
     # ---- hooks for a loop that makes its own work (runner/sweep/search.py) --------------------------
 

@@ -24,7 +24,7 @@ from runner.store.runfiles import read_json, read_result
 from runner.zoo import forward_macs_of
 
 # The settings that choose a run's images: runs alike in these train and are scored on the same data.
-DATA_KEYS = ("dataset", "validation", "fold", "train_limit", "val_limit")
+DATA_KEYS = ("dataset", "validation", "fold", "train_limit", "val_limit", "train_fraction")
 
 
 @dataclass
@@ -52,10 +52,10 @@ class DataNow:
         if key not in self.known:
             from runner.data import fingerprint_of
 
-            dataset, validation, fold, train_limit, val_limit = key
+            dataset, validation, fold, train_limit, val_limit, train_fraction = key
             try:
                 self.known[key] = fingerprint_of(dataset, self.data_root, validation, train_limit, val_limit,
-                                                 self.cache_dir, fold)
+                                                 self.cache_dir, fold, train_fraction)
             except RunnerError:
                 self.known[key] = None
         return self.known[key]

@@ -128,6 +128,10 @@ class SweepProgress:
     def on_note(self, message: str) -> str:
         return f"note: {message}"
 
+    def on_robustness(self, run_id: str, message: str) -> str:
+        """A finished run scored on corrupted images (runner/sweep/robustness.py)."""
+        return f"robustness {run_id}: {message}"
+
     def on_started(self, planned: PlannedRun) -> str:
         run = self.runs[planned.spec.run_id]
         run.status, run.started, run.step, run.outcome = "running", time.monotonic(), None, ""

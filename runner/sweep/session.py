@@ -62,15 +62,24 @@ def open_sweep(experiment: Experiment, timed: bool = True):
     except OSError as err:
         raise RunnerError(f"cannot write to the output folder {paths.root} ({err.strerror}); "
                           "set RUNNER_OUTPUT_ROOT to a writable folder") from None
+    with held(paths, timed=timed) as registry:
+        for position, spec in enumerate(experiment.runs):
+            registry.add(spec.run_id, spec.display_name, spec.config, position)
+        record_the_files_runs(registry, experiment)
+        recover(registry, paths)
+        yield paths, registry
+
+
+@contextmanager
+def held(paths: SweepPaths, create: bool = True, timed: bool = False):
+    """Lock a sweep's folder and open its registry (`create`: a new one if there is none); on the
+    way out, rewrite the tables, record (if `timed`) what the sweep spent outside its runs, and close
+    it. open_sweep, and `runner robustness` on a folder."""
     opened = time.time()
     with SweepLock(paths.lock):
-        registry = RunRegistry(paths.registry)
+        registry = RunRegistry(paths.registry, create=create)
         try:
-            for position, spec in enumerate(experiment.runs):
-                registry.add(spec.run_id, spec.display_name, spec.config, position)
-            record_the_files_runs(registry, experiment)
-            recover(registry, paths)
-            yield paths, registry
+            yield registry
         finally:
             report_started = time.monotonic()
             write_outputs(paths, registry)

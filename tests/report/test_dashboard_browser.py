@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -24,13 +23,6 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
 # two networks, and a learning rate that differs between them: what VisualDL must show first
 TWO_RUNS = '[[runs]]\nmodel = "lenet"\n[[runs]]\nmodel = "alexnet"\noptimizer = { name = "adam", learning_rate = 0.002 }\n'
 NAMES = ("lenet seed=0 adam lr=0.001 32px", "alexnet seed=0 adam lr=0.002 32px")
-
-
-@pytest.fixture
-def artifacts(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("RUNNER_TEST_ARTIFACTS") or tmp_path_factory.getbasetemp() / "artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
