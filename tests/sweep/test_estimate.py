@@ -66,6 +66,8 @@ def test_before_anything_is_measured_the_defaults_count_training_evaluation_engi
     # a 20 % holdout trains on 320 images and evaluates 80
     holdout = timings.cost({**base, "validation": "holdout:0.2"}).epoch
     assert holdout == pytest.approx(2 * macs * (3 * 320 + 80) / (GFLOPS_PER_PROCESS * 1e9))
+    # train_fraction = 0.25 trains on a quarter of the 400 and evaluates all 400
+    assert work_units({**base, "train_fraction": 0.25}) == 3 * 100 + 400
     # model arguments change the network and so its cost: GoogLeNet's stride-2 stem quarters it
     googlenet = with_defaults({"model": "googlenet", "image_size": 64, "epochs": 1})
     assert timings.cost({**googlenet, "model_args": {"stem_stride": 2}}).epoch == \
