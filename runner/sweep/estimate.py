@@ -4,9 +4,10 @@ A run costs a fixed part and its epochs: `head`, before its first epoch (the wor
 paddle's import, loading the data, building the network), an epoch's training and evaluation, and
 `tail`, after its last epoch (the cost to run, Grad-CAM, its files). A sweep adds its own start (to
 the first run started: the plan, the data's fingerprints) and its closing report. Every finished run
-in the output root measured them (this folder's and every other's): the registry holds its wall time
-and seconds of training and evaluation, its result.json the tail (`finish_seconds`); the registry's
-meta the sweep's own (`sweep_timings`). A sweep learns from its own epochs and runs as they finish.
+in the output root measured them (this folder's and every other's): the registry holds its wall time,
+its seconds of training and evaluation, and from its result.json the seconds before its first epoch
+and after its last (`setup_seconds`, `finish_seconds`); the registry's meta holds the sweep's own
+(`sweep_timings`). A running sweep learns from its own epochs and runs as they finish.
 
     epoch seconds = work units x seconds per unit
     work units    = 3 x training images (forward and backward) + validation images (forward;
