@@ -291,10 +291,10 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
     stop_cleanly_on_signals()
     stopped_note.append(where_to_look(paths))
     if out.is_terminal:
-        with Live(progress_table(progress), console=out, refresh_per_second=2) as live:
+        with Live(progress_table(progress, out.width), console=out, refresh_per_second=2) as live:
             def on_event(kind, **d):
                 line = progress.on_event(kind, **d)
-                live.update(progress_table(progress))
+                live.update(progress_table(progress, out.width))
                 if line and kind in ("finished", "plan", "robustness", "note"):
                     live.console.print(line)
             rows = run_sweep(experiment, jobs, retry_failed, data_root, on_event, gpus, cluster, retries,
@@ -317,7 +317,6 @@ def sweep(file: Path = typer.Argument(..., help="Experiment file (TOML)"),
 
 def print_search_plan(experiment, parallel: int | None) -> None:
     from runner.cpu import usable_cores
-    from runner.sweep.plan import estimate_minutes
     from runner.sweep.progress import clock
     from runner.sweep.search import runs_to_come, trial_specs
 
@@ -327,13 +326,16 @@ def print_search_plan(experiment, parallel: int | None) -> None:
     for dim in search.space:
         t.add_row(dim.key, f"{dim.kind} {list(dim.values)}")
     out.print(t)
-    per_trial = sum(estimate_minutes(s.config) or 0 for s in base)
-    total = sum(estimate_minutes(s.config) or 0 for s in runs_to_come(experiment, search.trials))
     slots = parallel or usable_cores()
+    progress = sweep_progress(slots)
+    per_trial = sum(cost.seconds for s in base for cost in [progress.timings.cost(s.config)] if cost) / 60
+    progress.on_event("plan", planned=[])
+    progress.on_event("expected", specs=runs_to_come(experiment, search.trials))
+    total = progress.seconds_left()
     out.print(f"search: {search.trials} trials of {len(base)} run(s) each, {search.sampler} sampler, {search.pruner} "
               f"pruner, {search.objective} on {base[0].config['validation']}; then seeds {search.final_seeds} on the "
               f"official validation images")
-    out.print(f"about {clock(60 * total / slots)} at {slots} at a time if no trial is pruned (a trial of the base "
+    out.print(f"about {clock(total)} at {slots} at a time if no trial is pruned (a trial of the base "
               f"run: {per_trial:.1f} min; the space's settings change it)")
 
 
@@ -347,17 +349,31 @@ def parse_devices(text: Optional[str]) -> list[int] | None:
 
 
 def sweep_progress(parallel: int | None):
+    """The sweep's progress, its estimates from what this machine measured in the output root."""
     from runner.cpu import usable_cores
-    from runner.sweep.plan import estimate_minutes
+    from runner.store.layout import output_root
+    from runner.sweep.estimate import MachineTimings
     from runner.sweep.progress import SweepProgress
 
-    return SweepProgress(parallel or usable_cores(), lambda p: estimate_minutes(p.spec.config, p.epochs_done))
+    return SweepProgress(parallel or usable_cores(), MachineTimings.measured_in(output_root()))
 
 
-def progress_table(progress) -> Table:
-    t = Table("run", "name", "status", "epoch", "elapsed", "left", "progress",
-              caption=progress.sweep_times(), caption_justify="left")
-    for row in progress.rows():
+def progress_table(progress, width: int) -> Table:
+    """One line a run in `width` columns: the short columns keep their text, the name and the
+    progress cell share what is left and are cut short with … (never wrapped onto more lines), so a
+    sweep of many runs still fits the screen and its plan line stays on it."""
+    headers = ("run", "name", "status", "epoch", "elapsed", "left", "progress")
+    rows = progress.rows()
+    fits = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    borders = 3 * len(headers) + 1  # a bar and a space either side of each cell
+    room = max(0, width - borders - sum(fits[i] for i in (0, 2, 3, 4, 5)))
+    name = min(fits[1], max(10, room - min(fits[6], 60)))  # the progress cell first: it is what changes
+    cut = {1: name, 6: max(10, room - name)}
+    t = Table(caption=progress.sweep_times(), caption_justify="left")
+    for i, header in enumerate(headers):
+        t.add_column(header, no_wrap=True, overflow="ellipsis", min_width=cut.get(i, fits[i]),
+                     max_width=cut.get(i, fits[i]))
+    for row in rows:
         t.add_row(*row)
     return t
 
@@ -366,12 +382,13 @@ def print_plan(planned, parallel: int | None) -> None:
 
     progress = sweep_progress(parallel)
     summary = progress.on_event("plan", planned=planned)
-    t = Table("run id", "model", "dataset", "size", "epochs", "status", "action", "est. min")
+    t = Table("run id", "model", "dataset", "size", "epochs", "status", "action", "est. min", "from")
     for p in planned:
         c = p.spec.config
-        est = progress.runs[p.spec.run_id].estimate if p.to_do else None
+        cost = progress.runs[p.spec.run_id].cost if p.to_do else None
         t.add_row(p.spec.run_id, c["model"], c["dataset"], str(c["image_size"]), str(c["epochs"]), p.status,
-                  p.action, "" if not p.to_do else ("?" if est is None else f"{est:.1f}"))
+                  p.action, "" if not p.to_do else ("?" if cost is None else f"{cost.seconds / 60:.1f}"),
+                  "" if cost is None else cost.source)
     out.print(t)
     out.print(summary)
 

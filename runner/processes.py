@@ -2,6 +2,7 @@
 import ctypes
 import os
 import signal
+import time
 from pathlib import Path
 
 WORKER_MODULE = "runner.run.worker"  # how runner/store/jobs.py starts a worker (`python -m`) ...
@@ -40,3 +41,19 @@ def machine_load() -> dict:
     except OSError:
         load = None
     return {"cost_load_average": load, "cost_other_runs": len([p for p in runner_workers() if p != os.getpid()])}
+
+
+def process_age() -> float | None:
+    """Seconds since this process started, the interpreter's start and the imports included (Linux's
+    /proc: its start in clock ticks after boot, against the seconds since boot); None elsewhere."""
+    try:
+        started = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - started / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_started() -> float:
+    """time.perf_counter() at this process's start (at this call where /proc cannot say)."""
+    return time.perf_counter() - (process_age() or 0.0)

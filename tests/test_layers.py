@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli, tiny_experiment
+from conftest import HANG_SECONDS, REPO, cli, tiny_experiment
 
 PACKAGE = REPO / "runner"
 
@@ -107,7 +107,7 @@ WITHOUT_PADDLE = ("import sys, runpy\n"
 
 def runner_without_paddle(*args) -> subprocess.CompletedProcess:
     code = WITHOUT_PADDLE.format(args=[str(a) for a in args])
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_SECONDS)
 
 
 def test_runner_report_runs_without_paddle(tmp_path, outputs):

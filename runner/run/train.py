@@ -89,12 +89,17 @@ def steps_per_epoch(train_images: int, batch_size: int) -> int:
     return -(-train_images // batch_size)
 
 
-def train_run(spec: RunSpec, paths: RunPaths, data_root=None, cache_dir=None, on_event: OnEvent | None = None) -> dict:
+def train_run(spec: RunSpec, paths: RunPaths, data_root=None, cache_dir=None, on_event: OnEvent | None = None,
+              started: float | None = None) -> dict:
+    """`started`: time.perf_counter() when the process this run has to itself began (a worker's, or
+    `runner train`'s: runner.processes.process_started), so that its setup_seconds count the
+    interpreter's start and paddle's import; without it, from this call."""
     # Fresh names for parameters and optimizer state (conv2d_0.w_0_moment1_0, ...) however many
     # networks this process built before: a checkpoint's optimizer state is keyed by them.
     with paddle.utils.unique_name.guard():
         try:
-            return _train_run(spec, paths, data_root, cache_dir, on_event or (lambda kind, **details: None))
+            return _train_run(spec, paths, data_root, cache_dir, on_event or (lambda kind, **details: None),
+                              time.perf_counter() if started is None else started)
         except OSError as err:
             if interrupted_inside_paddle(err):
                 raise KeyboardInterrupt from None
@@ -115,7 +120,7 @@ def use_device(device: str) -> None:
     paddle.set_device(device)
 
 
-def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: OnEvent) -> dict:
+def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: OnEvent, started: float) -> dict:
     c = spec.config
     rank, world = rank_and_world()
     if world != c["nproc"]:
@@ -152,6 +157,9 @@ def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: O
     recorder.open_log(steps, input_grid(splits.train))
 
     first_epoch = len(history)
+    # what the run's fixed part costs here, for the plan's estimate (runner/sweep/estimate.py): the
+    # process's start (the interpreter, paddle's import), the data and the network, before any epoch
+    setup_seconds = time.perf_counter() - started
     if first_epoch < c["epochs"] and not recorder.stopped_early:
         train_loader = data_loader(splits.train, c["batch_size"], True, c["num_workers"], c["seed"], rank, world)
         val_loader = data_loader(splits.val, eval_batch_size(c), False, c["num_workers"], 0, rank, world)
@@ -187,6 +195,7 @@ def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: O
         finally:
             recorder.close_log()
     recorder.close_log()
+    finish_started = time.perf_counter()
     cost, cam = assess(network, c, splits, on_event) if main else ({}, {})
     if cam:
         save_arrays(paths.gradcam, cam)
@@ -198,6 +207,8 @@ def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: O
                           "batch_per_process": c["batch_size"] // world,
                           "learning_rate": c["optimizer"]["learning_rate"]}
     record_rank_share(paths, rank, world, len(splits.train), c)
+    # and after its last epoch: the cost to run, Grad-CAM, the run's files
+    result.update(setup_seconds=round(setup_seconds, 3), finish_seconds=round(time.perf_counter() - finish_started, 3))
     if main:
         write_json_atomic(paths.result, result)
         checkpoints.keep_last_only()

@@ -11,15 +11,17 @@ images instead of training it (runner/run/robustness.py).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 
+from runner.processes import process_started
 from runner.store.jobs import EXIT_FAILED, EXIT_INTERRUPTED, read_job
 from runner.store.layout import SweepPaths
-from runner.store.runfiles import write_error, write_json_atomic
+from runner.store.runfiles import read_json, write_error, write_json_atomic
 
 
 class ProgressFiles:
@@ -28,8 +30,9 @@ class ProgressFiles:
     (at most twice a second) and every epoch it has finished, so that the sweep tells each one even
     when it polls less often than they end."""
 
-    def __init__(self, paths):
+    def __init__(self, paths, awaits_verdicts: bool = False):
         self.paths, self.last_write, self.epochs = paths, 0.0, []
+        self.awaits_verdicts = awaits_verdicts
 
     def __call__(self, event, **details):
         record = details.pop("record", None)
@@ -44,9 +47,21 @@ class ProgressFiles:
             progress = {"event": event, "time": time.time(), "epochs_done": self.epochs}
             progress.update({k: v for k, v in details.items() if k in ("epoch", "step", "steps", "loss", "epochs")})
             write_json_atomic(self.paths.progress, progress)
+        if event == "epoch" and self.awaits_verdicts and record["epoch"] < details.get("epochs", 0):
+            self.wait_for_verdict(record["epoch"])
+
+    def wait_for_verdict(self, epoch: int) -> None:
+        """Hold the next epoch until the sweep has judged this one, as a search's pruner must: else
+        a short epoch ends before the sweep reads it and a trial it would stop trains on, or
+        finishes, depending on how busy the machine is. The sweep stops a pruned run with a signal
+        while it waits here (after its checkpoint); if the sweep is gone, the run goes on."""
+        sweep = os.getppid()
+        while (read_json(self.paths.verdict) or {}).get("epoch", 0) < epoch and os.getppid() == sweep:
+            time.sleep(0.05)
 
 
 def main(job_file: str) -> int:
+    started = process_started()
     job = read_job(Path(job_file))
     from runner.config import RunSpec, with_defaults
     from runner.errors import RunnerError
@@ -68,7 +83,8 @@ def main(job_file: str) -> int:
         else:
             from runner.run.train import train_run
 
-            train_run(spec, paths, job.get("data_root"), Path(job["cache_dir"]), ProgressFiles(paths))
+            train_run(spec, paths, job.get("data_root"), Path(job["cache_dir"]),
+                      ProgressFiles(paths, job.get("awaits_verdicts", False)), started)
         return 0
     except KeyboardInterrupt:
         write_error(paths, "interrupted (Ctrl-C); run the sweep again to resume from the last finished epoch")

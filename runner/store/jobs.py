@@ -20,17 +20,20 @@ NODE_VARIABLE = "RUNNER_RAY_NODE"
 WORKER_FILE = Path(runner.__file__).parent / "run" / "worker.py"
 
 
-def write_job(sweep: SweepPaths, spec, data_root, config: dict | None = None, robustness: dict | None = None) -> Path:
+def write_job(sweep: SweepPaths, spec, data_root, config: dict | None = None, robustness: dict | None = None,
+              awaits_verdicts: bool = False) -> Path:
     """runs/<id>/job.json: what a worker needs to run `spec` (with `config` as the sweep placed it,
     say on one GPU of several); with a `robustness` protocol, runs/<id>/robustness-job.json, for a
-    worker that scores the finished run under it (runner/run/robustness.py) instead."""
+    worker that scores the finished run under it (runner/run/robustness.py) instead. A worker that
+    `awaits_verdicts` waits after each epoch but the last until the sweep has judged it (a pruner)."""
     paths = RobustnessPaths(sweep, spec.run_id) if robustness else sweep.run_paths(spec.run_id)
     paths.folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(paths.job, {"experiment": spec.experiment, "run_id": spec.run_id, "config": config or spec.config,
                                   "varies": list(spec.varies),
                                   "sweep_root": str(sweep.root.resolve()), "cache_dir": str(sweep.cache.resolve()),
                                   "data_root": str(resolve_data_root(data_root).resolve()),
-                                  **({"robustness": robustness} if robustness else {})})
+                                  **({"robustness": robustness} if robustness else {}),
+                                  **({"awaits_verdicts": True} if awaits_verdicts else {})})
     return paths.job
 
 

@@ -127,7 +127,7 @@ class RunPaths:
 
     @property
     def folder(self) -> Path:
-        """job.json, progress.json, result.json, predictions.npz, gradcam.npz, error.txt, train.log;
+        """job.json, progress.json, verdict.json (a search's trials), result.json, predictions.npz, gradcam.npz, error.txt, train.log;
         robustness.json and robustness-job.json once its robustness is scored"""
         return self.sweep.root / "runs" / self.run_id
 
@@ -155,6 +155,11 @@ class RunPaths:
     @property
     def progress(self) -> Path:
         return self.folder / "progress.json"
+
+    @property
+    def verdict(self) -> Path:
+        """The sweep's word that a run its search may prune can go on: the last epoch it has judged."""
+        return self.folder / "verdict.json"
 
     @property
     def error(self) -> Path:

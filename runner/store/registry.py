@@ -17,7 +17,7 @@ from runner.errors import RunnerError
 SCHEMA_VERSION = 2  # 2: the status `pruned` (a search's pruner stopped the run)
 # What of a finished run's result.json the registry keeps as its metrics.
 METRIC_FIELDS = ("final", "best", "best_epoch", "epochs_run", "stopped_early", "train_seconds", "eval_seconds",
-                 "images_per_second", "parameters", "flops", "train_images", "val_images", "peak_memory_mb",
+                 "setup_seconds", "finish_seconds", "images_per_second", "parameters", "flops", "train_images", "val_images", "peak_memory_mb",
                  "host", "node")
 
 RUNS_TABLE = """
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS {name} (
     finished_at REAL,
     position    INTEGER NOT NULL DEFAULT 0
 )"""
+SWEEP_TIMINGS_KEPT = 20  # the newest sweeps' own timings, for the estimate (runner/sweep/estimate.py)
 SCHEMA = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);" + RUNS_TABLE.format(name="runs")
 
 
@@ -123,6 +124,12 @@ class RunRegistry:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'run_overrides'").fetchone()
         return json.loads(row[0]) if row else {}
 
+    def sweep_timings(self) -> list[dict]:
+        """The newest sweeps' own timings here: start_seconds (the process's start to its first run
+        started), report_seconds (its closing report), runs (in that report)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'sweep_timings'").fetchone()
+        return json.loads(row[0]) if row else []
+
     @staticmethod
     def _as_dict(row) -> dict:
         out = dict(row)
@@ -152,6 +159,14 @@ class RunRegistry:
             known = self.overrides()
             known.update({run_id: list(overrides) for run_id in run_ids})
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('run_overrides', ?)", (json.dumps(known),))
+
+    def record_sweep_timing(self, start_seconds: float, report_seconds: float, runs: int) -> None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            kept = self.sweep_timings()[-(SWEEP_TIMINGS_KEPT - 1):]
+            kept.append({"start_seconds": round(start_seconds, 3), "report_seconds": round(report_seconds, 3),
+                         "runs": runs})
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('sweep_timings', ?)", (json.dumps(kept),))
 
     def mark_running(self, run_id: str) -> None:
         self.db.execute("UPDATE runs SET status='running', started_at=?, error=NULL, attempts=attempts+1 "

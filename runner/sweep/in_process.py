@@ -8,6 +8,7 @@ import subprocess
 
 from runner.config import Experiment, RunSpec
 from runner.errors import RunnerError
+from runner.processes import process_started
 from runner.store.jobs import why_it_ended, worker_command, worker_environment, write_job
 from runner.store.layout import SweepPaths
 from runner.store.runfiles import read_result
@@ -23,7 +24,7 @@ def train_one(experiment: Experiment, spec: RunSpec, data_root=None, on_event=No
 
     if spec.config["robustness"]:
         require_package()  # without imagecorruptions: one line, before it trains
-    with open_sweep(experiment) as (paths, registry):
+    with open_sweep(experiment, timed=False) as (paths, registry):
         planned = plan_run(spec, registry.get(spec.run_id), paths.run_paths(spec.run_id), True,
                            DataNow(data_root, paths.cache), retrain_stale)
         refuse_stale([planned], paths)
@@ -37,7 +38,8 @@ def train_one(experiment: Experiment, spec: RunSpec, data_root=None, on_event=No
             if spec.config["nproc"] > 1:
                 result = launch_and_wait(paths, spec, data_root, on_event)
             else:
-                result = train_run(spec, paths.run_paths(spec.run_id), data_root, paths.cache, on_event)
+                result = train_run(spec, paths.run_paths(spec.run_id), data_root, paths.cache, on_event,
+                                   process_started())  # `runner train`: a process for this run
         except KeyboardInterrupt:
             registry.mark_interrupted(spec.run_id, "interrupted (Ctrl-C); run again to resume")
             raise

@@ -15,7 +15,7 @@ from runner.report.files import write_outputs
 from runner.store.jobs import EXIT_INTERRUPTED, why_it_ended, write_job
 from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
-from runner.store.runfiles import read_progress, read_result
+from runner.store.runfiles import read_progress, read_result, write_json_atomic
 from runner.sweep.executors import Ended, Executor
 from runner.sweep.plan import PlannedRun
 
@@ -65,8 +65,9 @@ class SweepLoop:
         spec, paths = planned.spec, self.paths.run_paths(planned.spec.run_id)
         paths.folder.mkdir(parents=True, exist_ok=True)
         paths.progress.unlink(missing_ok=True)
+        paths.verdict.unlink(missing_ok=True)
         config = self.executor.place(planned)
-        write_job(self.paths, spec, self.data_root, config)
+        write_job(self.paths, spec, self.data_root, config, awaits_verdicts=self.judges_epochs(planned))
         self.registry.mark_running(spec.run_id)
         self.executor.start(planned, paths, config)
         self.on_event("started", planned=planned)
@@ -82,6 +83,8 @@ class SweepLoop:
                     self.seen_epoch[run_id] = record["epoch"]
                     self.on_event("epoch", planned=planned, record=record)
                     self.epoch_done(planned, record)
+                    if self.judges_epochs(planned) and not self.stopping(run_id):
+                        write_json_atomic(self.paths.run_paths(run_id).verdict, {"epoch": record["epoch"]})
 
     def interrupted(self, planned: PlannedRun) -> None:
         self.registry.mark_interrupted(planned.spec.run_id, "interrupted (Ctrl-C); run the sweep again to resume")
@@ -94,6 +97,10 @@ class SweepLoop:
 
     def epoch_done(self, planned: PlannedRun, record: dict) -> None:
         pass
+
+    def judges_epochs(self, planned: PlannedRun) -> bool:
+        """True if epoch_done may stop this run: its worker then waits for each epoch's verdict."""
+        return False
 
     def run_ended(self, planned: PlannedRun, status: str) -> None:
         pass

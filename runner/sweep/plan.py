@@ -1,6 +1,6 @@
 """The plan of a sweep: what each run of an experiment file needs (run, resume, skip or hold), whether
 its data is usable, whether what it recorded was computed on the data there is now, and roughly how
-long it will take. Reads the registry, the run folders and the data, writes nothing, imports no
+long it will take (runner/sweep/estimate.py). Reads the registry, the run folders and the data, writes nothing, imports no
 paddle (a network's cost is the zoo's answer, runner/zoo.py; paddle is imported only to refuse GPU
 runs on a paddle without GPUs).
 
@@ -16,16 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runner.config import RUN_FIELDS, Experiment, RunSpec, evaluates_on_inference_engine
-from runner.data import published_sizes
+from runner.config import RUN_FIELDS, Experiment, RunSpec
 from runner.errors import RunnerError
 from runner.store.checkpoints import Checkpoints
 from runner.store.fingerprint import what_changed
 from runner.store.layout import RunPaths, SweepPaths
 from runner.store.registry import RunRegistry
 from runner.store.runfiles import checked_predictions, read_json, read_result
-from runner.validation import parse_validation
-from runner.zoo import forward_macs, forward_macs_of
+from runner.zoo import forward_macs_of
 
 # The settings that choose a run's images: runs alike in these train and are scored on the same data.
 DATA_KEYS = ("dataset", "validation", "fold", "train_limit", "val_limit", "train_fraction")
@@ -162,39 +160,3 @@ def preflight_devices(specs: list[RunSpec]) -> None:
     if not paddle.device.is_compiled_with_cuda():
         raise RunnerError("the runs ask for GPUs (device = \"gpu\" or --devices), but this paddlepaddle has no GPU "
                           "support; install paddlepaddle-gpu, or run on CPU without --devices")
-
-
-# ---- cost estimate for the plan ------------------------------------------------------------------
-
-# Sustained throughput of one training process in GFLOP/s (2 x multiply-accumulates), training plus
-# evaluation: the median of experiments/all.toml's runs on the machine of docs/performance.md (34-46
-# for AlexNet and ResNet-50, 60-72 for VGG-16). A rough guide: other machines differ.
-GFLOPS_PER_PROCESS = 48.0
-# What each further core of a run (threads or nproc) adds: 2 cores ran 1.5-1.8x one.
-EXTRA_CORE_GAIN = 0.6
-# How much faster paddle's inference engine evaluates than the dynamic graph (bench/eval_engine.py:
-# 1.6-2.2x on trained course networks).
-INFERENCE_EVAL_GAIN = 1.8
-UNKNOWN_SIZES = {"train": 1000, "val": 200}  # a folder of your own, before any file is read
-
-
-def estimate_minutes(config: dict, epochs_done: int = 0) -> float | None:
-    """Rough wall minutes of one run: forward+backward (3 x forward) on the training images, one
-    forward on the validation images, every epoch still to train. The network's multiply-accumulates
-    are the zoo's (runner/zoo.py: counted once per network and size, in a child process)."""
-    macs = forward_macs(config["model"], config["image_size"], config["model_args"])
-    if not macs:
-        return None
-    sizes = published_sizes(config["dataset"]) or UNKNOWN_SIZES
-    n_train = min(sizes["train"], config["train_limit"] or sizes["train"])
-    n_val = min(sizes["val"], config["val_limit"] or sizes["val"])
-    scheme = parse_validation(config["validation"])
-    if not scheme.official:  # the validation images are a share of the training images
-        held_out = round(n_train * (scheme.fraction or 1 / max(1, scheme.folds)))
-        n_train, n_val = n_train - held_out, held_out
-    n_train = max(1, round(n_train * config.get("train_fraction", 1.0)))
-    if evaluates_on_inference_engine(config):
-        n_val /= INFERENCE_EVAL_GAIN
-    flop = 2 * macs * (3 * n_train + n_val) * (config["epochs"] - epochs_done)
-    cores = slots_needed(config, on_gpus=False)
-    return flop / (GFLOPS_PER_PROCESS * 1e9 * (1 + EXTRA_CORE_GAIN * (cores - 1))) / 60

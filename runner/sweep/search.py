@@ -14,7 +14,9 @@
 The sweep process owns the study (Optuna's ask and tell) and is its only writer; the study lives in
 the sweep's folder (study.sqlite, Optuna's own storage). Each trial is one run, or one run per fold
 under `kfold:K`, started through the same executor as any run; each epoch's score, as the worker
-reports it, goes to the pruner, and a pruned run stops at once with the status `pruned`. A trial's
+reports it, goes to the pruner, and a pruned run stops at once with the status `pruned`: its
+worker waits after each epoch for the sweep's verdict (runs/<id>/verdict.json), so how far a
+trial trains never depends on how busy the machine is (folds judged together excepted). A trial's
 runs follow from its settings, so a sweep killed at any moment picks its trials up again: nothing
 finished is trained twice and no trial is counted twice.
 """
@@ -234,6 +236,9 @@ class SearchLoop(SweepLoop):
                     self.executor.stop(run_id)
                 return
             epoch += 1
+
+    def judges_epochs(self, planned) -> bool:
+        return self.search.pruner != "none" and planned.spec.run_id in self.trial_of
 
     def stopping(self, run_id: str) -> str | None:
         return self.pruned.get(run_id)

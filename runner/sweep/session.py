@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from contextlib import contextmanager
 
 from runner.config import Experiment
 from runner.errors import RunnerError
+from runner.processes import process_age
 from runner.report.files import write_outputs
 from runner.store.layout import SweepPaths, folder_problem
 from runner.store.registry import RunRegistry
@@ -45,9 +47,10 @@ class SweepLock:
 
 
 @contextmanager
-def open_sweep(experiment: Experiment):
+def open_sweep(experiment: Experiment, timed: bool = True):
     """Lock the sweep's folder, open its registry with every run of the file in it, recover from
-    any crash; on the way out, rewrite the tables."""
+    any crash; on the way out, rewrite the tables and (if `timed`: a sweep's, not `runner train`'s)
+    record what the sweep spent outside its runs."""
     paths = SweepPaths.for_experiment(experiment.name)
     problem = folder_problem(paths.root)
     if problem:
@@ -59,7 +62,7 @@ def open_sweep(experiment: Experiment):
     except OSError as err:
         raise RunnerError(f"cannot write to the output folder {paths.root} ({err.strerror}); "
                           "set RUNNER_OUTPUT_ROOT to a writable folder") from None
-    with held(paths) as registry:
+    with held(paths, timed=timed) as registry:
         for position, spec in enumerate(experiment.runs):
             registry.add(spec.run_id, spec.display_name, spec.config, position)
         record_the_files_runs(registry, experiment)
@@ -68,16 +71,30 @@ def open_sweep(experiment: Experiment):
 
 
 @contextmanager
-def held(paths: SweepPaths, create: bool = True):
+def held(paths: SweepPaths, create: bool = True, timed: bool = False):
     """Lock a sweep's folder and open its registry (`create`: a new one if there is none); on the
-    way out, rewrite the tables and close it. open_sweep, and `runner robustness` on a folder."""
+    way out, rewrite the tables, record (if `timed`) what the sweep spent outside its runs, and close
+    it. open_sweep, and `runner robustness` on a folder."""
+    opened = time.time()
     with SweepLock(paths.lock):
         registry = RunRegistry(paths.registry, create=create)
         try:
             yield registry
         finally:
+            report_started = time.monotonic()
             write_outputs(paths, registry)
+            if timed:
+                record_timing(registry, opened, time.monotonic() - report_started)
             registry.close()
+
+
+def record_timing(registry: RunRegistry, opened: float, report_seconds: float) -> None:
+    """What this sweep spent outside its runs, for the next estimate (runner/sweep/estimate.py): from
+    the process's start to its first run, and its closing report. Nothing if no run started."""
+    started = [row["started_at"] for row in registry.rows() if (row["started_at"] or 0) >= opened]
+    if started:
+        process_started = time.time() - (process_age() or time.time() - opened)
+        registry.record_sweep_timing(min(started) - process_started, report_seconds, len(registry.rows()))
 
 
 def record_the_files_runs(registry: RunRegistry, experiment: Experiment) -> None:

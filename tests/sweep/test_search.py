@@ -55,17 +55,24 @@ def states(outputs):
 
 def test_time_left_counts_the_trials_not_asked_for_yet_and_the_final_seeds(tmp_path):
     """A running search's "left" is not only its running trials: the trials still to ask for and
-    the final seeds are counted at the base run's estimate."""
+    the final seeds are counted at the base run's estimate, laid out on the cores."""
     from runner.config import load_experiment
-    from runner.sweep.progress import SweepProgress
+    from runner.sweep.estimate import MachineTimings, makespan
+    from runner.sweep.progress import SweepProgress, clock
     from runner.sweep.search import runs_to_come
 
     experiment = load_experiment(search_file(tmp_path, trials=4))
-    progress = SweepProgress(parallel=2, estimate=lambda planned: 2.0)
+    to_come = runs_to_come(experiment, 3)
+    assert len(to_come) == 4  # 3 trials and 1 final seed
+    timings = MachineTimings()
+    timings.add_sweep(start_seconds=0.0, report_seconds=0.0, runs=1)
+    seconds = [timings.cost(spec.config).seconds for spec in to_come]
+    progress = SweepProgress(parallel=2, timings=timings)
     progress.on_event("plan", planned=[])
-    line = progress.on_event("expected", specs=runs_to_come(experiment, 3))
-    assert line == "plan: 0 runs queued and 4 to come; about 4:00 at 2 at a time"
-    assert progress.seconds_left() == pytest.approx((3 + 1) * 120 / 2)  # 3 trials and 1 final seed
+    line = progress.on_event("expected", specs=to_come)
+    assert progress.seconds_left() == pytest.approx(makespan([], [(s, 1) for s in seconds], 2))
+    assert max(seconds) < progress.seconds_left() < sum(seconds)  # two at a time
+    assert line == f"plan: 0 runs queued and 4 to come; about {clock(progress.seconds_left())} at 2 at a time"
     progress.on_event("expected", specs=[])
     assert progress.seconds_left() == 0
 

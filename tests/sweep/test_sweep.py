@@ -11,7 +11,8 @@ import pytest
 from conftest import TIMINGS, cli, first_table, tiny_experiment, wait_until, wait_until_no_worker
 from runner.store.registry import RunRegistry
 from runner.config import load_experiment
-from runner.sweep.plan import estimate_minutes, plan_sweep
+from runner.sweep.estimate import MachineTimings
+from runner.sweep.plan import plan_sweep
 from runner.sweep.session import SweepLock
 
 THREE_RUNS = """
@@ -99,8 +100,7 @@ def test_sweep_killed_mid_run_resumes_without_retraining_finished_runs(tmp_path,
     killed = next(p for p in plan.values() if p.spec.config["model"] == "alexnet")
     assert killed.action == "resume" and 1 <= killed.epochs_done < 4
     assert (outputs / "tiny" / "checkpoints" / killed.spec.run_id / f"epoch-{killed.epochs_done:04d}").is_dir()
-    full = estimate_minutes(killed.spec.config)
-    assert estimate_minutes(killed.spec.config, killed.epochs_done) == pytest.approx(full * (4 - killed.epochs_done) / 4)
+    assert MachineTimings().cost(killed.spec.config, killed.epochs_done).epochs == 4 - killed.epochs_done
     assert plan[finished_id].action == "skip"
 
     cli("sweep", path, "--jobs", "1", check=True)
@@ -201,25 +201,3 @@ def test_report_over_two_sweeps_tests_every_run_against_the_overall_best(tmp_pat
     assert marks[0] == "— (best)" and all(re.fullmatch(r"(yes|no), (p=[0-9.e+-]+|p<0\.0001)", m) for m in marks[1:])
     alone = json.loads(cli("report", outputs / "first", "--format", "json", check=True).stdout)["runs"]
     assert len(alone) == 1 and alone[0]["is_best"]
-
-
-def test_time_estimate_counts_training_evaluation_engine_and_cores():
-    from runner.config import with_defaults
-    from runner.sweep.plan import EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, INFERENCE_EVAL_GAIN, estimate_minutes
-    from runner.zoo import forward_macs
-
-    base = with_defaults({"model": "lenet", "image_size": 64, "epochs": 2, "eval_engine": "dygraph"})
-    macs = forward_macs("lenet", 64)
-    # 400 training images forward + backward (3 forward passes), 400 validation images forward
-    expected = 2 * macs * (3 * 400 + 400) * 2 / (GFLOPS_PER_PROCESS * 1e9) / 60
-    assert estimate_minutes(base) == pytest.approx(expected)
-    engine = estimate_minutes({**base, "eval_engine": "inference"})
-    assert engine == pytest.approx(2 * macs * (3 * 400 + 400 / INFERENCE_EVAL_GAIN) * 2 / (GFLOPS_PER_PROCESS * 1e9) / 60)
-    assert estimate_minutes({**base, "threads": 2}) == pytest.approx(expected / (1 + EXTRA_CORE_GAIN))
-    # a 20 % holdout trains on 320 images and evaluates 80
-    holdout = estimate_minutes({**base, "validation": "holdout:0.2"})
-    assert holdout == pytest.approx(2 * macs * (3 * 320 + 80) * 2 / (GFLOPS_PER_PROCESS * 1e9) / 60)
-    # model arguments change the network and so its cost: GoogLeNet's stride-2 stem quarters it
-    googlenet = with_defaults({"model": "googlenet", "image_size": 64, "epochs": 1})
-    assert estimate_minutes({**googlenet, "model_args": {"stem_stride": 2}}) == \
-        pytest.approx(estimate_minutes(googlenet) / 4, rel=0.1)

@@ -1,0 +1,227 @@
+"""How long runs and sweeps take on this machine, from what it measured.
+
+A run costs a fixed part and its epochs: `head`, before its first epoch (the worker starting,
+paddle's import, loading the data, building the network), an epoch's training and evaluation, and
+`tail`, after its last epoch (the cost to run, Grad-CAM, its files). A sweep adds its own start (to
+the first run started: the plan, the data's fingerprints) and its closing report. Every finished run
+in the output root measured them (this folder's and every other's): the registry holds its wall time,
+its seconds of training and evaluation, and from its result.json the seconds before its first epoch
+and after its last (`setup_seconds`, `finish_seconds`); the registry's meta holds the sweep's own
+(`sweep_timings`). A running sweep learns from its own epochs and runs as they finish.
+
+    epoch seconds = work units x seconds per unit
+    work units    = 3 x training images (forward and backward) + validation images (forward;
+                    fewer on paddle's inference engine, INFERENCE_EVAL_GAIN)
+
+A network measured here (same model, arguments, size, batch, cores, device and evaluation) takes its
+own seconds per unit and fixed part; one not measured yet takes this machine's pace in
+multiply-accumulates per second (the networks' MACs: runner/zoo.py) and the median fixed part of
+the runs measured here; a machine that measured nothing yet, the defaults below.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.config import evaluates_on_inference_engine
+from runner.data import published_sizes
+from runner.errors import RunnerError
+from runner.store.registry import RunRegistry
+from runner.sweep.plan import slots_needed
+from runner.validation import parse_validation
+from runner.zoo import forward_macs
+
+# Sustained throughput of one training process in GFLOP/s (2 x multiply-accumulates), training plus
+# evaluation, before this machine has measured any: experiments/all.toml's 25 runs finished on the
+# machine of docs/results.md, their operations over their 711 minutes of training and evaluation
+# (the median run ran at 48: AlexNet and ResNet-50 at 34-46, the long VGG-16 runs at 60-72).
+GFLOPS_PER_PROCESS = 58.0
+# What each further core of a run (threads or nproc) adds: 2 cores ran 1.5-1.8x one.
+EXTRA_CORE_GAIN = 0.6
+# How much faster paddle's inference engine evaluates than the dynamic graph (bench/eval_engine.py:
+# 1.6-2.2x on trained course networks).
+INFERENCE_EVAL_GAIN = 1.8
+UNKNOWN_SIZES = {"train": 1000, "val": 200}  # a folder of your own, before any file is read
+# Fixed seconds before anything is measured here: what quick.toml's runs and sweep spent outside
+# their epochs on the machine of docs/performance.md while other work kept both cores busy (10 s
+# before a run's first epoch, 11-25 s after its last; 2 s to the first run, 12 s of report for 3
+# runs). Idle, it measured 1.5-2.5 s and 1.3-5 s (bench/estimate.py prints what yours measures).
+HEAD_SECONDS, TAIL_SECONDS = 10.0, 15.0
+START_SECONDS, REPORT_SECONDS_PER_RUN = 3.0, 4.0
+# The settings that decide how fast a network trains: runs alike in these are "the same network".
+SPEED_KEYS = ("model", "model_args", "image_size", "batch_size", "threads", "nproc", "device", "amp", "augment")
+
+
+def image_counts(config: dict) -> tuple[int, int]:
+    """(training images, validation images) a run's settings choose, from the dataset's published
+    sizes (UNKNOWN_SIZES for a folder of your own): a holdout's share, a `train_fraction`."""
+    sizes = published_sizes(config["dataset"]) or UNKNOWN_SIZES
+    n_train = min(sizes["train"], config.get("train_limit") or sizes["train"])
+    n_val = min(sizes["val"], config.get("val_limit") or sizes["val"])
+    scheme = parse_validation(config["validation"])
+    if not scheme.official:  # the validation images are a share of the training images
+        held_out = round(n_train * (scheme.fraction or 1 / max(1, scheme.folds)))
+        n_train, n_val = n_train - held_out, held_out
+    return max(1, round(n_train * config.get("train_fraction", 1.0))), n_val
+
+
+def work_units(config: dict) -> float:
+    """One epoch's work in forward passes of one image: 3 per training image, 1 per validation image."""
+    n_train, n_val = image_counts(config)
+    if evaluates_on_inference_engine(config):
+        n_val /= INFERENCE_EVAL_GAIN
+    return 3 * n_train + n_val
+
+
+def cores_gain(config: dict) -> float:
+    return 1 + EXTRA_CORE_GAIN * (slots_needed(config, on_gpus=False) - 1)
+
+
+def speed_key(config: dict) -> str:
+    return json.dumps([config.get(k) for k in SPEED_KEYS] + [evaluates_on_inference_engine(config)],
+                      sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """Seconds of one run: `head` before its first epoch, `epoch` each of its `epochs` still to train,
+    `tail` after the last. `source`: "measured" (this network, here), "paced" (this machine's pace
+    and MACs) or "default" (nothing measured here yet)."""
+    head: float
+    epoch: float
+    epochs: int
+    tail: float
+    source: str
+
+    @property
+    def seconds(self) -> float:
+        return self.head + self.epoch * self.epochs + self.tail
+
+
+@dataclass
+class Measured:
+    """What runs of one network measured: seconds per work unit of each epoch (or run), and fixed parts."""
+    per_unit: list[float] = field(default_factory=list)
+    head: list[float] = field(default_factory=list)
+    tail: list[float] = field(default_factory=list)
+
+
+class MachineTimings:
+    """What this machine measured, and the estimates it gives."""
+
+    def __init__(self):
+        self.networks: dict[str, Measured] = {}
+        self.pace: list[float] = []  # multiply-accumulates per second of one core, an entry per run or epoch
+        self.starts: list[float] = []  # a sweep's seconds to its first run
+        self.reports: list[float] = []  # a sweep's closing report, seconds per run in it
+
+    # ---- measuring --------------------------------------------------------------------------------
+
+    @classmethod
+    def measured_in(cls, root: Path, host: str | None = None) -> "MachineTimings":
+        """From every sweep folder under `root`: its finished runs trained on `host` (this machine)."""
+        timings, host = cls(), host or socket.gethostname()
+        for path in sorted(Path(root).glob("*/runs.sqlite")):
+            try:
+                registry = RunRegistry(path, create=False)
+            except RunnerError:
+                continue  # a newer runner's or a foreign file: the report says so, not the estimate
+            try:
+                for row in registry.rows("done"):
+                    if (row["metrics"] or {}).get("host", host) == host:
+                        timings.add_finished(row)
+                for sweep in registry.sweep_timings():
+                    timings.add_sweep(**sweep)
+            finally:
+                registry.close()
+        return timings
+
+    def add_finished(self, row: dict) -> None:
+        """A registry row of a finished run: its epochs, and its fixed part if it recorded it."""
+        m, config = row["metrics"] or {}, row["config"]
+        seconds = (m.get("train_seconds") or 0) + (m.get("eval_seconds") or 0)
+        if not m.get("epochs_run") or not seconds:
+            return
+        self.add_epochs(config, seconds / m["epochs_run"], m.get("flops"))
+        head, finish = m.get("setup_seconds"), m.get("finish_seconds")
+        if head is None or finish is None:
+            return  # an older runner's run: its epochs only
+        tail = finish
+        if row.get("attempts") == 1 and row.get("started_at") and row.get("finished_at"):
+            # trained in one go by a sweep: its wall time also holds the worker's exit
+            tail = max(tail, row["finished_at"] - row["started_at"] - seconds - head)
+        self.add_fixed(config, head, tail)
+
+    def add_epochs(self, config: dict, seconds: float, macs: int | None = None) -> None:
+        """An epoch of `config`'s network (or a run's mean epoch) took `seconds`."""
+        units = work_units(config)
+        if seconds <= 0 or not units:
+            return
+        self.network(config).per_unit.append(seconds / units)
+        macs = macs or forward_macs(config["model"], config["image_size"], config.get("model_args"))
+        if macs:  # one core's share: a run on more cores is faster by cores_gain
+            self.pace.append(macs * units / seconds / cores_gain(config))
+
+    def add_fixed(self, config: dict, head: float, tail: float) -> None:
+        """A run of `config`'s network spent `head` seconds before its first epoch, `tail` after its last."""
+        measured = self.network(config)
+        measured.head.append(max(0.0, head))
+        measured.tail.append(max(0.0, tail))
+
+    def add_sweep(self, start_seconds: float, report_seconds: float, runs: int) -> None:
+        self.starts.append(max(0.0, start_seconds))
+        if runs:
+            self.reports.append(max(0.0, report_seconds) / runs)
+
+    def network(self, config: dict) -> Measured:
+        return self.networks.setdefault(speed_key(config), Measured())
+
+    # ---- estimating -------------------------------------------------------------------------------
+
+    def cost(self, config: dict, epochs_done: int = 0) -> RunCost | None:
+        """What a run of `config` costs from `epochs_done` on (None if its network cannot be counted)."""
+        epochs = max(0, config["epochs"] - epochs_done)
+        own = self.networks.get(speed_key(config), Measured())
+        if own.per_unit:
+            epoch, source = statistics.median(own.per_unit) * work_units(config), "measured"
+        else:
+            macs = forward_macs(config["model"], config["image_size"], config.get("model_args"))
+            if not macs:
+                return None
+            pace = statistics.median(self.pace) if self.pace else GFLOPS_PER_PROCESS * 1e9 / 2
+            epoch, source = macs * work_units(config) / (pace * cores_gain(config)), "paced" if self.pace else "default"
+        return RunCost(self.fixed("head", own, HEAD_SECONDS), epoch, epochs, self.fixed("tail", own, TAIL_SECONDS),
+                       source)
+
+    def fixed(self, part: str, own: Measured, default: float) -> float:
+        """A fixed part of a run: its network's median if measured, else the median of this machine's runs."""
+        values = getattr(own, part) or [x for m in self.networks.values() for x in getattr(m, part)]
+        return statistics.median(values) if values else default
+
+    def start_seconds(self) -> float:
+        return statistics.median(self.starts) if self.starts else START_SECONDS
+
+    def report_seconds(self, runs: int) -> float:
+        return runs * (statistics.median(self.reports) if self.reports else REPORT_SECONDS_PER_RUN)
+
+
+def makespan(running: list[tuple[float, int]], queued: list[tuple[float, int]], slots: int) -> float:
+    """Seconds until the last run ends: `running` (seconds left, cores) go on, `queued` (seconds,
+    cores) start in order as their cores free up, the first that fits first, one wider than all the
+    slots alone, as the sweep's loop starts them (runner/sweep/executors/local.py)."""
+    ends = [(left, cores) for left, cores in running]
+    now, pending = 0.0, list(queued)
+    while pending:
+        busy = [(end, cores) for end, cores in ends if end > now]
+        free = slots - sum(cores for _, cores in busy)
+        index = next((i for i, (_, cores) in enumerate(pending) if cores <= free or not busy), None)
+        if index is None:
+            now = min(end for end, _ in busy)
+            continue
+        seconds, cores = pending.pop(index)
+        ends.append((now + seconds, cores))
+    return max((end for end, _ in ends), default=0.0)
+

@@ -1,0 +1,147 @@
+"""The time estimate, from what this machine measured: a network measured here is estimated from its
+own fixed part and epochs, one not yet measured from the machine's pace and its multiply-accumulates,
+the sweep's runs are laid out on its cores as the loop starts them, and a running sweep learns from
+its own epochs and runs. Records are constructed: nothing here trains or times anything."""
+import pytest
+
+from runner.config import RunSpec, with_defaults
+from runner.store.registry import RunRegistry
+from runner.sweep.estimate import (EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, HEAD_SECONDS, INFERENCE_EVAL_GAIN,
+                                   TAIL_SECONDS, MachineTimings, makespan, work_units)
+from runner.sweep.plan import PlannedRun
+from runner.sweep.progress import SweepProgress
+from runner.zoo import forward_macs
+
+LENET = with_defaults({"model": "lenet", "image_size": 64, "epochs": 3, "eval_engine": "dygraph"})
+
+
+def finished_row(config, train=30.0, evaluation=6.0, epochs=3, setup=8.0, finish=10.0, wall=None, host="here"):
+    """A registry row of a run finished in one go; `wall`: its worker's start to its end."""
+    wall = setup + train + evaluation + finish if wall is None else wall
+    return {"config": config, "attempts": 1, "started_at": 1000.0, "finished_at": 1000.0 + wall,
+            "metrics": {"train_seconds": train, "eval_seconds": evaluation, "epochs_run": epochs,
+                        "setup_seconds": setup, "finish_seconds": finish, "host": host,
+                        "flops": forward_macs(config["model"], config["image_size"], config["model_args"])}}
+
+
+def test_a_network_measured_here_costs_its_fixed_part_and_its_epochs():
+    timings = MachineTimings()
+    # 2 s of its wall time are in none of its records (the worker's exit): they count in the tail
+    timings.add_finished(finished_row(LENET, wall=8 + 36 + 10 + 2))
+    cost = timings.cost(LENET)
+    assert (cost.head, cost.epoch, cost.epochs, cost.tail, cost.source) == pytest.approx((8, 12, 3, 12, "measured"))
+    assert cost.seconds == pytest.approx(56)  # its wall time: the same run again takes as long
+    assert timings.cost({**LENET, "epochs": 5}).seconds == pytest.approx(8 + 5 * 12 + 12)
+    assert timings.cost(LENET, epochs_done=2).seconds == pytest.approx(8 + 12 + 12)  # a resumed run
+    # the same network on half the training images: its epochs cost its work, its fixed part stays
+    half = {**LENET, "train_limit": 200}
+    assert timings.cost(half).epoch == pytest.approx(12 * work_units(half) / work_units(LENET))
+    assert work_units(half) == 3 * 200 + 400 and timings.cost(half).head == 8
+
+
+def test_a_network_not_measured_yet_runs_at_the_machines_pace_by_its_macs():
+    timings = MachineTimings()
+    timings.add_finished(finished_row(LENET))
+    alexnet = {**LENET, "model": "alexnet"}
+    cost = timings.cost(alexnet)
+    ratio = forward_macs("alexnet", 64) / forward_macs("lenet", 64)
+    assert cost.source == "paced" and cost.epoch == pytest.approx(12 * ratio)
+    assert (cost.head, cost.tail) == (8, 10)  # the machine's measured fixed part
+    # two threads: EXTRA_CORE_GAIN more of the pace
+    assert timings.cost({**alexnet, "threads": 2}).epoch == pytest.approx(12 * ratio / (1 + EXTRA_CORE_GAIN))
+
+
+def test_before_anything_is_measured_the_defaults_count_training_evaluation_engine_and_cores():
+    timings = MachineTimings()
+    base = with_defaults({"model": "lenet", "image_size": 64, "epochs": 2, "eval_engine": "dygraph"})
+    macs = forward_macs("lenet", 64)
+    # 400 training images forward + backward (3 forward passes), 400 validation images forward
+    epoch = 2 * macs * (3 * 400 + 400) / (GFLOPS_PER_PROCESS * 1e9)
+    cost = timings.cost(base)
+    assert cost.source == "default" and cost.epoch == pytest.approx(epoch)
+    assert cost.seconds == pytest.approx(HEAD_SECONDS + 2 * epoch + TAIL_SECONDS)
+    engine = timings.cost({**base, "eval_engine": "inference"}).epoch
+    assert engine == pytest.approx(2 * macs * (3 * 400 + 400 / INFERENCE_EVAL_GAIN) / (GFLOPS_PER_PROCESS * 1e9))
+    assert timings.cost({**base, "threads": 2}).epoch == pytest.approx(epoch / (1 + EXTRA_CORE_GAIN))
+    # a 20 % holdout trains on 320 images and evaluates 80
+    holdout = timings.cost({**base, "validation": "holdout:0.2"}).epoch
+    assert holdout == pytest.approx(2 * macs * (3 * 320 + 80) / (GFLOPS_PER_PROCESS * 1e9))
+    # train_fraction = 0.25 trains on a quarter of the 400 and evaluates all 400
+    assert work_units({**base, "train_fraction": 0.25}) == 3 * 100 + 400
+    # model arguments change the network and so its cost: GoogLeNet's stride-2 stem quarters it
+    googlenet = with_defaults({"model": "googlenet", "image_size": 64, "epochs": 1})
+    assert timings.cost({**googlenet, "model_args": {"stem_stride": 2}}).epoch == \
+        pytest.approx(timings.cost(googlenet).epoch / 4, rel=0.1)
+
+
+def test_the_registries_of_the_output_root_are_what_this_machine_measured(tmp_path):
+    for folder, host in (("quick", "here"), ("elsewhere", "a-cluster-node")):
+        (tmp_path / folder).mkdir()
+        registry = RunRegistry(tmp_path / folder / "runs.sqlite")
+        registry.add("lenet-a", "lenet", LENET, 0)
+        registry.mark_running("lenet-a")
+        row = finished_row(LENET, train=45.0, host=host)
+        registry.mark_done("lenet-a", {**row["metrics"], "final": {}, "best": {}})
+        registry.db.execute("UPDATE runs SET started_at = 1000, finished_at = 1000 + 8 + 51 + 10")
+        registry.record_sweep_timing(start_seconds=3.5, report_seconds=9.0, runs=3)
+        registry.close()
+    (tmp_path / "older").mkdir()  # a run of an older runner, which recorded no fixed part: its epochs count
+    registry = RunRegistry(tmp_path / "older" / "runs.sqlite")
+    registry.add("lenet-b", "lenet", LENET, 0)
+    metrics = {k: v for k, v in finished_row(LENET, train=45.0)["metrics"].items()
+               if k not in ("setup_seconds", "finish_seconds")}
+    registry.mark_done("lenet-b", {**metrics, "final": {}, "best": {}})
+    registry.close()
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "runs.sqlite").write_text("not a registry")  # skipped, not fatal
+    timings = MachineTimings.measured_in(tmp_path, host="here")
+    assert timings.cost(LENET).seconds == pytest.approx(8 + 51 + 10)  # the other host's run is not here
+    measured = timings.networks[next(iter(timings.networks))]
+    assert len(measured.per_unit) == 2 and measured.head == [8.0]  # the older run: its epochs only
+    assert timings.start_seconds() == 3.5 and timings.report_seconds(6) == pytest.approx(18.0)
+
+
+def test_runs_are_laid_out_on_the_cores_as_the_loop_starts_them():
+    assert makespan([], [(10, 1)] * 3, slots=2) == 20
+    assert makespan([(5, 1)], [(10, 2)], slots=2) == 15  # a two-core run waits for both cores
+    assert makespan([], [(10, 4)], slots=2) == 10  # one wider than every slot runs alone
+    # the first run that fits starts: the one-core run fills the free core while the wide one waits
+    assert makespan([(6, 1)], [(10, 2), (4, 1)], slots=2) == 16
+    assert makespan([(7, 1)], [], slots=2) == 7 and makespan([], [], slots=2) == 0
+
+
+def planned(models):
+    return [PlannedRun(RunSpec("quick", {**LENET, "model": model, "seed": seed}), "new", "run")
+            for seed, model in enumerate(models)]
+
+
+def test_the_plan_is_the_sweeps_start_its_runs_on_its_cores_and_its_report():
+    timings = MachineTimings()
+    timings.add_finished(finished_row(LENET))  # 54 s a run
+    timings.add_sweep(start_seconds=4.0, report_seconds=9.0, runs=3)
+    progress = SweepProgress(parallel=2, timings=timings)
+    line = progress.on_event("plan", planned=planned(["lenet"] * 3))
+    assert progress.seconds_left() == pytest.approx(4 + 2 * 54 + 9)  # two runs one after the other
+    assert line == "plan: 3 runs, 3 to train; about 2:01 at 2 at a time"
+
+
+def test_a_running_sweep_learns_from_its_own_epochs_and_runs():
+    progress = SweepProgress(parallel=1, timings=MachineTimings())  # nothing measured: the defaults
+    first, second = planned(["lenet", "lenet"])
+    progress.on_event("plan", planned=[first, second])
+    assert progress.runs[second.spec.run_id].cost.source == "default"
+    progress.on_event("started", planned=first)
+    progress.on_event("epoch", planned=first, record={"epoch": 1, "val": {"acc": 0.5}, "seconds": 40.0})
+    queued = progress.runs[second.spec.run_id].cost
+    assert queued.source == "measured" and queued.epoch == pytest.approx(40.0)  # the first run's epoch
+    # the running run: its two epochs to go at its own pace, then its tail (it has just finished one)
+    assert progress.runs[first.spec.run_id].seconds_left(progress.runs[first.spec.run_id].last_epoch_at) == \
+        pytest.approx(2 * 40 + TAIL_SECONDS)
+    for epoch in (2, 3):
+        progress.on_event("epoch", planned=first, record={"epoch": epoch, "val": {"acc": 0.5}, "seconds": 40.0})
+    progress.on_event("finished", planned=first, status="done",
+                      result={"epochs_run": 3, "final": {"acc": 0.5}, "train_seconds": 100.0,
+                              "setup_seconds": 900.0, "finish_seconds": 1200.0})
+    queued = progress.runs[second.spec.run_id].cost
+    assert (queued.head, queued.epoch, queued.tail) == pytest.approx((900, 40, 1200))
+    assert progress.seconds_left() == pytest.approx(900 + 3 * 40 + 1200 + progress.timings.report_seconds(2))
