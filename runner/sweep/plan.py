@@ -102,7 +102,8 @@ def plan_run(spec: RunSpec, row: dict | None, paths: RunPaths, retry_failed: boo
     its newest checkpoint. A run to skip or resume whose record is of other data than `data` holds
     now is stale instead (retrain with `retrain_stale`)."""
     status = row["status"] if row else "new"
-    if status in ("done", "pruned") or read_result(paths):
+    result = read_result(paths)
+    if status in ("done", "pruned") or result:
         planned = PlannedRun(spec, status, "skip")
     elif status == "failed" and not retry_failed:
         return PlannedRun(spec, status, "hold")
@@ -112,8 +113,7 @@ def plan_run(spec: RunSpec, row: dict | None, paths: RunPaths, retry_failed: boo
     stale = data_change(paths, spec.config, status, data) if data and planned.action != "run" else None
     if stale:
         return PlannedRun(spec, status, "retrain" if retrain_stale else "stale", 0, stale)
-    result = read_result(paths) if planned.action == "skip" and status != "pruned" else None
-    checked = checked_predictions(paths, result) if result else None
+    checked = checked_predictions(paths, result) if result and planned.action == "skip" and status != "pruned" else None
     # outputs that are not finite are an older runner's diverged run: the report names it, not shown
     planned.damaged = checked.problem if checked and not checked.not_finite else None
     if planned.damaged and retrain_stale:
