@@ -2,13 +2,14 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from conftest import TIMINGS, cli, first_table, tiny_experiment, wait_until, wait_until_no_worker
+from conftest import REPO, TIMINGS, cli, first_table, tiny_experiment, wait_until, wait_until_no_worker
 from runner.store.registry import RunRegistry
 from runner.config import load_experiment
 from runner.sweep.estimate import MachineTimings
@@ -71,6 +72,42 @@ def test_sweep_table_skip_and_parallel_equivalence(tmp_path, outputs):
         report = cli("report", outputs / "tiny", "--format", fmt, check=True)
         assert "alexnet" in report.stdout
     assert len(json.loads(cli("report", outputs / "tiny", "--format", "json").stdout)["runs"]) == 3
+
+
+def git(*args, cwd):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def test_a_fresh_clone_resumes_a_sweep_from_the_run_files_git_keeps(tmp_path, outputs):
+    # curves_pm is one of the experiments whose finished runs .gitignore keeps in the repository
+    path = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n[[runs]]\nmodel = "lenet"\nseed = 1\n',
+                           name="curves_pm", epochs=1)
+    cli("sweep", path, check=True)
+    before = {r["run_id"]: r for r in json.loads(cli("report", outputs / "curves_pm", "--format", "json").stdout)["runs"]}
+
+    # commit the outputs under the repository's .gitignore, then clone: what a fresh machine gets
+    repo, clone = tmp_path / "repo", tmp_path / "clone"
+    shutil.copytree(outputs, repo / "outputs")
+    shutil.copy(REPO / ".gitignore", repo / ".gitignore")
+    git("init", "-q", cwd=repo)
+    git("add", "-A", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "runs", cwd=repo)
+    git("clone", "-q", str(repo), str(clone), cwd=tmp_path)
+    kept = {p.relative_to(clone / "outputs").as_posix() for p in (clone / "outputs").rglob("*") if p.is_file()}
+    assert {k.split("/")[-1] for k in kept} == {"result.json", "predictions.npz", "gradcam.npz", "train.log"}, kept
+    assert not (clone / "outputs" / "curves_pm" / "runs.sqlite").exists()
+
+    # the same command on the clone trains nothing, and its report has the same numbers
+    env = {"RUNNER_OUTPUT_ROOT": str(clone / "outputs")}
+    again = cli("sweep", path, env=env, check=True)
+    assert "2 done" in again.stdout and "started" not in again.stdout, again.stdout
+    after = json.loads(cli("report", clone / "outputs" / "curves_pm", "--format", "json", env=env).stdout)["runs"]
+    assert {r["run_id"]: r for r in after} == before
+
+    # a run added to the file is the only one trained
+    path.write_text(path.read_text() + '[[runs]]\nmodel = "lenet"\nseed = 2\n')
+    third = cli("sweep", path, env=env, check=True)
+    assert third.stdout.count("started ") == 1 and "3 done" in third.stdout, third.stdout
 
 
 def test_sweep_killed_mid_run_resumes_without_retraining_finished_runs(tmp_path, outputs):
