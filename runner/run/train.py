@@ -28,7 +28,7 @@ from runner.data.batches import BatchLoader, scale_batch
 from runner.store.layout import RunPaths
 from runner.metrics import confusion_matrix
 from runner.models import build_model, build_network, check_input_size, count_flops, count_parameters
-from runner.store.fingerprint import RETRAIN_HINT, what_changed
+from runner.store.fingerprint import RETRAIN_HINT, digest_predictions, what_changed
 from runner.store.runfiles import read_json, save_arrays, write_json_atomic
 from runner.run.objectives import (ClassificationLoss, ClassificationMetrics, build_optimizer, scale_norm_bias_lr,
                                    steps_by_batch)
@@ -297,6 +297,7 @@ def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: 
         "confusion_matrix": {which: confusion_matrix(predictions[which].argmax(1), predictions["labels"],
                                                      splits.num_classes).tolist()
                              for which in ("final", "best") if which in predictions and "labels" in predictions},
+        "predictions_digest": digest_predictions(predictions["final"]) if "final" in predictions else None,
         "history": history,
         "data": splits.fingerprint,
         **where_it_runs(),

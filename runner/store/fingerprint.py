@@ -37,6 +37,14 @@ def digest_labels(labels) -> str:
     return hashlib.sha256(np.asarray(labels, "<i8").tobytes()).hexdigest()
 
 
+def digest_predictions(probs) -> str:
+    """SHA-256 of a run's final validation probabilities as float32 (shape included), which
+    result.json records: any change to them shows, a reordering among images of one label included,
+    which keeps every count, accuracy and confusion matrix the same."""
+    probs = np.ascontiguousarray(probs, "<f4")
+    return hashlib.sha256(repr(probs.shape).encode() + probs.tobytes()).hexdigest()
+
+
 def split_fingerprint(ids: list[str], labels, content_digest: str) -> dict:
     ids = [str(i) for i in ids]
     out = {"images": len(ids), "ids": ids, "ids_digest": digest_strings(ids), "labels_digest": digest_labels(labels),

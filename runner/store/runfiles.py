@@ -25,7 +25,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from runner import metrics
-from runner.store.fingerprint import digest_labels
+from runner.store.fingerprint import digest_labels, digest_predictions
 
 
 def atomic_write(path: Path, data: bytes | str | Callable[[io.BufferedWriter], None], durable: bool = True) -> None:
@@ -121,6 +121,10 @@ def checked_predictions(paths, result: dict) -> CheckedPredictions:
     problem = disagreement(probs, labels, result)
     if problem:
         return CheckedPredictions({}, f"{name} disagrees with result.json: {problem}")
+    recorded = result.get("predictions_digest")  # absent from older runs: the checks above are all they get
+    if recorded and digest_predictions(probs) != recorded:
+        return CheckedPredictions({}, f"{name}'s final probabilities are not the ones the run recorded (their "
+                                      "digest differs from result.json's predictions_digest)")
     return CheckedPredictions(arrays)
 
 

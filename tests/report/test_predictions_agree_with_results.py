@@ -87,6 +87,17 @@ def other_runs(_, other_file):
     return arrays_of(other_file)
 
 
+def shuffled_within_labels(a, _):
+    """Images of one label swap their rows: every count, accuracy, AUC and confusion matrix stays."""
+    final = a["final"].copy()
+    for label in np.unique(a["labels"]):
+        rows = np.flatnonzero(a["labels"] == label)
+        final[rows] = final[np.roll(rows, 1)]
+    assert not np.array_equal(final, a["final"])
+    a["final"] = final
+    return a
+
+
 def objects(a, _):
     a["final"] = np.array([{"final": 1}] * len(a["labels"]), dtype=object)
     return a
@@ -109,6 +120,9 @@ DAMAGE = {
                                    "(shape (32, 1), dtype float32)"),
     "no labels": (without("labels"), "predictions.npz has no 'labels' array"),
     "no final": (without("final"), "predictions.npz has no 'final' array"),
+    "shuffled within labels": (shuffled_within_labels, "predictions.npz's final probabilities are not the ones the "
+                                                         "run recorded (their digest differs from result.json's "
+                                                         "predictions_digest)"),
     "objects": (objects, "predictions.npz holds objects, not arrays of numbers"),
     "not an npz": (b"these are not the predictions\n", "predictions.npz is not an .npz archive of arrays"),
     "cut short": (lambda raw: raw[: len(raw) // 2], "predictions.npz is not a readable .npz archive (BadZipFile"),
