@@ -17,6 +17,12 @@ A network measured here (same model, arguments, size, batch, cores, device and e
 own seconds per unit and fixed part; one not measured yet takes this machine's pace in
 multiply-accumulates per second (the networks' MACs: runner/zoo.py) and the median fixed part of
 the runs measured here; a machine that measured nothing yet, the defaults below.
+
+A run whose file asks for its robustness is scored after the file's runs have trained: its worker's
+start, then each corrupted set of its validation images evaluated on paddle's inference engine
+(validation work units at the run's own pace), and, for the first run of each image size, making
+the corrupted copies (CORRUPTING_SECONDS_PER_MEGAPIXEL; counted even where the cache holds them
+already, so an estimate after an interruption is high by that much).
 """
 from __future__ import annotations
 
@@ -51,6 +57,10 @@ UNKNOWN_SIZES = {"train": 1000, "val": 200}  # a folder of your own, before any 
 # runs). Idle, it measured 1.5-2.5 s and 1.3-5 s (bench/estimate.py prints what yours measures).
 HEAD_SECONDS, TAIL_SECONDS = 10.0, 15.0
 START_SECONDS, REPORT_SECONDS_PER_RUN = 3.0, 4.0
+# Making ImageNet-C's corrupted copy of images, seconds per megapixel of one core: the 75 sets of
+# 400 validation images at 128 px took 6.4 minutes on the machine of docs/performance.md
+# (bench/corruptions.py).
+CORRUPTING_SECONDS_PER_MEGAPIXEL = 0.78
 # The settings that decide how fast a network trains: runs alike in these are "the same network".
 SPEED_KEYS = ("model", "model_args", "image_size", "batch_size", "threads", "nproc", "device", "amp", "augment")
 
@@ -183,18 +193,36 @@ class MachineTimings:
 
     def cost(self, config: dict, epochs_done: int = 0) -> RunCost | None:
         """What a run of `config` costs from `epochs_done` on (None if its network cannot be counted)."""
-        epochs = max(0, config["epochs"] - epochs_done)
+        per_unit = self.seconds_per_unit(config)
+        if per_unit is None:
+            return None
+        own = self.networks.get(speed_key(config), Measured())
+        return RunCost(self.fixed("head", own, HEAD_SECONDS), per_unit[0] * work_units(config),
+                       max(0, config["epochs"] - epochs_done), self.fixed("tail", own, TAIL_SECONDS), per_unit[1])
+
+    def seconds_per_unit(self, config: dict) -> tuple[float, str] | None:
+        """(seconds per work unit of `config`'s network, and where that comes from: measured, paced
+        or default), or None if its network cannot be counted."""
         own = self.networks.get(speed_key(config), Measured())
         if own.per_unit:
-            epoch, source = statistics.median(own.per_unit) * work_units(config), "measured"
-        else:
-            macs = forward_macs(config["model"], config["image_size"], config.get("model_args"))
-            if not macs:
-                return None
-            pace = statistics.median(self.pace) if self.pace else GFLOPS_PER_PROCESS * 1e9 / 2
-            epoch, source = macs * work_units(config) / (pace * cores_gain(config)), "paced" if self.pace else "default"
-        return RunCost(self.fixed("head", own, HEAD_SECONDS), epoch, epochs, self.fixed("tail", own, TAIL_SECONDS),
-                       source)
+            return statistics.median(own.per_unit), "measured"
+        macs = forward_macs(config["model"], config["image_size"], config.get("model_args"))
+        if not macs:
+            return None
+        pace = statistics.median(self.pace) if self.pace else GFLOPS_PER_PROCESS * 1e9 / 2
+        return macs / (pace * cores_gain(config)), "paced" if self.pace else "default"
+
+    def scoring_seconds(self, config: dict, sets: int, making: bool) -> float | None:
+        """Scoring a trained run on `sets` corrupted copies of its validation images: its worker's
+        start, the evaluations on the inference engine, and first making the copies if `making`."""
+        per_unit = self.seconds_per_unit(config)
+        if per_unit is None:
+            return None
+        n_val = image_counts(config)[1]
+        seconds = sets * n_val / INFERENCE_EVAL_GAIN * per_unit[0]
+        if making:
+            seconds += sets * n_val * config["image_size"] ** 2 / 1e6 * CORRUPTING_SECONDS_PER_MEGAPIXEL
+        return self.fixed("head", self.networks.get(speed_key(config), Measured()), HEAD_SECONDS) + seconds
 
     def fixed(self, part: str, own: Measured, default: float) -> float:
         """A fixed part of a run: its network's median if measured, else the median of this machine's runs."""

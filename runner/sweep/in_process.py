@@ -13,7 +13,8 @@ from runner.store.jobs import why_it_ended, worker_command, worker_environment, 
 from runner.store.layout import SweepPaths
 from runner.store.runfiles import read_result
 from runner.sweep.plan import DataNow, plan_run, preflight_data
-from runner.sweep.robustness import protocol_of, require_package
+from runner.sweep.corrupted_sets import protocol_of
+from runner.sweep.robustness import require_package
 from runner.sweep.session import open_sweep
 from runner.sweep.stale import damaged_notes, refuse_stale, set_aside
 

@@ -22,7 +22,9 @@ from runner.store.checkpoints import Checkpoints
 from runner.store.fingerprint import what_changed
 from runner.store.layout import RunPaths, SweepPaths
 from runner.store.registry import RunRegistry
+from runner.options import CORRUPTION_MIN_SIZE
 from runner.store.runfiles import checked_predictions, read_json, read_result
+from runner.sweep.corrupted_sets import missing_sets, protocol_of
 from runner.zoo import forward_macs_of
 
 # The settings that choose a run's images: runs alike in these train and are scored on the same data.
@@ -39,6 +41,8 @@ class PlannedRun:
     # why a finished run's predictions.npz cannot stand beside its result.json (the report leaves out
     # what needs them; --retrain-stale trains it afresh), or None
     damaged: str | None = None
+    # corrupted sets it is to be scored on once the file's runs have trained (its `robustness`)
+    robustness_sets: int = 0
 
     @property
     def why_retrained(self) -> str:
@@ -129,8 +133,23 @@ def plan_sweep(experiment: Experiment, registry: RunRegistry | None, retry_faile
     data = DataNow(data_root, sweep.cache)
     planned = [plan_run(spec, registry.get(spec.run_id) if registry else None, sweep.run_paths(spec.run_id),
                         retry_failed, data, retrain_stale) for spec in experiment.runs]
+    for p in planned:
+        p.robustness_sets = sets_to_score(p, sweep.run_paths(p.spec.run_id))
     forward_macs_of([(c["model"], c["image_size"], c["model_args"]) for c in (p.spec.config for p in planned if p.to_do)])
     return planned
+
+
+def sets_to_score(planned: PlannedRun, paths: RunPaths) -> int:
+    """How many corrupted sets a run of a file asking for its robustness is still to be scored on
+    after training (runner/sweep/robustness.py scores them): none for a run held, refused or whose
+    predictions cannot be checked, or whose images are too small for the corruptions."""
+    config = planned.spec.config
+    if not config.get("robustness") or config["image_size"] < CORRUPTION_MIN_SIZE or planned.action in ("hold", "stale"):
+        return 0
+    protocol = protocol_of(config)
+    if planned.action == "retrain":  # its robustness.json is set aside with its other files
+        return len(protocol["corruptions"]) * len(protocol["severities"])
+    return 0 if planned.damaged else len(missing_sets(paths, protocol))
 
 
 def slots_needed(config: dict, on_gpus: bool) -> int:

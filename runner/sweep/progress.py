@@ -4,8 +4,10 @@ a pipe, CI), so a long sweep keeps saying what it does.
 
 Time left is what this machine measured (runner/sweep/estimate.py): a queued run's fixed part and
 epochs; a running run's epochs still to train at the pace of those it finished in this sweep, then
-its tail; the sweep's, these runs started in order on its cores, then its closing report. Every
-epoch and run that finishes is measured too, so the estimate refines as the sweep goes.
+its tail; the sweep's, these runs started in order on its cores, then the scoring on corrupted
+images of the runs whose file asks for their robustness (which starts once all have trained), then
+its closing report. Every epoch and run that finishes is measured too, so the estimate refines as
+the sweep goes.
 """
 from __future__ import annotations
 
@@ -75,6 +77,20 @@ def clock(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+@dataclass
+class Scoring:
+    """A run's scoring on corrupted images, after the file's runs have trained: its estimated
+    `seconds`, when its worker started, and whether it has ended (done, failed or interrupted)."""
+    seconds: float | None
+    started: float | None = None
+    ended: bool = False
+
+    def seconds_left(self, now: float) -> float | None:
+        if self.seconds is None or self.started is None:
+            return self.seconds
+        return max(self.seconds - (now - self.started), 0.0)
+
+
 class SweepProgress:
     def __init__(self, parallel: int = 1, timings: MachineTimings | None = None):
         """`parallel`: the cores (or GPUs) runs share; `timings`: what this machine measured so far."""
@@ -83,6 +99,7 @@ class SweepProgress:
         self.started = time.monotonic()
         self.to_come: list[dict] = []  # configs of the runs a search has yet to ask for
         self.to_come_said = False
+        self.scoring: dict[str, Scoring] = {}  # by run id: the robustness still to score
 
     # ---- events: on_event(kind, **details) calls on_<kind>(**details) --------------------------------
 
@@ -96,11 +113,25 @@ class SweepProgress:
             status = {"skip": p.status if p.status == "pruned" else "done", "hold": "failed (held)",
                       "stale": "stale (refused)"}.get(p.action, "queued")
             self.add(p, status)
+        self.plan_scoring(planned)
         todo = [r for r in self.runs.values() if r.status == "queued"]
         if not self.runs:
             return None
-        return (f"plan: {len(self.runs)} runs, {len(todo)} to train; about {clock(self.seconds_left())} "
+        scored = f", {len(self.scoring)} to score on corrupted images" if self.scoring else ""
+        return (f"plan: {len(self.runs)} runs, {len(todo)} to train{scored}; about {clock(self.seconds_left())} "
                 f"at {self.parallel} at a time")
+
+    def plan_scoring(self, planned: list[PlannedRun]) -> None:
+        """The scoring each run's robustness still needs; the first run of each dataset and image
+        size also makes the corrupted copies the others read from the cache."""
+        sizes = set()
+        for p in planned:
+            if p.robustness_sets:
+                c = p.spec.config
+                size = (c["dataset"], c["image_size"], c.get("validation"), c.get("val_limit"))
+                self.scoring[p.spec.run_id] = Scoring(self.timings.scoring_seconds(c, p.robustness_sets,
+                                                                                   size not in sizes))
+                sizes.add(size)
 
     def add(self, planned: PlannedRun, status: str = "queued") -> RunState:
         p = planned
@@ -128,8 +159,14 @@ class SweepProgress:
     def on_note(self, message: str) -> str:
         return f"note: {message}"
 
-    def on_robustness(self, run_id: str, message: str) -> str:
-        """A finished run scored on corrupted images (runner/sweep/robustness.py)."""
+    def on_robustness(self, run_id: str, message: str, phase: str = "progress") -> str:
+        """A finished run scored on corrupted images (runner/sweep/robustness.py); `phase`: started,
+        progress, requeued or ended."""
+        scoring = self.scoring.get(run_id)
+        if scoring and phase in ("started", "requeued"):
+            scoring.started = time.monotonic() if phase == "started" else None
+        elif scoring and phase == "ended":
+            scoring.ended = True
         return f"robustness {run_id}: {message}"
 
     def on_started(self, planned: PlannedRun) -> str:
@@ -204,13 +241,17 @@ class SweepProgress:
         for config in self.to_come:
             cost = self.timings.cost(config)
             queued.append((cost.seconds if cost else None, cores(config)))
-        if any(left is None for left, _ in running + queued):
+        scoring = [s for s in self.scoring.values() if not s.ended]
+        scoring_running = [(s.seconds_left(now), 1) for s in scoring if s.started is not None]
+        scoring_queued = [(s.seconds_left(now), 1) for s in scoring if s.started is None]
+        if any(left is None for left, _ in running + queued + scoring_running + scoring_queued):
             return None
-        if not running and not queued:
+        if not running and not queued and not scoring:
             return 0.0
         # before any run started (the plan's line, a dry run) the sweep's own start counts whole
         start = 0.0 if any(r.started for r in self.runs.values()) else self.timings.start_seconds()
-        return start + makespan(running, queued, self.parallel) + self.timings.report_seconds(len(self.runs))
+        return (start + makespan(running, queued, self.parallel)
+                + makespan(scoring_running, scoring_queued, self.parallel) + self.timings.report_seconds(len(self.runs)))
 
     def sweep_times(self) -> str:
         return f"sweep {clock(time.monotonic() - self.started)} elapsed, {clock(self.seconds_left())} left"

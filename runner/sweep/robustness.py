@@ -15,11 +15,12 @@ from typing import Callable
 
 from runner.config import Experiment, RunSpec, unknown_corruption, with_defaults
 from runner.errors import RunnerError, UsageError
-from runner.options import CORRUPTION_MIN_SIZE, CORRUPTIONS, SEVERITIES
+from runner.options import CORRUPTION_MIN_SIZE, CORRUPTIONS
 from runner.store.jobs import EXIT_INTERRUPTED, why_it_ended, write_job
 from runner.store.layout import RobustnessPaths, RunPaths, SweepPaths, data_folders
 from runner.store.registry import RunRegistry
-from runner.store.runfiles import read_json, read_result
+from runner.store.runfiles import read_result
+from runner.sweep.corrupted_sets import missing_sets, protocol_of, scored_sets
 from runner.sweep.executors import Ended, Executor, build_executor
 from runner.sweep.loop import SIGNAL_RESUMES, OnEvent, SweepLoop
 from runner.sweep.plan import PlannedRun
@@ -28,28 +29,9 @@ from runner.sweep.session import held
 Wanted = list[tuple[RunSpec, dict]]  # (run, the protocol it is to be scored under)
 
 
-def protocol_of(config: dict, corruptions=(), severities=()) -> dict:
-    """The sets a run is scored on: those given, else its own `robustness` table's, else all 15 x 5."""
-    table = config.get("robustness") or {}
-    return {"corruptions": list(corruptions or table.get("corruptions") or CORRUPTIONS),
-            "severities": list(severities or table.get("severities") or SEVERITIES), "seed": table.get("seed", 0)}
-
-
 def asked_for(experiment: Experiment) -> Wanted:
     """The file's runs whose `robustness` asks for it, each under its own protocol."""
     return [(spec, protocol_of(spec.config)) for spec in experiment.runs if spec.config.get("robustness")]
-
-
-def scored_sets(paths: RunPaths, seed: int) -> dict:
-    """{corruption: {severity (str): scores}} of a run's robustness.json, if scored with `seed`."""
-    stored = read_json(paths.robustness) or {}
-    return stored.get("sets", {}) if stored.get("seed") == seed else {}
-
-
-def missing_sets(paths: RunPaths, protocol: dict) -> list[tuple[str, int]]:
-    sets = scored_sets(paths, protocol["seed"])
-    return [(name, severity) for name in protocol["corruptions"] for severity in protocol["severities"]
-            if str(severity) not in sets.get(name, {})]
 
 
 def plan_robustness(sweep: SweepPaths, wanted: Wanted) -> tuple[list[PlannedRun], list[str]]:
@@ -79,8 +61,9 @@ class RobustnessLoop(SweepLoop):
         self.scored: dict[str, int] = {}
         self.failures: list[tuple[str, str]] = []
 
-    def say(self, planned: PlannedRun, message: str) -> None:
-        self.on_event("robustness", run_id=planned.spec.run_id, message=message)
+    def say(self, planned: PlannedRun, message: str, phase: str = "progress") -> None:
+        """`phase`: started, progress, requeued or ended (done, failed or interrupted), for the estimate."""
+        self.on_event("robustness", run_id=planned.spec.run_id, message=message, phase=phase)
 
     def total(self, run_id: str) -> int:
         protocol = self.protocols[run_id]
@@ -93,7 +76,7 @@ class RobustnessLoop(SweepLoop):
         # one process scores a run, whatever nproc it trained with (the job keeps its config, and so its id)
         self.executor.start(planned, RobustnessPaths(self.paths, spec.run_id), {**config, "nproc": 1})
         missing = len(missing_sets(self.paths.run_paths(spec.run_id), protocol))
-        self.say(planned, f"scoring {missing} of {self.total(spec.run_id)} corrupted sets")
+        self.say(planned, f"scoring {missing} of {self.total(spec.run_id)} corrupted sets", "started")
 
     def poll_progress(self) -> None:
         for planned in self.executor.running():
@@ -106,23 +89,23 @@ class RobustnessLoop(SweepLoop):
             self.scored[run_id] = done
 
     def interrupted(self, planned: PlannedRun) -> None:
-        self.say(planned, "interrupted; run the same command again to score the sets it lacks")
+        self.say(planned, "interrupted; run the same command again to score the sets it lacks", "ended")
 
     def finish(self, ended: Ended, pending: list[PlannedRun]) -> bool:
         planned, code, run_id = ended.planned, ended.code, ended.planned.spec.run_id
         paths = self.paths.run_paths(run_id)
         if code == 0 and not missing_sets(paths, self.protocols[run_id]):
-            self.say(planned, f"done: {paths.robustness}")
+            self.say(planned, f"done: {paths.robustness}", "ended")
             return True
         error = ended.lost or why_it_ended(paths, code)
         if code not in (EXIT_INTERRUPTED, -signal.SIGINT) and (code < 0 or ended.lost) \
                 and self.resumes.get(run_id, 0) < SIGNAL_RESUMES:
             self.resumes[run_id] = self.resumes.get(run_id, 0) + 1
             pending.insert(0, planned)
-            self.say(planned, f"{error}; resuming with the sets it lacks")
+            self.say(planned, f"{error}; resuming with the sets it lacks", "requeued")
             return False
         self.failures.append((run_id, error))
-        self.say(planned, f"failed: {error}")
+        self.say(planned, f"failed: {error}", "ended")
         return False
 
 

@@ -6,9 +6,11 @@ import pytest
 
 from runner.config import RunSpec, with_defaults
 from runner.store.registry import RunRegistry
-from runner.sweep.estimate import (EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, HEAD_SECONDS, INFERENCE_EVAL_GAIN,
-                                   TAIL_SECONDS, MachineTimings, makespan, work_units)
-from runner.sweep.plan import PlannedRun
+from runner.store.layout import SweepPaths
+from runner.store.runfiles import write_json_atomic
+from runner.sweep.estimate import (CORRUPTING_SECONDS_PER_MEGAPIXEL, EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, HEAD_SECONDS,
+                                   INFERENCE_EVAL_GAIN, TAIL_SECONDS, MachineTimings, makespan, work_units)
+from runner.sweep.plan import PlannedRun, sets_to_score
 from runner.sweep.progress import SweepProgress
 from runner.zoo import forward_macs
 
@@ -145,3 +147,50 @@ def test_a_running_sweep_learns_from_its_own_epochs_and_runs():
     queued = progress.runs[second.spec.run_id].cost
     assert (queued.head, queued.epoch, queued.tail) == pytest.approx((900, 40, 1200))
     assert progress.seconds_left() == pytest.approx(900 + 3 * 40 + 1200 + progress.timings.report_seconds(2))
+
+
+def test_robustness_is_scored_after_every_run_has_trained_and_the_first_of_a_size_makes_the_sets():
+    timings = MachineTimings()
+    timings.add_finished(finished_row(LENET))  # 54 s a run: head 8, 3 epochs of 12 s, tail 10
+    timings.add_sweep(start_seconds=4.0, report_seconds=9.0, runs=3)
+    robust = {**LENET, "robustness": True}
+    runs = [PlannedRun(RunSpec("r", {**robust, "seed": seed, "image_size": size}), "new", "run", robustness_sets=sets)
+            for seed, size, sets in ((0, 64, 75), (1, 64, 75), (2, 64, 0))]
+    progress = SweepProgress(parallel=2, timings=timings)
+    line = progress.on_event("plan", planned=runs)
+    assert line.startswith("plan: 3 runs, 3 to train, 2 to score on corrupted images; about ")
+
+    per_unit = 12 / work_units(LENET)
+    evaluate = 8 + 75 * 400 / INFERENCE_EVAL_GAIN * per_unit  # its worker's start, 75 sets of 400 images
+    making = 75 * 400 * 64 ** 2 / 1e6 * CORRUPTING_SECONDS_PER_MEGAPIXEL  # once for the size
+    scores = {run_id: s.seconds for run_id, s in progress.scoring.items()}
+    assert scores == pytest.approx({runs[0].spec.run_id: evaluate + making, runs[1].spec.run_id: evaluate})
+    # the three runs train two at a time (108 s), then the two scorings side by side, then the report
+    assert progress.seconds_left() == pytest.approx(4 + 2 * 54 + (evaluate + making) + 3 * 3)
+
+    for p in runs:  # all trained: what is left is the scoring and the report
+        progress.runs[p.spec.run_id].status, progress.runs[p.spec.run_id].started = "done", 1.0
+    assert progress.seconds_left() == pytest.approx(evaluate + making + 9)
+    progress.on_event("robustness", run_id=runs[0].spec.run_id, message="done: robustness.json", phase="ended")
+    assert progress.seconds_left() == pytest.approx(evaluate + 9)
+    progress.on_event("robustness", run_id=runs[1].spec.run_id, message="failed: …", phase="ended")
+    assert progress.seconds_left() == 0.0
+
+
+def test_the_plan_counts_the_corrupted_sets_a_run_still_lacks(tmp_path):
+    sweep = SweepPaths(tmp_path / "r")
+    config = {**LENET, "robustness": {"corruptions": ["fog", "contrast"], "severities": [1, 2, 3]}}
+    spec = RunSpec("r", config)
+    paths = sweep.run_paths(spec.run_id)
+    assert sets_to_score(PlannedRun(spec, "new", "run"), paths) == 6
+    paths.folder.mkdir(parents=True)
+    write_json_atomic(paths.robustness, {"seed": 0, "sets": {"fog": {"1": {}, "3": {}}, "contrast": {"2": {}}}})
+    assert sets_to_score(PlannedRun(spec, "done", "skip"), paths) == 3
+    assert sets_to_score(PlannedRun(spec, "done", "retrain"), paths) == 6  # its files are set aside
+    write_json_atomic(paths.robustness, {"seed": 1, "sets": {"fog": {"1": {}}}})  # scored under another seed
+    assert sets_to_score(PlannedRun(spec, "done", "skip"), paths) == 6
+    assert sets_to_score(PlannedRun(spec, "failed", "hold"), paths) == 0
+    assert sets_to_score(PlannedRun(spec, "done", "skip", damaged="its predictions disagree"), paths) == 0
+    assert sets_to_score(PlannedRun(RunSpec("r", LENET), "new", "run"), paths) == 0  # no robustness asked
+    small = RunSpec("r", {**config, "image_size": 16})
+    assert sets_to_score(PlannedRun(small, "new", "run"), sweep.run_paths(small.run_id)) == 0
