@@ -266,7 +266,8 @@ def time_to_accuracy(history: list[dict], target: float) -> dict | None:
     for record in history:
         train += record.get("train_seconds", 0.0)
         wall += record.get("train_seconds", 0.0) + record.get("eval_seconds", 0.0)
-        if record["val"].get("acc", -1.0) >= target - 1e-12:
+        acc = record["val"].get("acc")
+        if acc is not None and acc >= target - 1e-12:  # an epoch with no accuracy reaches nothing
             return {"epoch": record["epoch"], "train_seconds": train, "wall_seconds": wall}
     return None
 

@@ -160,6 +160,40 @@ def test_time_to_accuracy_on_a_constructed_history():
     assert metrics.time_to_accuracy(history, 0.95) == {"epoch": 4, "train_seconds": 42.0, "wall_seconds": 46.5}
     assert metrics.time_to_accuracy(history, 0.5)["epoch"] == 1  # reached exactly counts
     assert metrics.time_to_accuracy(history, 0.96) is None
+    # an epoch that recorded no accuracy reaches no target, and the count goes on past it
+    gap = [{**history[0], "val": {"acc": None}}, *history[1:]]
+    assert metrics.time_to_accuracy(gap, 0.4) == {"epoch": 2, "train_seconds": 22.0, "wall_seconds": 24.5}
+
+
+def test_a_groups_mce_never_averages_one_relative_to_alexnet_with_a_plain_error():
+    from types import SimpleNamespace
+
+    from runner.report.sections import Beyond
+
+    def run(seed, mce, normalised):
+        return {"run_id": f"lenet-s{seed}", "group": "lenet", "clean_acc": 0.9, "mean_corruption_acc": 0.2,
+                "mce": mce, "mce_normalised": normalised, "ece_under_corruption": 0.1,
+                "corruptions": {"fog": {"1": {"acc": 0.2}}}}
+    owner = SimpleNamespace(groups=[("lenet", [])])
+    (mixed,) = Beyond.robustness_groups(owner, [run(0, 100.0, True), run(1, 20.0, False)])
+    assert mixed["mce"] is None and mixed["mce_normalised"] is False  # before: 60, "unnormalised"
+    (alike,) = Beyond.robustness_groups(owner, [run(0, 100.0, True), run(1, 80.0, True)])
+    assert alike["mce"] == pytest.approx(90.0) and alike["mce_normalised"] is True
+
+
+def test_classes_are_compared_only_between_groups_of_the_same_classes():
+    from runner.report.sections import differ_most
+
+    pm = ["normal", "myopia"]
+    cifar = ["airplane", "automobile", "bird"]
+    groups = [{"model": "lenet pm", "classes": pm, "recall": [0.9, 0.5]},
+              {"model": "alexnet pm", "classes": pm, "recall": [0.8, 0.9]},
+              {"model": "lenet cifar10", "classes": cifar, "recall": [0.1, 0.2, 0.3]}]
+    for order in (groups, groups[::-1]):  # before: pm's "normal" against airplane's recall, or an IndexError
+        found = {d["class"]: d for d in differ_most(order)}
+        assert set(found) == {"normal", "myopia"}
+        assert found["myopia"]["spread"] == pytest.approx(0.4) and found["myopia"]["worst"] == "lenet pm"
+        assert found["normal"]["spread"] == pytest.approx(0.1)
 
 
 def test_per_class_scores_by_hand():

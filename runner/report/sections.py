@@ -92,7 +92,7 @@ class Beyond:
                 "image_size": stored["image_size"], "seed": res["config"]["seed"], "corruption_seed": stored["seed"],
                 "package": stored["package"], "engine": stored["engine"], "images": stored["images"],
                 "clean_acc": stored["clean"]["acc"], "clean_auc": finite_or_none(stored["clean"].get("auc")),
-                "clean_ece": stored["clean"]["ece"],
+                "clean_ece": finite_or_none(stored["clean"]["ece"]),
                 "mean_corruption_acc": mean_of(v["acc"] for v in sets),
                 "mean_corruption_auc": mean_of(v.get("auc") for v in sets),
                 "ece_under_corruption": mean_of(v["ece"] for v in sets),
@@ -119,7 +119,9 @@ class Beyond:
             out.append({"model": label, "seeds": len(mine), "run_ids": [r["run_id"] for r in mine],
                         "clean_acc": mean_of(r["clean_acc"] for r in mine),
                         "mean_corruption_acc": mean_of(r["mean_corruption_acc"] for r in mine),
-                        "mce": mean_of(r["mce"] for r in mine), "mce_normalised": all(r["mce_normalised"] for r in mine),
+                        # an mCE relative to AlexNet and a plain mean error do not average: "—" if they mix
+                        "mce": mean_of(r["mce"] for r in mine) if len({r["mce_normalised"] for r in mine}) == 1 else None,
+                        "mce_normalised": all(r["mce_normalised"] for r in mine),
                         "ece_under_corruption": mean_of(r["ece_under_corruption"] for r in mine),
                         "by_corruption": by_corruption, "by_severity": {str(s): v for s, v in by_severity.items()}})
         return out
@@ -187,10 +189,24 @@ class Beyond:
             mine = [r for r in runs if r["group"] == label]
             if mine:
                 names = [c["class"] for c in mine[0]["classes"]]
+                mine = [r for r in mine if [c["class"] for c in r["classes"]] == names]
                 groups.append({"model": label, "seeds": len(mine), "classes": names,
                                "recall": [mean_of(r["classes"][i]["recall"] for r in mine) for i in range(len(names))],
                                "f1": [mean_of(r["classes"][i]["f1"] for r in mine) for i in range(len(names))]})
         return {"runs": runs, "groups": groups, "differ_most": differ_most(groups)}
+
+    def per_class_table(self) -> tuple[list[str], list[dict]] | None:
+        """(the classes, the groups with those classes) for the network x class heat map and table:
+        the most groups sharing one list of more than two classes (a report over Cifar10 and
+        iChallenge-PM shows Cifar10's ten), or None."""
+        by_classes: dict[tuple, list[dict]] = {}
+        for g in self.per_class["groups"]:
+            if len(g["classes"]) > 2:
+                by_classes.setdefault(tuple(g["classes"]), []).append(g)
+        if not by_classes:
+            return None
+        classes, groups = max(by_classes.items(), key=lambda kv: len(kv[1]))
+        return list(classes), groups
 
     # ---- outputs ---------------------------------------------------------------------------------
 
@@ -224,12 +240,13 @@ class Beyond:
             targets = sorted({t for row in self.rows for t in targets_of(row["result"]["config"], self.targets)})
             draw["acc_vs_wall_time.png"] = lambda: plots.wall_time_figure(
                 [(label, [m["result"] for m in members]) for label, members in self.groups], targets)
-        per_class = self.per_class
-        if per_class["groups"] and len(per_class["groups"][0]["classes"]) > 2:
+        table = self.per_class_table()
+        if table:
+            classes, groups = table
             draw["per_class_heatmap.png"] = lambda: plots.heatmap_figure(
-                np.array([[np.nan if v is None else v for v in g["recall"]] for g in per_class["groups"]], float),
-                [g["model"] for g in per_class["groups"]], per_class["groups"][0]["classes"],
-                "Recall of each class (%, final epoch, mean over seeds)", "recall (%)")
+                np.array([[np.nan if v is None else v for v in g["recall"]] for g in groups], float),
+                [g["model"] for g in groups], classes, "Recall of each class (%, final epoch, mean over seeds)",
+                "recall (%)")
         return draw
 
 
@@ -241,20 +258,23 @@ def curve_point(share: float, results: list[dict]) -> dict:
     return {"train_images": int(round(np.mean([r["train_images"] for r in results]))), "train_fraction": share,
             "epochs": results[0]["config"]["epochs"], "seeds": len(accs), "acc_mean": finite_or_none(mean),
             "acc_std": finite_or_none(std), "acc_ci_low": finite_or_none(low), "acc_ci_high": finite_or_none(high),
-            "per_seed_acc": accs, "run_ids": [r["run_id"] for r in results]}
+            "per_seed_acc": [finite_or_none(a) for a in accs], "run_ids": [r["run_id"] for r in results]}
 
 
 def differ_most(groups: list[dict], count: int = DIFFER_MOST) -> list[dict]:
     """The classes whose recall differs most between model groups (max - min of the groups' means),
-    with the best and worst group for each; nothing for fewer than two groups."""
-    if len(groups) < 2:
-        return []
+    with the best and worst group for each; only groups of the same classes are compared (a report
+    may hold two datasets), and nothing for a class fewer than two groups have."""
     out = []
-    for i, name in enumerate(groups[0]["classes"]):
-        recalls = [(g["recall"][i], g["model"]) for g in groups if g["recall"][i] is not None]
-        if len(recalls) < 2:
-            continue
-        (low, worst), (high, best) = min(recalls), max(recalls)
-        out.append({"class": name, "spread": high - low, "best": best, "best_recall": high, "worst": worst,
-                    "worst_recall": low})
+    by_classes: dict[tuple, list[dict]] = {}
+    for g in groups:
+        by_classes.setdefault(tuple(g["classes"]), []).append(g)
+    for classes, alike in by_classes.items():
+        for i, name in enumerate(classes):
+            recalls = [(g["recall"][i], g["model"]) for g in alike if g["recall"][i] is not None]
+            if len(recalls) < 2:
+                continue
+            (low, worst), (high, best) = min(recalls), max(recalls)
+            out.append({"class": name, "spread": high - low, "best": best, "best_recall": high, "worst": worst,
+                        "worst_recall": low})
     return sorted(out, key=lambda d: -d["spread"])[:count]

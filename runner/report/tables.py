@@ -217,10 +217,10 @@ def beyond_sections(beyond: Beyond) -> list[dict]:
         out.append(section("time_to_accuracy", ["run", "model", *(f"training s to {100 * t:g}%" for t in targets)],
                            [[r["run_id"], r["model"], *(reached(r, t) for t in targets)] for r in times],
                            ["acc_vs_wall_time.png"]))
-    per_class = beyond.per_class
-    if per_class["groups"] and len(per_class["groups"][0]["classes"]) > 2:
-        out.append(section("per_class", ["model", *per_class["groups"][0]["classes"]],
-                           [[g["model"], *map(pct, g["recall"])] for g in per_class["groups"]],
+    per_class, table = beyond.per_class, beyond.per_class_table()
+    if table:
+        classes, groups = table
+        out.append(section("per_class", ["model", *classes], [[g["model"], *map(pct, g["recall"])] for g in groups],
                            ["per_class_heatmap.png"]))
         if per_class["differ_most"]:
             out.append(section("differ_most", ["class", "recall spread", "best", "worst"],

@@ -19,8 +19,8 @@ multiply-accumulates per second (the networks' MACs: runner/zoo.py) and the medi
 the runs measured here; a machine that measured nothing yet, the defaults below.
 
 A run whose file asks for its robustness is scored after the file's runs have trained: its worker's
-start, then each corrupted set of its validation images evaluated on paddle's inference engine
-(validation work units at the run's own pace), and, for the first run of each image size, making
+start, then its clean validation images and each corrupted set of them evaluated on the engine it
+evaluates with (validation work units at the run's own pace), and, for the first run of each image size, making
 the corrupted copies (CORRUPTING_SECONDS_PER_MEGAPIXEL; counted even where the cache holds them
 already, so an estimate after an interruption is high by that much).
 """
@@ -69,12 +69,14 @@ def image_counts(config: dict) -> tuple[int, int]:
     """(training images, validation images) a run's settings choose, from the dataset's published
     sizes (UNKNOWN_SIZES for a folder of your own): a holdout's share, a `train_fraction`."""
     sizes = published_sizes(config["dataset"]) or UNKNOWN_SIZES
-    n_train = min(sizes["train"], config.get("train_limit") or sizes["train"])
-    n_val = min(sizes["val"], config.get("val_limit") or sizes["val"])
+    n_train, n_val = sizes["train"], sizes["val"]
     scheme = parse_validation(config["validation"])
     if not scheme.official:  # the validation images are a share of the training images
         held_out = round(n_train * (scheme.fraction or 1 / max(1, scheme.folds)))
         n_train, n_val = n_train - held_out, held_out
+    # as runner/data/__init__.py's select_images: the split first, then the limits, then the share
+    n_train = min(n_train, config.get("train_limit") or n_train)
+    n_val = min(n_val, config.get("val_limit") or n_val)
     return max(1, round(n_train * config.get("train_fraction", 1.0))), n_val
 
 
@@ -218,8 +220,9 @@ class MachineTimings:
         per_unit = self.seconds_per_unit(config)
         if per_unit is None:
             return None
-        n_val = image_counts(config)[1]
-        seconds = sets * n_val / INFERENCE_EVAL_GAIN * per_unit[0]
+        # the clean images once more, then every set, through the engine the run evaluates with
+        n_val = image_counts(config)[1] / (INFERENCE_EVAL_GAIN if evaluates_on_inference_engine(config) else 1)
+        seconds = (sets + 1) * n_val * per_unit[0]
         if making:
             seconds += sets * n_val * config["image_size"] ** 2 / 1e6 * CORRUPTING_SECONDS_PER_MEGAPIXEL
         return self.fixed("head", self.networks.get(speed_key(config), Measured()), HEAD_SECONDS) + seconds

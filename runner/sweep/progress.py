@@ -128,7 +128,7 @@ class SweepProgress:
         for p in planned:
             if p.robustness_sets:
                 c = p.spec.config
-                size = (c["dataset"], c["image_size"], c.get("validation"), c.get("val_limit"))
+                size = (c["dataset"], c["image_size"], c.get("validation"), c.get("fold"), c.get("val_limit"))
                 self.scoring[p.spec.run_id] = Scoring(self.timings.scoring_seconds(c, p.robustness_sets,
                                                                                    size not in sizes))
                 sizes.add(size)

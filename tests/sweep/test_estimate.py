@@ -9,7 +9,8 @@ from runner.store.registry import RunRegistry
 from runner.store.layout import SweepPaths
 from runner.store.runfiles import write_json_atomic
 from runner.sweep.estimate import (CORRUPTING_SECONDS_PER_MEGAPIXEL, EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, HEAD_SECONDS,
-                                   INFERENCE_EVAL_GAIN, TAIL_SECONDS, MachineTimings, makespan, work_units)
+                                   INFERENCE_EVAL_GAIN, TAIL_SECONDS, MachineTimings, image_counts, makespan,
+                                   work_units)
 from runner.sweep.plan import PlannedRun, sets_to_score
 from runner.sweep.progress import SweepProgress
 from runner.zoo import forward_macs
@@ -68,6 +69,12 @@ def test_before_anything_is_measured_the_defaults_count_training_evaluation_engi
     # a 20 % holdout trains on 320 images and evaluates 80
     holdout = timings.cost({**base, "validation": "holdout:0.2"}).epoch
     assert holdout == pytest.approx(2 * macs * (3 * 320 + 80) / (GFLOPS_PER_PROCESS * 1e9))
+    # the limits cut the split's own images, after the holdout or fold is taken (as select_images does)
+    cifar = with_defaults({"model": "lenet", "dataset": "cifar10", "image_size": 32, "validation": "holdout:0.2"})
+    assert image_counts(cifar) == (40000, 10000)
+    assert image_counts({**cifar, "train_limit": 1000}) == (1000, 10000)
+    assert image_counts({**cifar, "val_limit": 500}) == (40000, 500)
+    assert image_counts({**cifar, "validation": "kfold:5", "train_limit": 1000, "train_fraction": 0.5}) == (500, 10000)
     # train_fraction = 0.25 trains on a quarter of the 400 and evaluates all 400
     assert work_units({**base, "train_fraction": 0.25}) == 3 * 100 + 400
     # model arguments change the network and so its cost: GoogLeNet's stride-2 stem quarters it
@@ -161,7 +168,7 @@ def test_robustness_is_scored_after_every_run_has_trained_and_the_first_of_a_siz
     assert line.startswith("plan: 3 runs, 3 to train, 2 to score on corrupted images; about ")
 
     per_unit = 12 / work_units(LENET)
-    evaluate = 8 + 75 * 400 / INFERENCE_EVAL_GAIN * per_unit  # its worker's start, 75 sets of 400 images
+    evaluate = 8 + 76 * 400 * per_unit  # its worker's start, the clean images and 75 sets of 400, on dygraph
     making = 75 * 400 * 64 ** 2 / 1e6 * CORRUPTING_SECONDS_PER_MEGAPIXEL  # once for the size
     scores = {run_id: s.seconds for run_id, s in progress.scoring.items()}
     assert scores == pytest.approx({runs[0].spec.run_id: evaluate + making, runs[1].spec.run_id: evaluate})
