@@ -66,15 +66,18 @@ class Beyond:
                 if any(int(s) > 0 for s in by)}
 
     def baseline_for(self, row) -> list[dict]:
-        """The AlexNet runs scored on the same clean images with the same corruption seed as `row`, and
-        trained on the same share of their training images (a learning curve's AlexNet on a tenth of
-        them is no baseline for a network trained on all)."""
-        mine = self.scored[id(row)]
-        share = row["result"]["config"].get("train_fraction", 1.0)
+        """The AlexNet runs scored on the same clean images with the same corruption seed and package
+        as `row`, and trained on the same share of their training images under the same budget (a
+        learning curve's AlexNet on a tenth of them is no baseline for a network trained on all)."""
+        mine, config = self.scored[id(row)], row["result"]["config"]
+
+        def budget(c):  # a full share is the same run under either budget
+            return c.get("fraction_budget", "same_epochs") if c.get("train_fraction", 1.0) < 1.0 else None
         return [other for other in self.rows if id(other) in self.scored
                 and other["result"]["config"]["model"] == MCE_BASELINE
-                and other["result"]["config"].get("train_fraction", 1.0) == share
-                and all(self.scored[id(other)].get(k) == mine.get(k) for k in ("dataset", "pixels", "seed"))]
+                and other["result"]["config"].get("train_fraction", 1.0) == config.get("train_fraction", 1.0)
+                and budget(other["result"]["config"]) == budget(config)
+                and all(self.scored[id(other)].get(k) == mine.get(k) for k in ("dataset", "pixels", "seed", "package"))]
 
     def robustness_run(self, row) -> dict:
         stored, res = self.scored[id(row)], row["result"]
