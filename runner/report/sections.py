@@ -245,10 +245,10 @@ class Beyond:
                 [(label, [m["result"] for m in members]) for label, members in self.groups], targets)
         table = self.per_class_table()
         if table:
-            classes, groups = table
+            classes, by_class = table  # not `groups`: the robustness figures above draw those when called
             draw["per_class_heatmap.png"] = lambda: plots.heatmap_figure(
-                np.array([[np.nan if v is None else v for v in g["recall"]] for g in groups], float),
-                [g["model"] for g in groups], classes, "Recall of each class (%, final epoch, mean over seeds)",
+                np.array([[np.nan if v is None else v for v in g["recall"]] for g in by_class], float),
+                [g["model"] for g in by_class], classes, "Recall of each class (%, final epoch, mean over seeds)",
                 "recall (%)")
         return draw
 
