@@ -27,7 +27,7 @@ from runner.report import pairing
 from runner.report.sections import Beyond
 from runner.store.fingerprint import without_ids
 from runner.store.layout import SweepPaths
-from runner.store.registry import RunRegistry
+from runner.store.registry import RunRegistry, registry_to_read
 from runner.errors import RunnerError
 from runner.store.runfiles import checked_predictions, damaged_message, read_result, result_problem
 from runner.store.study import open_study
@@ -108,7 +108,7 @@ def compare_folders(output_dirs: list[Path], targets: list[float] | None = None)
         study = load_study(sweep, skipped)
         if study is not None:
             studies[output_dir.name] = study
-        registry = RunRegistry(sweep.registry, create=False)
+        registry = registry_to_read(sweep.registry)
         try:
             found, notes = finished_runs(sweep, registry)
         finally:

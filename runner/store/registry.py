@@ -191,3 +191,36 @@ class RunRegistry:
 
     def mark_interrupted(self, run_id: str, why: str = "interrupted") -> None:
         self.db.execute("UPDATE runs SET status='interrupted', error=? WHERE id=? AND status='running'", (why, run_id))
+
+
+class KeptRuns:
+    """A sweep folder as a fresh clone has it: no registry, only the run files git keeps (README,
+    "Results kept in the repository"). It reads like a registry for the report: every run folder
+    holding a result.json is a finished run. Nothing is written; a sweep there rebuilds a real
+    registry from the same files (runner/sweep/session.py)."""
+
+    def __init__(self, sweep_root: Path):
+        self.ids = sorted(p.parent.name for p in Path(sweep_root).glob("runs/*/result.json"))
+
+    def rows(self, status: str | None = None) -> list[dict]:
+        return [{"id": run_id, "status": "done"} for run_id in self.ids] if status in (None, "done") else []
+
+    def current(self) -> tuple[None, None]:
+        return None, None
+
+    def overrides(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def registry_to_read(path: Path) -> RunRegistry | KeptRuns:
+    """The registry at `path` for reading, or, where there is none but its folder holds finished
+    runs' files, KeptRuns; else the registry's own error."""
+    path = Path(path)
+    if not path.exists():
+        kept = KeptRuns(path.parent)
+        if kept.ids:
+            return kept
+    return RunRegistry(path, create=False)

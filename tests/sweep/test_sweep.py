@@ -98,8 +98,13 @@ def test_a_fresh_clone_resumes_a_sweep_from_the_run_files_git_keeps(tmp_path, ou
     assert {k.split("/")[-1] for k in kept} == {"result.json", "predictions.npz", "train.log"}, kept
     assert not (clone / "outputs" / "curves_pm" / "runs.sqlite").exists()
 
-    # the same command on the clone trains nothing, and its report has the same numbers
+    # the clone's report, before any sweep there, has the same numbers, and writes nothing
     env = {"RUNNER_OUTPUT_ROOT": str(clone / "outputs")}
+    report = cli("report", clone / "outputs" / "curves_pm", "--format", "json", env=env, check=True)
+    assert {r["run_id"]: r for r in json.loads(report.stdout)["runs"]} == before
+    assert {p.relative_to(clone / "outputs").as_posix() for p in (clone / "outputs").rglob("*") if p.is_file()} == kept
+
+    # the same command on the clone trains nothing, and its report has the same numbers
     again = cli("sweep", path, env=env, check=True)
     assert "2 done" in again.stdout and "started" not in again.stdout, again.stdout
     after = json.loads(cli("report", clone / "outputs" / "curves_pm", "--format", "json", env=env).stdout)["runs"]
