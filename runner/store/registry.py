@@ -194,7 +194,7 @@ class RunRegistry:
 
 
 class KeptRuns:
-    """A sweep folder as a fresh clone has it: no registry, only the run files git keeps (README,
+    """A sweep folder as a fresh clone has it: no registry, only the run files git keeps (docs/outputs.md,
     "Results kept in the repository"). It reads like a registry for the report: every run folder
     holding a result.json is a finished run. Nothing is written; a sweep there rebuilds a real
     registry from the same files (runner/sweep/session.py)."""
