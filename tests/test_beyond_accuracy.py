@@ -410,6 +410,21 @@ def test_runner_robustness_adds_sets_and_resumes_after_kill_9(robust_sweep, tmp_
     assert missing.returncode == 1 and missing.stderr.strip() == (
         "error: robustness needs the imagecorruptions package, which is not installed: pip install -e '.[robustness]'")
     assert scored(robust_sweep) == after
+    # sets scored on another engine before (as an older runner recorded it, once for the file) are kept
+    # and still say which engine scored them; the new set names this one, and "engines" lists both
+    path = sorted((robust_sweep / "runs").glob("*/robustness.json"))[0]
+    older = json.loads(path.read_text())
+    this = older["engine"]
+    other = {"inference": "dygraph", "dygraph": "inference"}[this]
+    for entries in older["sets"].values():
+        for entry in entries.values():
+            del entry["engine"]
+    path.write_text(json.dumps({**older, "engine": other}))
+    cli("robustness", robust_sweep, "--corruption", "snow", "--severity", "1", check=True)
+    now = json.loads(path.read_text())
+    assert now["engine"] == this and now["engines"] == sorted([this, other])
+    assert now["sets"]["snow"]["1"]["engine"] == this
+    assert {e["engine"] for name, entries in now["sets"].items() if name != "snow" for e in entries.values()} == {other}
 
 
 def without_the_package(folder):

@@ -340,3 +340,22 @@ def test_k_folds_are_not_an_ensemble(tmp_path, outputs):
     (group,) = report["seed_groups"]
     assert group["val_sets"] == 2 and group["data_note"].startswith("cross-validation: each of the 2 folds")
     assert all(r["mcnemar_p"] is None for r in report["runs"])
+
+
+def test_a_large_split_keeps_only_the_digest_of_its_ids_and_a_change_is_still_named():
+    from runner.store.fingerprint import LISTED_IDS, data_fingerprint, split_fingerprint, what_changed
+
+    def fingerprint(train_ids):
+        train = split_fingerprint(train_ids, np.zeros(len(train_ids)), "content")
+        val = split_fingerprint(["test/0", "test/1"], [0, 1], "content")
+        return data_fingerprint("cifar10", ["a", "b"], "val", train, val)
+
+    many = [f"train/{i}" for i in range(LISTED_IDS + 1)]
+    big, reordered = fingerprint(many), fingerprint(many[1:] + many[:1])
+    assert "ids" not in big["train"] and big["val"]["ids"] == ["test/0", "test/1"]
+    assert len(json.dumps(big)) < 2000  # the digests, not 5001 ids
+    assert what_changed(big, fingerprint(list(many))) is None
+    said = what_changed(big, reordered)
+    assert said.startswith("training images changed (another selection or order)") and f"{LISTED_IDS + 1} now" in said
+    # a small split still names the image that came or went
+    assert "1 removed (e.g. train/2)" in what_changed(fingerprint(many[:3]), fingerprint(many[:2]))

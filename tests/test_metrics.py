@@ -95,6 +95,21 @@ def test_seed_groups_join_runs_recorded_before_and_after_new_settings():
     assert row["course (text)"] == "94.00%" and row["course (its saved run)"] == "92.50%"
 
 
+def test_a_group_says_how_many_of_its_seeds_have_no_accuracy_its_mean_is_over_the_others():
+    from runner.report.comparison import seed_groups
+    from runner.report.tables import group_table
+
+    config = {"model": "alexnet", "dataset": "ichallenge-pm", "image_size": 64, "epochs": 5, "label": ""}
+    rows = [{"result": {"config": {**config, "seed": seed}, "final": {"acc": acc, "auc": 0.9}}}
+            for seed, acc in ((0, 0.90), (1, None), (2, 0.80))]
+    (group,) = seed_groups(rows)
+    assert group["seeds"] == 3 and group["seeds_without_acc"] == 1
+    assert group["acc"][0] == pytest.approx(0.85)  # the two runs with an accuracy
+    header, body = group_table([group])
+    assert dict(zip(header, body[0]))["seeds"] == "3 (1 without accuracy)"
+    assert group_table(seed_groups(rows[::2]))[1][0][header.index("seeds")] == "2"  # a full group: its count
+
+
 def test_a_group_of_one_run_is_drawn_with_its_wilson_interval_not_from_0_to_100():
     from runner.metrics import wilson_interval
     from runner.report.comparison import accuracy_intervals, seed_groups

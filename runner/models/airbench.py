@@ -21,7 +21,6 @@ norm, a weight's scale sets its effective learning rate, and the recipe was tune
 from __future__ import annotations
 
 import numpy as np
-import paddle
 from paddle import nn
 
 from runner.models.layers import torch_uniform

@@ -29,7 +29,7 @@ from runner.store.fingerprint import without_ids
 from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry, registry_to_read
 from runner.errors import RunnerError
-from runner.store.runfiles import checked_predictions, damaged_message, read_result, result_problem
+from runner.store.runfiles import checked_predictions, damaged_message, is_number, read_result, result_problem
 from runner.store.study import open_study
 
 # The course's figures for iChallenge-PM validation accuracy after 5 epochs at 224x224, batch 10:
@@ -262,6 +262,8 @@ def seed_groups(rows: list[dict], by_seed: list[tuple[str, list[dict]]] | None =
             summary[name] = metrics.mean_std_interval([v for v in values if v is not None])
         summary["course_text"], summary["course_saved_run"] = course_figures(first["config"])
         summary["per_seed_acc"] = [m["result"]["final"].get("acc") for m in members]
+        # the mean is over the runs with an accuracy; the table says how many had none
+        summary["seeds_without_acc"] = sum(not is_number(a) for a in summary["per_seed_acc"])
         summary["members"] = members
         summary.update(pairing.group_data(members, fold_count(members)))
         out.append(summary)
@@ -397,8 +399,8 @@ def run_record(row: dict) -> dict:
 
 
 def group_record(group: dict) -> dict:
-    out = {k: group[k] for k in ("model", "dataset", "image_size", "seeds", "course_text", "course_saved_run",
-                                 "per_seed_acc", "is_best", "welch_p", "welch_note", "train_sets", "val_sets",
+    out = {k: group[k] for k in ("model", "dataset", "image_size", "seeds", "seeds_without_acc", "course_text",
+                                 "course_saved_run", "per_seed_acc", "is_best", "welch_p", "welch_note", "train_sets", "val_sets",
                                  "data_note")}
     out["run_ids"] = [m["result"]["run_id"] for m in group["members"]]
     for name in ("acc", "auc"):

@@ -137,7 +137,7 @@ COST_NOTE = ("Latency and img/s: the exported model on paddle's inference engine
 def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
     header = ["model", "dataset", "size", "seeds", "final acc mean ± std", "95% interval", "AUC mean ± std",
               "differs from best group (Welch p)", "course (text)", "course (its saved run)"]
-    body = [[g["model"], g["dataset"], g["image_size"], g["seeds"], mean_std(g["acc"]),
+    body = [[g["model"], g["dataset"], g["image_size"], seeds(g), mean_std(g["acc"]),
              # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
              f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if math.isfinite(g["acc"][2]) else "—",
              mean_std(g["auc"], percent=False),
@@ -145,6 +145,12 @@ def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
                       len({pairing.group_signature(h["members"]) for h in groups})),
              pct(g["course_text"]), pct(g["course_saved_run"])] for g in groups]
     return header, body
+
+
+def seeds(group: dict) -> str:
+    """'3', or '3 (1 without accuracy)' when the mean is over fewer runs than the group holds."""
+    missing = group.get("seeds_without_acc", 0)
+    return f"{group['seeds']} ({missing} without accuracy)" if missing else str(group["seeds"])
 
 
 def mean_std(stats, percent: bool = True) -> str:

@@ -114,7 +114,12 @@ def evaluate_robustness(spec: RunSpec, run: RunPaths, protocol: dict, data_root=
         header = {"run_id": run.run_id, "dataset": c["dataset"], "image_size": c["image_size"],
                   "seed": protocol["seed"], "package": package_version(), "engine": engine,
                   "images": int(len(labels)), "pixels": hashlib.sha1(images.tobytes()).hexdigest()[:16]}
+        # sets scored before on another engine are kept (check_clean has just shown this one predicts
+        # what the run did); each set names the engine it was scored on, and "engines" lists them all
         sets = stored.get("sets", {}) if all(stored.get(k) == v for k, v in header.items() if k != "engine") else {}
+        for entries in sets.values():
+            for entry in entries.values():
+                entry.setdefault("engine", stored.get("engine"))
         out = {**header, "clean": scores(clean_probs, labels), "sets": sets}
         todo = [(name, severity) for name in protocol["corruptions"] for severity in protocol["severities"]
                 if str(severity) not in sets.get(name, {})]
@@ -125,14 +130,22 @@ def evaluate_robustness(spec: RunSpec, run: RunPaths, protocol: dict, data_root=
             made = time.perf_counter()
             entry = scores(probabilities(forward, corrupted, batch), labels)
             entry.update(corrupt_seconds=round(made - started, 3), evaluate_seconds=round(time.perf_counter() - made, 3),
-                         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), engine=engine)
             out["sets"].setdefault(name, {})[str(severity)] = entry
-            write_json_atomic(run.robustness, out)
+            write_json_atomic(run.robustness, with_engines(out))
             on_event("note", message=f"robustness {name} severity {severity}: acc {entry['acc']:.4f}")
             fault_point("robustness-set")
             started = time.perf_counter()
+    out = with_engines(out)
     write_json_atomic(run.robustness, out)
     return out
+
+
+def with_engines(out: dict) -> dict:
+    """`out` with "engines": every engine its sets were scored on (one, unless the engine changed
+    between two invocations)."""
+    engines = {entry.get("engine") for entries in out["sets"].values() for entry in entries.values()}
+    return {**out, "engines": sorted(e for e in engines | {out["engine"]} if e)}
 
 
 def check_same_images(run: RunPaths, result: dict, now: dict) -> None:

@@ -5,8 +5,10 @@
                "digest": ...},
      "val": {...}, "digest": ...}
 
-A split holds its images' ids in the order the run used them (a file's path under the dataset's
-folder, or `train/17` for the 18th training image of the Cifar10 archive), a digest of their labels
+A split holds a digest of its images' ids in the order the run used them (a file's path under the
+dataset's folder, or `train/17` for the 18th training image of the Cifar10 archive) and, for a split
+of up to LISTED_IDS images, the ids themselves, so that a refusal can name an image added or removed
+(Cifar10's 50 000 would make every kept result.json a megabyte), a digest of their labels
 in that order, and a digest of their content: every file's bytes, or the archive members the images
 come from. A holdout's or a fold's validation split lists the training images it holds. Two runs
 whose `val.digest` is the same were scored on the same images, in the same order, with the same
@@ -26,6 +28,7 @@ import numpy as np
 VERSION = 1
 SPLIT_NAMES = {"train": "training", "val": "validation"}
 SHORT = 12  # hex digits of a digest shown to people
+LISTED_IDS = 5000  # a split of more images keeps only the digest of its ids
 
 
 def digest_strings(values) -> str:
@@ -47,8 +50,8 @@ def digest_predictions(probs) -> str:
 
 def split_fingerprint(ids: list[str], labels, content_digest: str) -> dict:
     ids = [str(i) for i in ids]
-    out = {"images": len(ids), "ids": ids, "ids_digest": digest_strings(ids), "labels_digest": digest_labels(labels),
-           "content_digest": content_digest}
+    out = {"images": len(ids), **({"ids": ids} if len(ids) <= LISTED_IDS else {}), "ids_digest": digest_strings(ids),
+           "labels_digest": digest_labels(labels), "content_digest": content_digest}
     out["digest"] = digest_strings([out["ids_digest"], out["labels_digest"], content_digest])
     return out
 
@@ -88,7 +91,11 @@ def what_changed(old: dict, new: dict) -> str | None:
         if a.get("digest") == b.get("digest"):
             continue
         if a.get("ids_digest") != b.get("ids_digest"):
-            changes.append(f"{name} images {id_change(a.get('ids') or [], b.get('ids') or [])}")
+            if "ids" in a and "ids" in b:
+                changes.append(f"{name} images {id_change(a['ids'], b['ids'])}")
+            else:
+                changes.append(f"{name} images changed (another selection or order): {b.get('images', '?')} now, "
+                               f"{a.get('images', '?')} then; ids are listed only for up to {LISTED_IDS} images")
             continue
         if a.get("labels_digest") != b.get("labels_digest"):
             changes.append(f"labels of the {a.get('images', '?')} {name} images changed")

@@ -3,7 +3,7 @@ that scores them (runner/sweep/robustness.py) and for the plan that estimates ho
 (runner/sweep/plan.py). Imports no paddle."""
 from __future__ import annotations
 
-from runner.options import CORRUPTIONS, SEVERITIES
+from runner.options import CORRUPTION_MIN_SIZE, CORRUPTIONS, SEVERITIES
 from runner.store.layout import RunPaths
 from runner.store.runfiles import read_json
 
@@ -13,6 +13,18 @@ def protocol_of(config: dict, corruptions=(), severities=()) -> dict:
     table = config.get("robustness") or {}
     return {"corruptions": list(corruptions or table.get("corruptions") or CORRUPTIONS),
             "severities": list(severities or table.get("severities") or SEVERITIES), "seed": table.get("seed", 0)}
+
+
+def protocol_sets(protocol: dict) -> int:
+    """How many sets a protocol scores a run on: each corruption at each severity."""
+    return len(protocol["corruptions"]) * len(protocol["severities"])
+
+
+def too_small(config: dict) -> str | None:
+    """Why a run cannot be scored on corrupted images, or None if it can."""
+    if config["image_size"] < CORRUPTION_MIN_SIZE:
+        return f"its images are {config['image_size']} px and imagecorruptions takes {CORRUPTION_MIN_SIZE} px or more"
+    return None
 
 
 def scored_sets(paths: RunPaths, seed: int) -> dict:

@@ -22,9 +22,8 @@ from runner.store.checkpoints import Checkpoints
 from runner.store.fingerprint import what_changed
 from runner.store.layout import RunPaths, SweepPaths
 from runner.store.registry import RunRegistry
-from runner.options import CORRUPTION_MIN_SIZE
 from runner.store.runfiles import checked_predictions, read_json, read_result
-from runner.sweep.corrupted_sets import missing_sets, protocol_of
+from runner.sweep.corrupted_sets import missing_sets, protocol_of, protocol_sets, too_small
 from runner.zoo import forward_macs_of
 
 # The settings that choose a run's images: runs alike in these train and are scored on the same data.
@@ -144,11 +143,11 @@ def sets_to_score(planned: PlannedRun, paths: RunPaths) -> int:
     after training (runner/sweep/robustness.py scores them): none for a run held, refused or whose
     predictions cannot be checked, or whose images are too small for the corruptions."""
     config = planned.spec.config
-    if not config.get("robustness") or config["image_size"] < CORRUPTION_MIN_SIZE or planned.action in ("hold", "stale"):
+    if not config.get("robustness") or too_small(config) or planned.action in ("hold", "stale"):
         return 0
     protocol = protocol_of(config)
     if planned.action == "retrain":  # its robustness.json is set aside with its other files
-        return len(protocol["corruptions"]) * len(protocol["severities"])
+        return protocol_sets(protocol)
     return 0 if planned.damaged else len(missing_sets(paths, protocol))
 
 

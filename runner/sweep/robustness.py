@@ -15,12 +15,12 @@ from typing import Callable
 
 from runner.config import Experiment, RunSpec, unknown_corruption, with_defaults
 from runner.errors import RunnerError, UsageError
-from runner.options import CORRUPTION_MIN_SIZE, CORRUPTIONS
+from runner.options import CORRUPTIONS
 from runner.store.jobs import EXIT_INTERRUPTED, why_it_ended, write_job
-from runner.store.layout import RobustnessPaths, RunPaths, SweepPaths, data_folders
+from runner.store.layout import RobustnessPaths, SweepPaths, data_folders
 from runner.store.registry import RunRegistry
 from runner.store.runfiles import read_result
-from runner.sweep.corrupted_sets import missing_sets, protocol_of, scored_sets
+from runner.sweep.corrupted_sets import missing_sets, protocol_of, protocol_sets, scored_sets, too_small
 from runner.sweep.executors import Ended, Executor, build_executor
 from runner.sweep.loop import SIGNAL_RESUMES, OnEvent, SweepLoop
 from runner.sweep.plan import PlannedRun
@@ -41,9 +41,8 @@ def plan_robustness(sweep: SweepPaths, wanted: Wanted) -> tuple[list[PlannedRun]
         paths = sweep.run_paths(spec.run_id)
         if read_result(paths) is None:
             continue  # not finished: a sweep scores it once it has trained
-        if spec.config["image_size"] < CORRUPTION_MIN_SIZE:
-            notes.append(f"{spec.run_id}: not scored, its images are {spec.config['image_size']} px and "
-                         f"imagecorruptions takes {CORRUPTION_MIN_SIZE} px or more")
+        if why := too_small(spec.config):
+            notes.append(f"{spec.run_id}: not scored, {why}")
             continue
         if missing_sets(paths, protocol):
             planned.append(PlannedRun(spec, "done", "robustness"))
@@ -66,8 +65,7 @@ class RobustnessLoop(SweepLoop):
         self.on_event("robustness", run_id=planned.spec.run_id, message=message, phase=phase)
 
     def total(self, run_id: str) -> int:
-        protocol = self.protocols[run_id]
-        return len(protocol["corruptions"]) * len(protocol["severities"])
+        return protocol_sets(self.protocols[run_id])
 
     def start(self, planned: PlannedRun) -> None:
         spec, protocol = planned.spec, self.protocols[planned.spec.run_id]

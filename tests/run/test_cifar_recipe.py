@@ -11,7 +11,7 @@ from conftest import cli, write_toml
 from runner.run.callbacks import DecoupledWeightDecay, Lookahead
 from runner.data.batches import BatchLoader, augment_batch, scale_batch, translated
 from runner.data.arrays import ArrayDataset
-from runner.data.transforms import Augment, augment_image
+from runner.data.transforms import Augment
 from runner.run.distributed import ShardedBatchSampler
 from runner.models.airbench import Airbench, patches, whitening_filters
 from runner.run.objectives import Triangle, build_schedule, scale_norm_bias_lr
