@@ -42,9 +42,10 @@ def compact_report(comparison: Comparison, width: int = WIDTH) -> str:
         lines = [fit(line, width) for line in said]
         lines += [""] + table_lines(rows, names, width)
         lines += [fit(line, width) for line in footnotes(rows)]
-    # wrapped, not cut: the line ends in its fix
+    # wrapped, not cut: the line ends in its fix; a path longer than a line stays whole, to be copied
     lines += [part for note in comparison.warnings
-              for part in textwrap.wrap(f"warning: {note}", width, subsequent_indent="  ", break_on_hyphens=False)]
+              for part in textwrap.wrap(f"warning: {note}", width, subsequent_indent="  ", break_on_hyphens=False,
+                                        break_long_words=False)]
     lines += [fit(f"not shown: {note}", width) for note in skipped]
     lines += [fit(note, width) for note in shown_once]
     lines.append("full table: results.md in the sweep's folder, or runner report --format md")

@@ -192,9 +192,11 @@ def test_predictions_that_disagree_with_the_result_leave_the_run_shown_without_t
 
 
 def test_retrain_stale_trains_a_run_whose_predictions_disagree_afresh_and_keeps_the_old_files(finished, tmp_path):
-    outputs, experiment, best, _ = copy_of(finished, tmp_path)
+    # a folder deep enough that the path to predictions.npz is longer than a terminal line
+    outputs, experiment, best, _ = copy_of(finished, tmp_path / ("a-long-folder-name-" * 6))
     sweep = outputs / "tiny"
     predictions = sweep / "runs" / best["run_id"] / "predictions.npz"
+    assert len(str(predictions)) > 120
     damage(predictions, columns_swapped, None)
     damaged = predictions.read_bytes()
     # on a terminal: the verdict does not call the second run the best, and the warning is whole
@@ -203,7 +205,7 @@ def test_retrain_stale_trains_a_run_whose_predictions_disagree_afresh_and_keeps_
 
     screen = compact_report(compare_folders([sweep])).splitlines()
     assert screen[0].endswith("no run is tested against it: its predictions cannot be used (see the warning below)")
-    assert all(len(line) <= 120 for line in screen)
+    assert all(len(line) <= 120 or " " not in line.strip() for line in screen)  # but a path too long for a line
     warning = " ".join(line.strip() for line in screen if line.startswith(("warning:", "  ")))
     assert f"({predictions})" in warning and f"runner sweep {experiment} --retrain-stale" in warning, warning
     env = {"RUNNER_OUTPUT_ROOT": str(outputs)}
