@@ -186,3 +186,13 @@ def test_comparison_curves_draw_each_seed_group_in_one_colour_with_its_mean():
     assert len(seeds) == 2
     assert len({line.get_color() for line in ax.get_lines() if not line.get_label().startswith("_")}) == 3
     assert all(float(tick).is_integer() for tick in ax.get_xticks())
+
+
+def test_welch_against_a_group_of_identical_seeds_prints_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's precision-loss warning would reach the terminal
+        # three seeds that all answer one class for every image, against three that learn
+        p = metrics.welch_p([0.4725] * 3, [0.90, 0.95, 0.97])
+    assert p == pytest.approx(metrics.welch_p([0.4725, 0.4725, 0.4725 + 1e-9], [0.90, 0.95, 0.97]), rel=1e-3)
