@@ -265,6 +265,17 @@ def test_learning_curves_one_per_budget_each_with_the_full_set(tmp_path):
         points = [(p["train_images"], p["epochs"], p["seeds"]) for p in curve["points"]]
         assert points == [(24, 3 if "epochs" in name else 6, 2), (48, 3, 2)], name
         assert curve["points"][1]["acc_mean"] == pytest.approx(0.755) and curve["points"][1]["acc_ci_low"] < 0.75
+    # a seed that answers one class for every image: the table shows each seed, and its t-interval
+    # (which runs past 100 %) within 0-100 %
+    from runner.report.tables import beyond_sections
+
+    rows[0]["result"]["final"]["acc"] = 0.10
+    (section,) = [s for s in beyond_sections(Comparison(rows).beyond) if s["key"] == "learning_curves"]
+    body = {(r[0], r[2]): dict(zip(section["header"], r)) for r in section["body"]}
+    widest = max(body.values(), key=lambda r: r["per seed"].count("10.00%"))
+    assert "10.00%" in widest["per seed"] and len(widest["per seed"].split(", ")) == 2
+    low, high = widest["95% interval"].split("–")
+    assert low == "0.00%" and float(high.rstrip("%")) <= 100.0
 
 
 def test_a_share_of_the_training_images_is_in_the_data_fingerprint(tmp_path):

@@ -19,6 +19,14 @@ def pct(x) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{100 * x:.2f}%"
 
 
+def bounded_interval(low, high) -> str:
+    """A 95 % t-interval of an accuracy as 'low–high', shown within 0-100 % (a t-interval knows nothing
+    of accuracy's bounds); '—' for a group of one."""
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "—"
+    return f"{pct(max(0.0, low))}–{pct(min(1.0, high))}"
+
+
 def num(x, digits: int = 4) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
@@ -137,9 +145,7 @@ COST_NOTE = ("Latency and img/s: the exported model on paddle's inference engine
 def group_table(groups: list[dict]) -> tuple[list[str], list[list]]:
     header = ["model", "dataset", "size", "seeds", "final acc mean ± std", "95% interval", "AUC mean ± std",
               "differs from best group (Welch p)", "course (text)", "course (its saved run)"]
-    body = [[g["model"], g["dataset"], g["image_size"], seeds(g), mean_std(g["acc"]),
-             # a t-interval knows nothing of accuracy's bounds: shown clipped to 0-100 %
-             f"{pct(max(0.0, g['acc'][2]))}–{pct(min(1.0, g['acc'][3]))}" if math.isfinite(g["acc"][2]) else "—",
+    body = [[g["model"], g["dataset"], g["image_size"], seeds(g), mean_std(g["acc"]), bounded_interval(*g["acc"][2:]),
              mean_std(g["auc"], percent=False),
              compared("best" if g.get("is_best") else g.get("welch_p"), g.get("welch_note"),
                       len({pairing.group_signature(h["members"]) for h in groups})),
@@ -207,9 +213,10 @@ def beyond_sections(beyond: Beyond) -> list[dict]:
     curves = beyond.learning_curves
     if curves:
         out.append(section("learning_curves", ["model", "budget", "training images", "epochs", "seeds",
-                                               "final acc mean", "95% interval"],
+                                               "final acc mean", "95% interval", "per seed"],
                            [[c["model"], c["fraction_budget"], p["train_images"], p["epochs"], p["seeds"],
-                             pct(p["acc_mean"]), f"{pct(p['acc_ci_low'])}–{pct(p['acc_ci_high'])}"]
+                             pct(p["acc_mean"]), bounded_interval(p["acc_ci_low"], p["acc_ci_high"]),
+                             ", ".join(pct(a) for a in p["per_seed_acc"])]
                             for c in curves for p in c["points"]], ["learning_curves.png"]))
     times = beyond.time_to_accuracy
     if times:
@@ -245,7 +252,7 @@ HEADINGS = {
     "learning_curves": ("Learning curves over training-set size",
                         "Final validation accuracy against the number of training images, each network trained on "
                         "nested, class-stratified shares of them (train_fraction): the mean over seeds with its 95 % "
-                        "t-interval, the seeds as dots. Budget: same_epochs trains every share for the same epochs, "
+                        "t-interval (shown within 0-100 %), the seeds as dots. Budget: same_epochs trains every share for the same epochs, "
                         "same_steps for about as many steps as the full set."),
     "time_to_accuracy": ("Time to accuracy",
                          "Training seconds (and the epoch) until a run's validation accuracy first reached each "
