@@ -16,7 +16,10 @@ and after its last (`setup_seconds`, `finish_seconds`); the registry's meta hold
 A network measured here (same model, arguments, size, batch, cores, device and evaluation) takes its
 own seconds per unit and fixed part; one not measured yet takes this machine's pace in
 multiply-accumulates per second (the networks' MACs: runner/zoo.py) and the median fixed part of
-the runs measured here; a machine that measured nothing yet, the defaults below.
+the runs measured here; a machine that measured nothing yet, the defaults below. The pace is that of
+the measured networks nearest in MACs an image (on the same dataset, where it has some): a core runs
+a small network far below its peak and a large one near it (here LeNet on Cifar10 at about 1 GMAC/s,
+a VGG-11 at about 30), so one machine-wide median would misjudge both ends several times over.
 
 A run whose file asks for its robustness is scored after the file's runs have trained: its worker's
 start, then its clean validation images and each corrupted set of them evaluated on the engine it
@@ -27,6 +30,7 @@ already, so an estimate after an interruption is high by that much).
 from __future__ import annotations
 
 import json
+import math
 import socket
 import statistics
 from dataclasses import dataclass, field
@@ -113,6 +117,14 @@ class RunCost:
         return self.head + self.epoch * self.epochs + self.tail
 
 
+@dataclass(frozen=True)
+class Pace:
+    """Multiply-accumulates per second of one core that a run (or an epoch) of a network achieved."""
+    macs_per_second: float
+    macs: int  # the network's forward MACs for one image
+    dataset: str
+
+
 @dataclass
 class Measured:
     """What runs of one network measured: seconds per work unit of each epoch (or run), and fixed parts."""
@@ -126,7 +138,7 @@ class MachineTimings:
 
     def __init__(self):
         self.networks: dict[str, Measured] = {}
-        self.pace: list[float] = []  # multiply-accumulates per second of one core, an entry per run or epoch
+        self.pace: list[Pace] = []  # an entry per run or epoch
         self.starts: list[float] = []  # a sweep's seconds to its first run
         self.reports: list[float] = []  # a sweep's closing report, seconds per run in it
 
@@ -175,7 +187,7 @@ class MachineTimings:
         self.network(config).per_unit.append(seconds / units)
         macs = macs or forward_macs(config["model"], config["image_size"], config.get("model_args"))
         if macs:  # one core's share: a run on more cores is faster by cores_gain
-            self.pace.append(macs * units / seconds / cores_gain(config))
+            self.pace.append(Pace(macs * units / seconds / cores_gain(config), macs, config["dataset"]))
 
     def add_fixed(self, config: dict, head: float, tail: float) -> None:
         """A run of `config`'s network spent `head` seconds before its first epoch, `tail` after its last."""
@@ -211,8 +223,18 @@ class MachineTimings:
         macs = forward_macs(config["model"], config["image_size"], config.get("model_args"))
         if not macs:
             return None
-        pace = statistics.median(self.pace) if self.pace else GFLOPS_PER_PROCESS * 1e9 / 2
-        return macs / (pace * cores_gain(config)), "paced" if self.pace else "default"
+        pace = self.pace_for(macs, config["dataset"])
+        return macs / ((pace or GFLOPS_PER_PROCESS * 1e9 / 2) * cores_gain(config)), "paced" if pace else "default"
+
+    def pace_for(self, macs: int, dataset: str) -> float | None:
+        """This machine's pace for a network of `macs` an image: the median over the measured networks
+        nearest to it in MACs (within a factor 2 of the nearest), of its dataset if any were measured."""
+        pool = [p for p in self.pace if p.dataset == dataset] or self.pace
+        if not pool:
+            return None
+        distance = {p: abs(math.log(p.macs / macs)) for p in pool}
+        nearest = min(distance.values())
+        return statistics.median(p.macs_per_second for p in pool if distance[p] <= nearest + math.log(2))
 
     def scoring_seconds(self, config: dict, sets: int, making: bool) -> float | None:
         """Scoring a trained run on `sets` corrupted copies of its validation images: its worker's

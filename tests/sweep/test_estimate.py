@@ -54,6 +54,29 @@ def test_a_network_not_measured_yet_runs_at_the_machines_pace_by_its_macs():
     assert timings.cost({**alexnet, "threads": 2}).epoch == pytest.approx(12 * ratio / (1 + EXTRA_CORE_GAIN))
 
 
+def test_a_network_not_measured_yet_takes_the_pace_of_those_nearest_in_macs_on_its_dataset():
+    # a small network runs a core far below its peak, a large one near it: here LeNet at a tenth of
+    # GoogLeNet's pace
+    timings = MachineTimings()
+    big = {**LENET, "model": "googlenet"}
+    timings.add_finished(finished_row(LENET, train=30.0, evaluation=6.0))
+    lenet_pace = timings.pace[0].macs_per_second
+    big_seconds = 36.0 * forward_macs("googlenet", 64) / forward_macs("lenet", 64) / 10
+    timings.add_finished(finished_row(big, train=big_seconds * 5 / 6, evaluation=big_seconds / 6))
+    big_pace = timings.pace[1].macs_per_second
+    assert big_pace == pytest.approx(10 * lenet_pace)
+    # a much faster run on other data does not count while this dataset has runs of its own
+    timings.add_finished(finished_row({**big, "dataset": "cifar10", "image_size": 64}, train=1.0, evaluation=0.2))
+    alexnet = {**LENET, "model": "alexnet"}  # nearer GoogLeNet's size: its pace, not LeNet's or a median of the three
+    assert forward_macs("alexnet", 64) > 15 * forward_macs("lenet", 64)
+    cost = timings.cost(alexnet)
+    assert cost.source == "paced"
+    assert cost.epoch == pytest.approx(forward_macs("alexnet", 64) * work_units(alexnet) / big_pace)
+    assert timings.pace_for(forward_macs("lenet", 64) * 1.5, "ichallenge-pm") == pytest.approx(lenet_pace)
+    # a dataset nothing was measured on takes the pace of every run's nearest
+    assert timings.pace_for(forward_macs("lenet", 64), "folder:x") == pytest.approx(lenet_pace)
+
+
 def test_before_anything_is_measured_the_defaults_count_training_evaluation_engine_and_cores():
     timings = MachineTimings()
     base = with_defaults({"model": "lenet", "image_size": 64, "epochs": 2, "eval_engine": "dygraph"})
