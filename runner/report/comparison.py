@@ -400,8 +400,8 @@ def run_record(row: dict) -> dict:
 
 def group_record(group: dict) -> dict:
     out = {k: group[k] for k in ("model", "dataset", "image_size", "seeds", "seeds_without_acc", "course_text",
-                                 "course_saved_run", "per_seed_acc", "is_best", "welch_p", "welch_note", "train_sets", "val_sets",
-                                 "data_note")}
+                                 "course_saved_run", "per_seed_acc", "is_best", "welch_p", "welch_note",
+                                 "train_sets", "val_sets", "data_note")}
     out["run_ids"] = [m["result"]["run_id"] for m in group["members"]]
     for name in ("acc", "auc"):
         mean, std, low, high = (finite(v) for v in group[name])

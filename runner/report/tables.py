@@ -252,8 +252,8 @@ HEADINGS = {
     "learning_curves": ("Learning curves over training-set size",
                         "Final validation accuracy against the number of training images, each network trained on "
                         "nested, class-stratified shares of them (train_fraction): the mean over seeds with its 95 % "
-                        "t-interval (shown within 0-100 %), the seeds as dots. Budget: same_epochs trains every share for the same epochs, "
-                        "same_steps for about as many steps as the full set."),
+                        "t-interval (shown within 0-100 %), the seeds as dots. Budget: same_epochs trains every share "
+                        "for the same epochs, same_steps for about as many steps as the full set."),
     "time_to_accuracy": ("Time to accuracy",
                          "Training seconds (and the epoch) until a run's validation accuracy first reached each "
                          "target, as DAWNBench reports it. It reads the validation accuracy of every epoch, so the "

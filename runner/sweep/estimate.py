@@ -232,9 +232,11 @@ class MachineTimings:
         pool = [p for p in self.pace if p.dataset == dataset] or self.pace
         if not pool:
             return None
-        distance = {p: abs(math.log(p.macs / macs)) for p in pool}
-        nearest = min(distance.values())
-        return statistics.median(p.macs_per_second for p in pool if distance[p] <= nearest + math.log(2))
+        def distance(p: Pace) -> float:
+            return abs(math.log(p.macs / macs))
+
+        nearest = min(map(distance, pool))
+        return statistics.median(p.macs_per_second for p in pool if distance(p) <= nearest + math.log(2))
 
     def scoring_seconds(self, config: dict, sets: int, making: bool) -> float | None:
         """Scoring a trained run on `sets` corrupted copies of its validation images: its worker's

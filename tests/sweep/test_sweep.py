@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 
-
 from conftest import REPO, TIMINGS, cli, first_table, tiny_experiment, wait_until, wait_until_no_worker
 from runner.store.registry import RunRegistry
 from runner.config import load_experiment
