@@ -265,15 +265,18 @@ def mean_corruption_error(accuracies: dict[str, dict[int, float]],
 
 def time_to_accuracy(history: list[dict], target: float) -> dict | None:
     """The first epoch whose validation accuracy reaches `target`, as DAWNBench reports it:
-    {epoch, train_seconds (training only, summed to that epoch), wall_seconds (with evaluation)};
-    None if no epoch does. Reads the validation accuracy of every epoch."""
+    {epoch, train_seconds (training only, summed to that epoch), train_cpu_seconds (its CPU time, None
+    if an epoch up to it has none), wall_seconds (with evaluation)}; None if no epoch does. Reads the
+    validation accuracy of every epoch."""
     train = wall = 0.0
+    cpu: float | None = 0.0
     for record in history:
         train += record.get("train_seconds", 0.0)
+        cpu = None if cpu is None or record.get("train_cpu_seconds") is None else cpu + record["train_cpu_seconds"]
         wall += record.get("train_seconds", 0.0) + record.get("eval_seconds", 0.0)
         acc = record["val"].get("acc")
         if acc is not None and acc >= target - 1e-12:  # an epoch with no accuracy reaches nothing
-            return {"epoch": record["epoch"], "train_seconds": train, "wall_seconds": wall}
+            return {"epoch": record["epoch"], "train_seconds": train, "train_cpu_seconds": cpu, "wall_seconds": wall}
     return None
 
 

@@ -152,17 +152,23 @@ def test_mce_is_100_for_the_baseline_itself_and_by_hand():
 
 
 def test_time_to_accuracy_on_a_constructed_history():
-    history = [{"epoch": 1, "train_seconds": 10.0, "eval_seconds": 1.0, "val": {"acc": 0.50}},
-               {"epoch": 2, "train_seconds": 12.0, "eval_seconds": 1.5, "val": {"acc": 0.91}},
-               {"epoch": 3, "train_seconds": 11.0, "eval_seconds": 1.0, "val": {"acc": 0.88}},
-               {"epoch": 4, "train_seconds": 9.0, "eval_seconds": 1.0, "val": {"acc": 0.95}}]
-    assert metrics.time_to_accuracy(history, 0.9) == {"epoch": 2, "train_seconds": 22.0, "wall_seconds": 24.5}
-    assert metrics.time_to_accuracy(history, 0.95) == {"epoch": 4, "train_seconds": 42.0, "wall_seconds": 46.5}
+    history = [{"epoch": 1, "train_seconds": 10.0, "train_cpu_seconds": 8.0, "eval_seconds": 1.0, "val": {"acc": 0.50}},
+               {"epoch": 2, "train_seconds": 12.0, "train_cpu_seconds": 9.0, "eval_seconds": 1.5, "val": {"acc": 0.91}},
+               {"epoch": 3, "train_seconds": 11.0, "train_cpu_seconds": 8.5, "eval_seconds": 1.0, "val": {"acc": 0.88}},
+               {"epoch": 4, "train_seconds": 9.0, "train_cpu_seconds": 7.5, "eval_seconds": 1.0, "val": {"acc": 0.95}}]
+    assert metrics.time_to_accuracy(history, 0.9) == {"epoch": 2, "train_seconds": 22.0, "train_cpu_seconds": 17.0,
+                                                      "wall_seconds": 24.5}
+    assert metrics.time_to_accuracy(history, 0.95) == {"epoch": 4, "train_seconds": 42.0, "train_cpu_seconds": 33.0,
+                                                       "wall_seconds": 46.5}
+    # an epoch up to the target without CPU time (an older runner's, before a resume): no CPU total
+    older = [{k: v for k, v in history[0].items() if k != "train_cpu_seconds"}, *history[1:]]
+    assert metrics.time_to_accuracy(older, 0.9)["train_cpu_seconds"] is None
     assert metrics.time_to_accuracy(history, 0.5)["epoch"] == 1  # reached exactly counts
     assert metrics.time_to_accuracy(history, 0.96) is None
     # an epoch that recorded no accuracy reaches no target, and the count goes on past it
     gap = [{**history[0], "val": {"acc": None}}, *history[1:]]
-    assert metrics.time_to_accuracy(gap, 0.4) == {"epoch": 2, "train_seconds": 22.0, "wall_seconds": 24.5}
+    assert metrics.time_to_accuracy(gap, 0.4) == {"epoch": 2, "train_seconds": 22.0, "train_cpu_seconds": 17.0,
+                                                  "wall_seconds": 24.5}
 
 
 def test_a_groups_mce_never_averages_one_relative_to_alexnet_with_a_plain_error():

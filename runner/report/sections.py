@@ -168,7 +168,8 @@ class Beyond:
             reached = []
             for target in targets_of(res["config"], self.targets):
                 hit = metrics.time_to_accuracy(res["history"], target)
-                reached.append({"target": target, **(hit or {"epoch": None, "train_seconds": None, "wall_seconds": None})})
+                reached.append({"target": target, **(hit or {"epoch": None, "train_seconds": None,
+                                                           "train_cpu_seconds": None, "wall_seconds": None})})
             out.append({"run_id": res["run_id"], "model": res["config"]["model"], "group": self.group_of.get(id(row)),
                         "epochs_run": res["epochs_run"], "targets": reached})
         return out

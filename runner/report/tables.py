@@ -54,7 +54,7 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     header += ["AUC", "sensitivity", "specificity", "F1"] if binary else []
     header += ["top-5"] if multi else []
     sets = pairing.image_sets(rows)
-    header += ["train s", "img/s", "peak MB", *(["ran on"] if where else []), *(["val images"] if len(sets) > 1 else []),
+    header += ["train s", "train CPU s", "img/s", "peak MB", *(["ran on"] if where else []), *(["val images"] if len(sets) > 1 else []),
                "course (text)", "course (its saved run)", "differs from best (McNemar p)"]
     body = []
     for row in rows:
@@ -69,7 +69,7 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
             line += [num(r["auc"]), pct(r["sensitivity"]), pct(r["specificity"]), num(r["f1"])]
         if multi:
             line += [pct(r["top5"])]
-        line += [num(r["train_seconds"], 1), num(r["images_per_second"], 1), num(r["peak_memory_mb"], 0)]
+        line += [num(r["train_seconds"], 1), num(r["train_cpu_seconds"], 1), num(r["images_per_second"], 1), num(r["peak_memory_mb"], 0)]
         line += [" ".join(str(x) for x in (r["host"], r["node"] and f"node {r['node'][:8]}") if x)] if where else []
         line += [pairing.set_name(pairing.val_key(row))] if len(sets) > 1 else []
         line += [pct(r["course_text"]), pct(r["course_saved_run"]), compared(row["mcnemar"], r["paired_note"], len(sets))]
@@ -226,7 +226,10 @@ def beyond_sections(beyond: Beyond) -> list[dict]:
             hit = next((t for t in record["targets"] if t["target"] == target), None)
             if hit is None:
                 return "—"
-            return "not reached" if hit["epoch"] is None else f"{hit['train_seconds']:.0f} s (epoch {hit['epoch']})"
+            if hit["epoch"] is None:
+                return "not reached"
+            cpu = f", {hit['train_cpu_seconds']:.0f} CPU s" if hit.get("train_cpu_seconds") is not None else ""
+            return f"{hit['train_seconds']:.0f} s{cpu} (epoch {hit['epoch']})"
         out.append(section("time_to_accuracy", ["run", "model", *(f"training s to {100 * t:g}%" for t in targets)],
                            [[r["run_id"], r["model"], *(reached(r, t) for t in targets)] for r in times],
                            ["acc_vs_wall_time.png"]))

@@ -92,7 +92,7 @@ class History(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         # the rate this epoch trains with (paddle's LRScheduler callback steps it at the epoch's end)
         self.current = {"epoch": self.first_epoch + epoch + 1, "_t0": time.perf_counter(),
-                        "lr": float(self.model._optimizer.get_lr())}
+                        "_cpu0": time.process_time(), "lr": float(self.model._optimizer.get_lr())}
         self.loss_sums = {"train": [0.0, 0.0], "eval": [0.0, 0.0]}
 
     def add_loss(self, mode: str, logs) -> float:
@@ -101,6 +101,18 @@ class History(Callback):
         self.loss_sums[mode][0] += loss * weight
         self.loss_sums[mode][1] += weight
         return loss
+
+    def cpu_seconds(self) -> float:
+        """The CPU time this epoch's training took in this process's threads (its data-loader worker
+        processes, if any, not counted), summed over every process when there are several. Unlike
+        wall time it barely grows when other work shares the cores, so runs trained under different
+        loads can be compared by it."""
+        seconds = time.process_time() - self.current.pop("_cpu0")
+        if paddle.distributed.get_world_size() > 1:
+            total = paddle.to_tensor([seconds], dtype="float64")
+            paddle.distributed.all_reduce(total)
+            seconds = float(total.numpy()[0])
+        return seconds
 
     def mean_loss(self, mode: str) -> float:
         """The epoch's mean loss over all its batches (paddle's logs hold only the last batch's),
@@ -120,6 +132,7 @@ class History(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.current["train_seconds"] = time.perf_counter() - self.current.pop("_t0")
+        self.current["train_cpu_seconds"] = self.cpu_seconds()
         self.current["train"] = {**clean_logs(logs), "loss": self.mean_loss("train")}
         self.current["peak_rss_mb"] = peak_rss_mb()
 

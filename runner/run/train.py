@@ -268,6 +268,14 @@ def eval_batch_size(config: dict) -> int:
     return -(-size // config["nproc"]) * config["nproc"]
 
 
+def total_cpu_seconds(history: list[dict]) -> float | None:
+    """The training's CPU seconds over all epochs; None when an epoch has none (trained by an older
+    runner before a resume), as a partial sum would look like a cheap run."""
+    if not history or any(r.get("train_cpu_seconds") is None for r in history):
+        return None
+    return round(sum(r["train_cpu_seconds"] for r in history), 3)
+
+
 def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: int, flops, splits,
                  predictions: dict) -> dict:
     final = history[-1] if history else None
@@ -291,6 +299,7 @@ def build_result(spec: RunSpec, history: list[dict], best: dict | None, params: 
         "best_epoch": best["epoch"] if best else None,
         "train_seconds": round(train_seconds, 3),
         "eval_seconds": round(sum(r.get("eval_seconds", 0.0) for r in history), 3),
+        "train_cpu_seconds": total_cpu_seconds(history),
         "images_per_second": round(trained_images / train_seconds, 3) if train_seconds else None,
         # the most any of the run's processes held (a resumed run's earlier processes included)
         "peak_memory_mb": max((r.get("peak_rss_mb") or 0 for r in history), default=None) or None,

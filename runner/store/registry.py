@@ -17,7 +17,7 @@ from runner.errors import RunnerError
 SCHEMA_VERSION = 2  # 2: the status `pruned` (a search's pruner stopped the run)
 # What of a finished run's result.json the registry keeps as its metrics.
 METRIC_FIELDS = ("final", "best", "best_epoch", "epochs_run", "stopped_early", "train_seconds", "eval_seconds",
-                 "setup_seconds", "finish_seconds", "images_per_second", "parameters", "flops", "train_images", "val_images", "peak_memory_mb",
+                 "train_cpu_seconds", "setup_seconds", "finish_seconds", "images_per_second", "parameters", "flops", "train_images", "val_images", "peak_memory_mb",
                  "host", "node")
 
 RUNS_TABLE = """

@@ -101,6 +101,17 @@ def speed_key(config: dict) -> str:
                       sort_keys=True, default=str)
 
 
+def training_seconds(metrics: dict, config: dict) -> float | None:
+    """How long a finished run's training would have taken on cores of its own: its wall time, or,
+    for a run of one thread per process trained while other work shared the cores, its CPU time per
+    process, which such sharing barely inflates (a run trained under load would otherwise make every
+    later estimate of its network too long)."""
+    wall, cpu = metrics.get("train_seconds"), metrics.get("train_cpu_seconds")
+    if wall is None or cpu is None or config.get("threads", 1) != 1 or config.get("device", "cpu") != "cpu":
+        return wall
+    return min(wall, cpu / max(1, config.get("nproc", 1)))
+
+
 @dataclass(frozen=True)
 class RunCost:
     """Seconds of one run: `head` before its first epoch, `epoch` each of its `epochs` still to train,
@@ -166,10 +177,11 @@ class MachineTimings:
     def add_finished(self, row: dict) -> None:
         """A registry row of a finished run: its epochs, and its fixed part if it recorded it."""
         m, config = row["metrics"] or {}, row["config"]
-        seconds = (m.get("train_seconds") or 0) + (m.get("eval_seconds") or 0)
+        evaluation = m.get("eval_seconds") or 0
+        seconds = (m.get("train_seconds") or 0) + evaluation
         if not m.get("epochs_run") or not seconds:
             return
-        self.add_epochs(config, seconds / m["epochs_run"], m.get("flops"))
+        self.add_epochs(config, ((training_seconds(m, config) or 0) + evaluation) / m["epochs_run"], m.get("flops"))
         head, finish = m.get("setup_seconds"), m.get("finish_seconds")
         if head is None or finish is None:
             return  # an older runner's run: its epochs only

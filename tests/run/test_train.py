@@ -51,6 +51,9 @@ def test_lenet_run_writes_logs_result_and_checkpoints(tmp_path, outputs):
     assert on_disk["epochs_run"] == 2 and on_disk["parameters"] > 0 and on_disk["flops"] > 0
     assert set(on_disk["final"]) >= {"acc", "auc", "sensitivity", "specificity", "f1", "loss"}
     assert on_disk["versions"]["paddle"] == paddle.__version__
+    # each epoch's training CPU time, and their sum: the cost a loaded machine does not inflate
+    cpu = [h["train_cpu_seconds"] for h in on_disk["history"]]
+    assert all(c > 0 for c in cpu) and on_disk["train_cpu_seconds"] == pytest.approx(sum(cpu), abs=1e-3)
 
     # a finished run keeps its last epoch (with optimizer state) and its best weights, nothing older
     assert sorted(p.name for p in layout.checkpoints.iterdir()) == ["best", "epoch-0002", "run.json"]
@@ -108,6 +111,8 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, outputs, monkeypatch):
     result = json.loads(next(outputs.rglob("result.json")).read_text())
     assert [h["val"] for h in result["history"]] == [h["val"] for h in reference["history"]]
     assert result["final"] == reference["final"]
+    # the epochs before the kill keep their CPU time through the checkpoint
+    assert all(h["train_cpu_seconds"] > 0 for h in result["history"]) and result["train_cpu_seconds"] > 0
     assert "unused values in state_dict" not in resumed.stdout + resumed.stderr
 
 
@@ -185,3 +190,28 @@ def test_learning_rate_schedules_step_once_per_epoch(tmp_path, outputs, schedule
     spec = experiment.runs[0]
     result = train_run(spec, SweepPaths.for_experiment("lr").run_paths(spec.run_id), DATA_ROOT)
     assert [h["lr"] for h in result["history"]] == pytest.approx(expected)
+
+
+def test_an_epochs_cpu_time_counts_work_not_waiting():
+    """A process that waits for a core (here: sleeps) adds wall time but no CPU time, which is why
+    train_cpu_seconds can compare runs trained under different loads."""
+    import time
+
+    from runner.run.callbacks import History
+
+    history = History([], metric=None, steps=1)
+    history.current = {"_cpu0": time.process_time()}
+    started = time.perf_counter()
+    time.sleep(0.3)
+    sum(i * i for i in range(300_000))  # some work
+    assert time.perf_counter() - started >= 0.3
+    assert 0 < history.cpu_seconds() < 0.25
+
+
+def test_a_run_with_an_epoch_of_no_cpu_time_has_no_total():
+    from runner.run.train import total_cpu_seconds
+
+    assert total_cpu_seconds([{"train_cpu_seconds": 1.5}, {"train_cpu_seconds": 2.25}]) == 3.75
+    # resumed from a checkpoint of a runner that did not record it: a partial sum would look cheap
+    assert total_cpu_seconds([{"train_seconds": 9.0}, {"train_cpu_seconds": 2.25}]) is None
+    assert total_cpu_seconds([]) is None

@@ -42,6 +42,30 @@ def test_a_network_measured_here_costs_its_fixed_part_and_its_epochs():
     assert work_units(half) == 3 * 200 + 400 and timings.cost(half).head == 8
 
 
+def test_a_run_trained_under_load_is_counted_at_its_cpu_time_where_that_measures_it():
+    # 30 s of wall time of which the one-thread training had the core for 18 (the rest: other work)
+    loaded = finished_row(LENET, wall=8 + 36 + 10)
+    loaded["metrics"]["train_cpu_seconds"] = 18.0
+    timings = MachineTimings()
+    timings.add_finished(loaded)
+    cost = timings.cost(LENET)
+    assert cost.epoch == pytest.approx((18 + 6) / 3) and cost.tail == pytest.approx(10)  # the wait is in neither
+    # two threads, or two processes of a run on a GPU: CPU time says nothing of the wall time, the wall time counts
+    for config in ({**LENET, "threads": 2}, {**LENET, "device": "gpu"}):
+        row = finished_row(config)
+        row["metrics"]["train_cpu_seconds"] = 18.0
+        timings = MachineTimings()
+        timings.add_finished(row)
+        assert timings.cost(config).epoch == pytest.approx(12)
+    # two one-thread processes: their summed CPU time over two
+    two = {**LENET, "nproc": 2}
+    row = finished_row(two)
+    row["metrics"]["train_cpu_seconds"] = 2 * 18.0
+    timings = MachineTimings()
+    timings.add_finished(row)
+    assert timings.cost(two).epoch == pytest.approx((18 + 6) / 3)
+
+
 def test_a_network_not_measured_yet_runs_at_the_machines_pace_by_its_macs():
     timings = MachineTimings()
     timings.add_finished(finished_row(LENET))
