@@ -25,8 +25,8 @@ image_size = 32
 model = "airbench94"
 epochs = 3
 batch_size = 128
-train_limit = 640
-val_limit = 200
+train_limit = 384
+val_limit = 100
 label_smoothing = 0.2
 tta = 2
 lookahead = {{ every = 2, decay = 0.9 }}

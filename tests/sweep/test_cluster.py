@@ -78,7 +78,7 @@ def test_a_run_whose_node_dies_finishes_on_the_other_node_from_its_checkpoint(tm
 
 def test_kill_9_of_the_driver_ends_its_workers_and_the_rerun_completes(tmp_path):
     experiment = tiny_experiment(tmp_path, '[[runs]]\nmodel = "lenet"\n' + LONGER + '[grid]\nseed = [0, 1]\n',
-                                 name="driverkill", epochs=8)
+                                 name="driverkill", epochs=5)
     reference = local_reference(tmp_path, experiment, "driverkill")
     outputs = tmp_path / "cluster"
     outcome = in_namespace("kill_driver", experiment, outputs)
