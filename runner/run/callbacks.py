@@ -80,13 +80,15 @@ class DivergenceGuard(Callback):
 
 class History(Callback):
     """Per-epoch record of train/val metrics and timings; calls `on_epoch_done(record, model)`
-    once the epoch's evaluation has finished, and `on_step(epoch, step, steps, loss)` per batch."""
+    once the epoch's evaluation has finished, and `on_step(epoch, step, steps, loss)` per batch.
+    `counts_cpu`: whether this process does all the training's work, so that its CPU time is the
+    training's (data-loader worker processes do part of it elsewhere: then none is recorded)."""
 
     def __init__(self, records: list[dict], metric, steps: int, first_epoch: int = 0, on_epoch_done=None,
-                 on_step=None):
+                 on_step=None, counts_cpu: bool = True):
         super().__init__()
         self.records, self.metric, self.steps, self.first_epoch = records, metric, steps, first_epoch
-        self.on_epoch_done, self.on_step = on_epoch_done, on_step
+        self.on_epoch_done, self.on_step, self.counts_cpu = on_epoch_done, on_step, counts_cpu
         self.current: dict = {}
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -102,12 +104,14 @@ class History(Callback):
         self.loss_sums[mode][1] += weight
         return loss
 
-    def cpu_seconds(self) -> float:
-        """The CPU time this epoch's training took in this process's threads (its data-loader worker
-        processes, if any, not counted), summed over every process when there are several. Unlike
-        wall time it barely grows when other work shares the cores, so runs trained under different
-        loads can be compared by it."""
+    def cpu_seconds(self) -> float | None:
+        """The CPU time this epoch's training took in this process's threads, summed over every
+        process when there are several; None where data-loader worker processes did part of it.
+        Unlike wall time it barely grows when other work shares the cores, so runs trained under
+        different loads can be compared by it."""
         seconds = time.process_time() - self.current.pop("_cpu0")
+        if not self.counts_cpu:
+            return None
         if paddle.distributed.get_world_size() > 1:
             total = paddle.to_tensor([seconds], dtype="float64")
             paddle.distributed.all_reduce(total)

@@ -179,7 +179,7 @@ def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: O
             callbacks.append(ResumableEarlyStopping(history, es.get("monitor", "acc"), es.get("patience", 3),
                                                     es.get("min_delta", 0.0)))
         callbacks.append(History(history, metric, steps, first_epoch, recorder.epoch_done,
-                                 recorder.step_done))
+                                 recorder.step_done, counts_cpu=c["num_workers"] == 0))
         tta = TTAOnLastEpoch(c["tta"], c["epochs"], first_epoch) if c["tta"] else None
         if tta:
             callbacks.append(tta)

@@ -206,6 +206,11 @@ def test_an_epochs_cpu_time_counts_work_not_waiting():
     sum(i * i for i in range(300_000))  # some work
     assert time.perf_counter() - started >= 0.3
     assert 0 < history.cpu_seconds() < 0.25
+    # where data-loader worker processes do part of the work, this process's CPU time is not the
+    # training's: none is recorded rather than an undercount
+    history = History([], metric=None, steps=1, counts_cpu=False)
+    history.current = {"_cpu0": time.process_time()}
+    assert history.cpu_seconds() is None
 
 
 def test_a_run_with_an_epoch_of_no_cpu_time_has_no_total():
@@ -215,3 +220,9 @@ def test_a_run_with_an_epoch_of_no_cpu_time_has_no_total():
     # resumed from a checkpoint of a runner that did not record it: a partial sum would look cheap
     assert total_cpu_seconds([{"train_seconds": 9.0}, {"train_cpu_seconds": 2.25}]) is None
     assert total_cpu_seconds([]) is None
+
+
+def test_a_run_loading_in_worker_processes_records_no_cpu_time(tmp_path, outputs):
+    _, _, result = run_once(tmp_path, LENET_64.replace("epochs = 2", "epochs = 1"), overrides=["num_workers=1"])
+    assert result["history"][0]["train_cpu_seconds"] is None and result["train_cpu_seconds"] is None
+    assert result["train_seconds"] > 0
