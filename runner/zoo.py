@@ -25,6 +25,7 @@ from runner.store.runfiles import atomic_write, read_json
 
 MODELS = Path(__file__).parent / "models"
 _answers: dict[str, object] = {}  # this process's answers, by question
+COUNTS = ("macs", "grouped_macs")  # the questions that build a network and count its operations
 
 
 def known_models() -> dict:
@@ -53,6 +54,16 @@ def forward_macs_of(networks: list[tuple[str, int, dict]]) -> list[int | None]:
     return ask([["macs", model, size, json.dumps(args, sort_keys=True)] for model, size, args in networks])
 
 
+def grouped_shares_of(networks: list[tuple[str, int, dict]]) -> list[float | None]:
+    """The share of each network's forward MACs in grouped and depthwise convolutions (None if it
+    cannot be counted), asked of the zoo at once."""
+    questions = [[kind, model, size, json.dumps(args, sort_keys=True)]
+                 for model, size, args in networks for kind in ("macs", "grouped_macs")]
+    answers = ask(questions)
+    return [grouped / total if total and grouped is not None else None
+            for total, grouped in zip(answers[::2], answers[1::2])]
+
+
 def ask_about(configs: list[dict]) -> None:
     """Ask at once what checking these runs' models will ask (their answers are then at hand)."""
     ask([["models"]] + [["model_args", c["model"], json.dumps(c["model_args"], sort_keys=True)]
@@ -66,7 +77,7 @@ def ask(questions: list[list]) -> list:
         # This process holds the zoo, with whatever was registered since it was last asked (a test's
         # own network): which models there are and what they take is asked of it afresh; only the
         # costly answer, a network's operations, is kept.
-        _answers.update(answer([k for k in dict.fromkeys(keys) if json.loads(k)[0] != "macs"]))
+        _answers.update(answer([k for k in dict.fromkeys(keys) if json.loads(k)[0] not in COUNTS]))
     missing = [k for k in dict.fromkeys(keys) if k not in _answers]
     if missing:
         cache = zoo_cache(zoo_version())
@@ -120,7 +131,8 @@ def answer(keys: list[str]) -> dict:
             return builder_problem(*args)
         name, size, args_json = args
         try:
-            return models.count_flops(models.build_network(name, 2, size, **json.loads(args_json)), size)
+            return models.count_flops(models.build_network(name, 2, size, **json.loads(args_json)), size,
+                                      only_grouped=kind == "grouped_macs")
         except Exception:  # noqa: BLE001 - a network that cannot take this size: the run itself will say why
             return None
 

@@ -103,19 +103,25 @@ def count_parameters(network: paddle.nn.Layer) -> int:
     return int(sum(p.size for p in network.parameters()))
 
 
-def count_flops(network: paddle.nn.Layer, image_size: int, in_channels: int = 3) -> int | None:
+def count_flops(network: paddle.nn.Layer, image_size: int, in_channels: int = 3,
+                only_grouped: bool = False) -> int | None:
     """Multiply-accumulates of one forward pass through the convolutions and dense layers, which
-    hold nearly all the work. (`paddle.flops` would do, but fails under numpy 2 in paddle 3.3.)"""
+    hold nearly all the work (`only_grouped`: through the grouped and depthwise convolutions alone,
+    which a CPU runs far below their count's pace). (`paddle.flops` would do, but fails under numpy 2
+    in paddle 3.3.)"""
     total = 0
 
     def conv(layer, inputs, output):
         nonlocal total
+        if only_grouped and layer._groups == 1:
+            return
         kh, kw = layer.weight.shape[2:]
         total += int(output.numel()) * (layer.weight.shape[1]) * kh * kw
 
     def dense(layer, inputs, output):
         nonlocal total
-        total += int(output.numel()) * layer.weight.shape[0]
+        if not only_grouped:
+            total += int(output.numel()) * layer.weight.shape[0]
 
     hooks = [layer.register_forward_post_hook(conv if isinstance(layer, paddle.nn.Conv2D) else dense)
              for layer in network.sublayers() if isinstance(layer, (paddle.nn.Conv2D, paddle.nn.Linear))]

@@ -20,6 +20,9 @@ the runs measured here; a machine that measured nothing yet, the defaults below.
 the measured networks nearest in MACs an image (on the same dataset, where it has some): a core runs
 a small network far below its peak and a large one near it (here LeNet on Cifar10 at about 1 GMAC/s,
 a VGG-11 at about 30), so one machine-wide median would misjudge both ends several times over.
+Among them, a network with grouped or depthwise convolutions (MobileNets, ShuffleNet) takes the pace
+of such networks where some were measured: those convolutions hold few of its MACs but much of its
+time, so it runs far below the pace of a dense network of as many MACs.
 
 A run whose file asks for its robustness is scored after the file's runs have trained: its worker's
 start, then its clean validation images and each corrupted set of them evaluated on the engine it
@@ -42,7 +45,7 @@ from runner.errors import RunnerError
 from runner.store.registry import RunRegistry
 from runner.sweep.plan import slots_needed
 from runner.validation import parse_validation
-from runner.zoo import forward_macs
+from runner.zoo import forward_macs, grouped_shares_of
 
 # Sustained throughput of one training process in GFLOP/s (2 x multiply-accumulates), training plus
 # evaluation, before this machine has measured any: experiments/all.toml's 25 runs finished on the
@@ -54,6 +57,9 @@ EXTRA_CORE_GAIN = 0.6
 # How much faster paddle's inference engine evaluates than the dynamic graph (bench/eval_engine.py:
 # 1.6-2.2x on trained course networks).
 INFERENCE_EVAL_GAIN = 1.8
+# A network with at least this share of its MACs in grouped or depthwise convolutions is paced by
+# such networks (MobileNetV2 has about 3 % of its MACs there, a dense network none).
+GROUPED_SHARE = 0.01
 UNKNOWN_SIZES = {"train": 1000, "val": 200}  # a folder of your own, before any file is read
 # Fixed seconds before anything is measured here: what quick.toml's runs and sweep spent outside
 # their epochs on the machine of docs/performance.md while other work kept both cores busy (10 s
@@ -101,6 +107,10 @@ def speed_key(config: dict) -> str:
                       sort_keys=True, default=str)
 
 
+def network_of(config: dict) -> tuple[str, int, str]:
+    return config["model"], config["image_size"], json.dumps(config.get("model_args") or {}, sort_keys=True)
+
+
 def training_seconds(metrics: dict, config: dict) -> float | None:
     """How long a finished run's training would have taken on cores of its own: its wall time, or,
     for a run of one thread per process trained while other work shared the cores, its CPU time per
@@ -134,6 +144,7 @@ class Pace:
     macs_per_second: float
     macs: int  # the network's forward MACs for one image
     dataset: str
+    network: tuple[str, int, str]  # model, image size, model_args as JSON: what grouped_share asks about
 
 
 @dataclass
@@ -199,7 +210,8 @@ class MachineTimings:
         self.network(config).per_unit.append(seconds / units)
         macs = macs or forward_macs(config["model"], config["image_size"], config.get("model_args"))
         if macs:  # one core's share: a run on more cores is faster by cores_gain
-            self.pace.append(Pace(macs * units / seconds / cores_gain(config), macs, config["dataset"]))
+            self.pace.append(Pace(macs * units / seconds / cores_gain(config), macs, config["dataset"],
+                                  network_of(config)))
 
     def add_fixed(self, config: dict, head: float, tail: float) -> None:
         """A run of `config`'s network spent `head` seconds before its first epoch, `tail` after its last."""
@@ -235,13 +247,18 @@ class MachineTimings:
         macs = forward_macs(config["model"], config["image_size"], config.get("model_args"))
         if not macs:
             return None
-        pace = self.pace_for(macs, config["dataset"])
+        pace = self.pace_for(macs, config["dataset"], network_of(config))
         return macs / ((pace or GFLOPS_PER_PROCESS * 1e9 / 2) * cores_gain(config)), "paced" if pace else "default"
 
-    def pace_for(self, macs: int, dataset: str) -> float | None:
+    def pace_for(self, macs: int, dataset: str, network: tuple[str, int, str] | None = None) -> float | None:
         """This machine's pace for a network of `macs` an image: the median over the measured networks
-        nearest to it in MACs (within a factor 2 of the nearest), of its dataset if any were measured."""
-        pool = [p for p in self.pace if p.dataset == dataset] or self.pace
+        nearest to it in MACs (within a factor 2 of the nearest), of its kind (grouped convolutions
+        or not: `network`) if any of its kind were measured, of its dataset if any were measured."""
+        pool = self.pace
+        if network and pool:
+            grouped = self.is_grouped([network, *{p.network for p in pool}])
+            pool = [p for p in pool if grouped[p.network] == grouped[network]] or pool
+        pool = [p for p in pool if p.dataset == dataset] or pool
         if not pool:
             return None
         def distance(p: Pace) -> float:
@@ -249,6 +266,14 @@ class MachineTimings:
 
         nearest = min(map(distance, pool))
         return statistics.median(p.macs_per_second for p in pool if distance(p) <= nearest + math.log(2))
+
+    @staticmethod
+    def is_grouped(networks: list[tuple[str, int, str]]) -> dict[tuple[str, int, str], bool]:
+        """Whether each network has GROUPED_SHARE of its MACs in grouped or depthwise convolutions,
+        asked of the zoo at once (a network it cannot count is taken as dense)."""
+        networks = list(dict.fromkeys(networks))
+        shares = grouped_shares_of([(model, size, json.loads(args)) for model, size, args in networks])
+        return {n: (share or 0.0) >= GROUPED_SHARE for n, share in zip(networks, shares)}
 
     def scoring_seconds(self, config: dict, sets: int, making: bool) -> float | None:
         """Scoring a trained run on `sets` corrupted copies of its validation images: its worker's

@@ -101,6 +101,31 @@ def test_a_network_not_measured_yet_takes_the_pace_of_those_nearest_in_macs_on_i
     assert timings.pace_for(forward_macs("lenet", 64), "folder:x") == pytest.approx(lenet_pace)
 
 
+def test_a_network_with_depthwise_convolutions_takes_the_pace_of_its_kind():
+    # depthwise convolutions hold few of a MobileNet's MACs but much of its time: measured here, a
+    # MobileNetV2 at a third of the pace of a dense network of similar MACs (AlexNet)
+    from runner.zoo import grouped_shares_of
+
+    mobilenet, shufflenet, alexnet, resnet18 = ({**LENET, "model": m} for m in (
+        "paddle.vision/mobilenet_v2", "paddle.vision/shufflenet_v2_x1_0", "alexnet", "paddle.vision/resnet18"))
+    shares = grouped_shares_of([(c["model"], 64, {}) for c in (mobilenet, shufflenet, alexnet, resnet18)])
+    assert shares[0] > 0.01 and shares[1] > 0.01 and shares[2] == shares[3] == 0.0
+    timings = MachineTimings()
+    for config, pace in ((alexnet, 3e9), (mobilenet, 1e9)):
+        seconds = forward_macs(config["model"], 64) * work_units(config) / pace  # an epoch; 3 of them
+        timings.add_finished(finished_row(config, train=seconds * 3 * 5 / 6, evaluation=seconds * 3 / 6))
+    assert sorted(round(p.macs_per_second / 1e9, 6) for p in timings.pace) == [1, 3]
+    # ShuffleNetV2 is paced as the MobileNet, ResNet-18 as AlexNet, whichever is nearer in MACs
+    assert timings.cost(shufflenet).epoch == pytest.approx(forward_macs(shufflenet["model"], 64) * work_units(shufflenet) / 1e9)
+    assert timings.cost(resnet18).epoch == pytest.approx(forward_macs(resnet18["model"], 64) * work_units(resnet18) / 3e9)
+    # with no network of its kind measured, the nearest in MACs of any kind
+    dense_only = MachineTimings()
+    dense_only.add_finished(finished_row(alexnet))
+    assert dense_only.cost(shufflenet).source == "paced"
+    assert dense_only.pace_for(1, "ichallenge-pm", ("paddle.vision/shufflenet_v2_x1_0", 64, "{}")) == \
+        pytest.approx(dense_only.pace[0].macs_per_second)
+
+
 def test_before_anything_is_measured_the_defaults_count_training_evaluation_engine_and_cores():
     timings = MachineTimings()
     base = with_defaults({"model": "lenet", "image_size": 64, "epochs": 2, "eval_engine": "dygraph"})
