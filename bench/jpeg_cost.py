@@ -114,7 +114,8 @@ def main() -> None:
     rmse = float(np.sqrt(np.mean((pixels["png"].astype(float) - pixels["jpeg75"]) ** 2)))
     print(f"{len(pixels['png'])} scored images; JPEG {QUALITY} moves their pixels by {rmse:.1f}/255 (RMSE)")
 
-    # relative to the project root when under it, so that the runs' ids do not depend on where it lives
+    # relative to the current folder (the project root, run as the docstring says) when under it, so
+    # that the runs' ids do not depend on where the project lives
     names = {arm: f"folder:{relative(folder)}" for arm, folder in arms.items()}
     datasets = list(names.values())
     experiment = root / f"{NAME}.toml"
@@ -124,6 +125,8 @@ def main() -> None:
     accuracy: dict[str, list[float]] = {arm: [] for arm in arms}
     for result in sorted((root / NAME / "runs").glob("*/result.json")):
         record = json.loads(result.read_text())
+        if record["config"]["seed"] >= args.seeds:
+            continue  # a seed of an earlier invocation with more of them
         arm = next(a for a, name in names.items() if record["config"]["dataset"] == name)
         accuracy[arm].append(record["final"]["acc"])
     for arm, values in accuracy.items():

@@ -58,7 +58,7 @@ def grouped_shares_of(networks: list[tuple[str, int, dict]]) -> list[float | Non
     """The share of each network's forward MACs in grouped and depthwise convolutions (None if it
     cannot be counted), asked of the zoo at once."""
     questions = [[kind, model, size, json.dumps(args, sort_keys=True)]
-                 for model, size, args in networks for kind in ("macs", "grouped_macs")]
+                 for model, size, args in networks for kind in COUNTS]
     answers = ask(questions)
     return [grouped / total if total and grouped is not None else None
             for total, grouped in zip(answers[::2], answers[1::2])]

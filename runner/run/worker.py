@@ -41,7 +41,8 @@ class ProgressFiles:
             print(event, json.dumps(line, default=str), flush=True)
         if record:
             self.epochs.append({"epoch": record["epoch"], "val": record["val"],
-                                "seconds": record["train_seconds"] + record.get("eval_seconds", 0.0)})
+                                "seconds": record["train_seconds"] + record.get("eval_seconds", 0.0),
+                                **{k: record.get(k) for k in ("train_seconds", "train_cpu_seconds", "eval_seconds")}})
         if event == "epoch" or (event in ("step", "start") and time.monotonic() - self.last_write > 0.5):
             self.last_write = time.monotonic()
             progress = {"event": event, "time": time.time(), "epochs_done": self.epochs}

@@ -58,7 +58,7 @@ EXTRA_CORE_GAIN = 0.6
 # 1.6-2.2x on trained course networks).
 INFERENCE_EVAL_GAIN = 1.8
 # A network with at least this share of its MACs in grouped or depthwise convolutions is paced by
-# such networks (MobileNetV2 has about 3 % of its MACs there, a dense network none).
+# such networks (MobileNetV2 has about 7 % of its MACs there, ShuffleNetV2 3 %, a dense network none).
 GROUPED_SHARE = 0.01
 UNKNOWN_SIZES = {"train": 1000, "val": 200}  # a folder of your own, before any file is read
 # Fixed seconds before anything is measured here: what quick.toml's runs and sweep spent outside
@@ -111,15 +111,17 @@ def network_of(config: dict) -> tuple[str, int, str]:
     return config["model"], config["image_size"], json.dumps(config.get("model_args") or {}, sort_keys=True)
 
 
-def training_seconds(metrics: dict, config: dict) -> float | None:
-    """How long a finished run's training would have taken on cores of its own: its wall time, or,
-    for a run of one thread per process trained while other work shared the cores, its CPU time per
-    process, which such sharing barely inflates (a run trained under load would otherwise make every
-    later estimate of its network too long)."""
-    wall, cpu = metrics.get("train_seconds"), metrics.get("train_cpu_seconds")
-    if wall is None or cpu is None or config.get("threads", 1) != 1 or config.get("device", "cpu") != "cpu":
-        return wall
-    return min(wall, cpu / max(1, config.get("nproc", 1)))
+def epoch_seconds(times: dict, config: dict) -> float:
+    """How long the training and evaluation that `times` records (a run's, or an epoch's:
+    train_seconds, train_cpu_seconds, eval_seconds) would have taken on a core of its own: the
+    training at its CPU time where that is less than its wall time and measures it (one process of
+    one thread on the CPU), since a run trained while other work shared the cores would otherwise
+    make every later estimate of its network too long. Processes of a data-parallel run wait for
+    each other without CPU time, so theirs is their wall time."""
+    wall, cpu = times.get("train_seconds") or 0.0, times.get("train_cpu_seconds")
+    one_core = config.get("threads", 1) == 1 and config.get("nproc", 1) == 1 and config.get("device", "cpu") == "cpu"
+    training = min(wall, cpu) if cpu is not None and one_core else wall
+    return training + (times.get("eval_seconds") or 0.0)
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ class Pace:
     macs_per_second: float
     macs: int  # the network's forward MACs for one image
     dataset: str
-    network: tuple[str, int, str]  # model, image size, model_args as JSON: what grouped_share asks about
+    network: tuple[str, int, str]  # model, image size, model_args as JSON: what is_grouped asks about
 
 
 @dataclass
@@ -188,11 +190,10 @@ class MachineTimings:
     def add_finished(self, row: dict) -> None:
         """A registry row of a finished run: its epochs, and its fixed part if it recorded it."""
         m, config = row["metrics"] or {}, row["config"]
-        evaluation = m.get("eval_seconds") or 0
-        seconds = (m.get("train_seconds") or 0) + evaluation
+        seconds = (m.get("train_seconds") or 0) + (m.get("eval_seconds") or 0)
         if not m.get("epochs_run") or not seconds:
             return
-        self.add_epochs(config, ((training_seconds(m, config) or 0) + evaluation) / m["epochs_run"], m.get("flops"))
+        self.add_epochs(config, epoch_seconds(m, config) / m["epochs_run"], m.get("flops"))
         head, finish = m.get("setup_seconds"), m.get("finish_seconds")
         if head is None or finish is None:
             return  # an older runner's run: its epochs only
@@ -270,7 +271,9 @@ class MachineTimings:
     @staticmethod
     def is_grouped(networks: list[tuple[str, int, str]]) -> dict[tuple[str, int, str], bool]:
         """Whether each network has GROUPED_SHARE of its MACs in grouped or depthwise convolutions,
-        asked of the zoo at once (a network it cannot count is taken as dense)."""
+        asked of the zoo at once (a network it cannot count is taken as dense). The first time, that
+        builds every network measured here in a child process (seconds each); the zoo's cache on
+        disk keeps the answers until the zoo changes."""
         networks = list(dict.fromkeys(networks))
         shares = grouped_shares_of([(model, size, json.loads(args)) for model, size, args in networks])
         return {n: (share or 0.0) >= GROUPED_SHARE for n, share in zip(networks, shares)}

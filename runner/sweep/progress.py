@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from runner.errors import first_line
-from runner.sweep.estimate import MachineTimings, RunCost, makespan
+from runner.sweep.estimate import MachineTimings, RunCost, epoch_seconds, makespan
 from runner.sweep.plan import PlannedRun, slots_needed
 
 
@@ -181,8 +181,8 @@ class SweepProgress:
         run = self.runs[planned.spec.run_id]
         run.epoch, run.last_epoch_at = record["epoch"], time.monotonic()
         if record.get("seconds"):
-            run.epoch_times.append(record["seconds"])
-            self.timings.add_epochs(run.config, record["seconds"])
+            run.epoch_times.append(record["seconds"])  # this run's time left: at its pace as it goes now
+            self.timings.add_epochs(run.config, epoch_seconds(record, run.config) or record["seconds"])
             self.refresh()
         run.val = record.get("val") or {}
         return (f"epoch {run.epoch}/{run.epochs} {run.run_id}: {run.scores()}; run {clock(self.run_elapsed(run))} "

@@ -50,20 +50,14 @@ def test_a_run_trained_under_load_is_counted_at_its_cpu_time_where_that_measures
     timings.add_finished(loaded)
     cost = timings.cost(LENET)
     assert cost.epoch == pytest.approx((18 + 6) / 3) and cost.tail == pytest.approx(10)  # the wait is in neither
-    # two threads, or two processes of a run on a GPU: CPU time says nothing of the wall time, the wall time counts
-    for config in ({**LENET, "threads": 2}, {**LENET, "device": "gpu"}):
+    # two threads, two processes (which wait for each other without CPU time) or a GPU: CPU time
+    # does not measure the wall time, the wall time counts
+    for config in ({**LENET, "threads": 2}, {**LENET, "nproc": 2}, {**LENET, "device": "gpu"}):
         row = finished_row(config)
         row["metrics"]["train_cpu_seconds"] = 18.0
         timings = MachineTimings()
         timings.add_finished(row)
         assert timings.cost(config).epoch == pytest.approx(12)
-    # two one-thread processes: their summed CPU time over two
-    two = {**LENET, "nproc": 2}
-    row = finished_row(two)
-    row["metrics"]["train_cpu_seconds"] = 2 * 18.0
-    timings = MachineTimings()
-    timings.add_finished(row)
-    assert timings.cost(two).epoch == pytest.approx((18 + 6) / 3)
 
 
 def test_a_network_not_measured_yet_runs_at_the_machines_pace_by_its_macs():
@@ -106,21 +100,25 @@ def test_a_network_with_depthwise_convolutions_takes_the_pace_of_its_kind():
     # MobileNetV2 at a third of the pace of a dense network of similar MACs (AlexNet)
     from runner.zoo import grouped_shares_of
 
-    mobilenet, shufflenet, alexnet, resnet18 = ({**LENET, "model": m} for m in (
-        "paddle.vision/mobilenet_v2", "paddle.vision/shufflenet_v2_x1_0", "alexnet", "paddle.vision/resnet18"))
-    shares = grouped_shares_of([(c["model"], 64, {}) for c in (mobilenet, shufflenet, alexnet, resnet18)])
+    mobilenet, shufflenet, lenet, resnet18 = ({**LENET, "model": m} for m in (
+        "paddle.vision/mobilenet_v2", "paddle.vision/shufflenet_v2_x1_0", "lenet", "paddle.vision/resnet18"))
+    macs = {c["model"]: forward_macs(c["model"], 64) for c in (mobilenet, shufflenet, lenet, resnet18)}
+    shares = grouped_shares_of([(c["model"], 64, {}) for c in (mobilenet, shufflenet, lenet, resnet18)])
     assert shares[0] > 0.01 and shares[1] > 0.01 and shares[2] == shares[3] == 0.0
+    # the case only the kind tells apart: ShuffleNet nearer LeNet in MACs than the MobileNet,
+    # ResNet-18 nearer the MobileNet than LeNet
+    assert macs["lenet"] < macs[shufflenet["model"]] < macs[mobilenet["model"]] < macs[resnet18["model"]]
+    assert macs[shufflenet["model"]] / macs["lenet"] < macs[mobilenet["model"]] / macs[shufflenet["model"]]
     timings = MachineTimings()
-    for config, pace in ((alexnet, 3e9), (mobilenet, 1e9)):
-        seconds = forward_macs(config["model"], 64) * work_units(config) / pace  # an epoch; 3 of them
+    for config, pace in ((lenet, 3e9), (mobilenet, 1e9)):
+        seconds = macs[config["model"]] * work_units(config) / pace  # an epoch; 3 of them
         timings.add_finished(finished_row(config, train=seconds * 3 * 5 / 6, evaluation=seconds * 3 / 6))
     assert sorted(round(p.macs_per_second / 1e9, 6) for p in timings.pace) == [1, 3]
-    # ShuffleNetV2 is paced as the MobileNet, ResNet-18 as AlexNet, whichever is nearer in MACs
-    assert timings.cost(shufflenet).epoch == pytest.approx(forward_macs(shufflenet["model"], 64) * work_units(shufflenet) / 1e9)
-    assert timings.cost(resnet18).epoch == pytest.approx(forward_macs(resnet18["model"], 64) * work_units(resnet18) / 3e9)
+    assert timings.cost(shufflenet).epoch == pytest.approx(macs[shufflenet["model"]] * work_units(shufflenet) / 1e9)
+    assert timings.cost(resnet18).epoch == pytest.approx(macs[resnet18["model"]] * work_units(resnet18) / 3e9)
     # with no network of its kind measured, the nearest in MACs of any kind
     dense_only = MachineTimings()
-    dense_only.add_finished(finished_row(alexnet))
+    dense_only.add_finished(finished_row(lenet))
     assert dense_only.cost(shufflenet).source == "paced"
     assert dense_only.pace_for(1, "ichallenge-pm", ("paddle.vision/shufflenet_v2_x1_0", 64, "{}")) == \
         pytest.approx(dense_only.pace[0].macs_per_second)
@@ -226,6 +224,20 @@ def test_a_running_sweep_learns_from_its_own_epochs_and_runs():
     queued = progress.runs[second.spec.run_id].cost
     assert (queued.head, queued.epoch, queued.tail) == pytest.approx((900, 40, 1200))
     assert progress.seconds_left() == pytest.approx(900 + 3 * 40 + 1200 + progress.timings.report_seconds(2))
+
+
+def test_a_running_sweeps_epoch_trained_under_load_counts_at_its_cpu_time_for_the_next_run():
+    progress = SweepProgress(parallel=1, timings=MachineTimings())
+    first, second = planned(["lenet", "lenet"])
+    progress.on_event("plan", planned=[first, second])
+    progress.on_event("started", planned=first)
+    progress.on_event("epoch", planned=first, record={"epoch": 1, "val": {"acc": 0.5}, "seconds": 40.0,
+                                                      "train_seconds": 36.0, "train_cpu_seconds": 20.0,
+                                                      "eval_seconds": 4.0})
+    assert progress.runs[second.spec.run_id].cost.epoch == pytest.approx(24.0)  # the next run: on a core of its own
+    # the running run's own time left goes at its pace as it is now, the load included
+    running = progress.runs[first.spec.run_id]
+    assert running.seconds_left(running.last_epoch_at) == pytest.approx(2 * 40 + TAIL_SECONDS)
 
 
 def test_robustness_is_scored_after_every_run_has_trained_and_the_first_of_a_size_makes_the_sets():
