@@ -12,6 +12,7 @@ import sys
 import termios
 
 import numpy as np
+import pytest
 
 from conftest import HANG_SECONDS, REPO, cli, first_table, tiny_experiment
 
@@ -254,6 +255,21 @@ def test_the_pareto_plot_shows_each_interval_on_an_axis_that_does_not_blow_up_a_
     bars = [c for c in accuracy.collections if c.__class__.__name__ == "LineCollection"]
     assert len(bars) >= 4  # each run's accuracy interval and its latency spread
     assert "Pareto front (no run better on both)" in texts(fig)
+
+
+def test_accuracy_against_training_time_uses_cpu_minutes_only_where_every_run_has_them():
+    from runner import plots
+
+    loaded = {"train_seconds": 2400.0, "train_cpu_seconds": 1200.0, "final": {"acc": 0.68}}
+    idle = {"train_seconds": 600.0, "train_cpu_seconds": 590.0, "final": {"acc": 0.78}}
+    ax = plots.cost_figure([("alexnet", [loaded]), ("resnet20", [idle])]).axes[0]
+    assert ax.get_xlabel() == "training CPU time (min)"
+    assert sorted(x for c in ax.collections for x, _ in c.get_offsets()) == pytest.approx([590 / 60, 20.0])
+    # one run without CPU time (an older runner's): every point at wall time, and the axis says so
+    older = {"train_seconds": 900.0, "final": {"acc": 0.8}}
+    ax = plots.cost_figure([("alexnet", [loaded]), ("vgg", [older])]).axes[0]
+    assert ax.get_xlabel() == "training wall time (min)"
+    assert sorted(x for c in ax.collections for x, _ in c.get_offsets()) == pytest.approx([15.0, 40.0])
 
 
 def test_machine_load_counts_the_runs_training_here():

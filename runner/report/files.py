@@ -131,7 +131,8 @@ SECTIONS = [  # (figure, heading, what it shows): each figure under its own head
      "whether it was right. Each heat map is scaled to its own peak, as its colour bar says: compare where a map "
      "is hot, not how hot it is against another map."),
     ("acc_vs_train_time.png", "Accuracy against training time", "Final validation accuracy against training "
-     "minutes, a point per run."),
+     "minutes, a point per run: CPU minutes where every run recorded them, which compare runs trained under "
+     "different loads, else wall minutes (the axis says which)."),
 ]
 
 
