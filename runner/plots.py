@@ -121,8 +121,8 @@ def run_curves_figure(result: dict):
 
 def cost_figure(groups: list[tuple[str, list[dict]]]):
     """Final validation accuracy against training minutes: a point per run, one colour per group. The
-    minutes are CPU minutes where every run recorded them (others' work on the cores barely inflates
-    those, so runs trained under different loads compare), else wall minutes, as the axis says."""
+    minutes are CPU minutes where every run recorded them (others' work on the cores inflates those
+    far less, so runs trained under different loads compare), else wall minutes, as the axis says."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
     key = "train_cpu_seconds" if all(r.get("train_cpu_seconds") is not None for _, runs in groups for r in runs) \

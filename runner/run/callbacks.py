@@ -107,7 +107,7 @@ class History(Callback):
     def cpu_seconds(self) -> float | None:
         """The CPU time this epoch's training took in this process's threads, summed over every
         process when there are several; None where data-loader worker processes did part of it.
-        Unlike wall time it barely grows when other work shares the cores, so runs trained under
+        It grows far less than wall time when other work shares the cores, so runs trained under
         different loads can be compared by it."""
         seconds = time.process_time() - self.current.pop("_cpu0")
         if not self.counts_cpu:
