@@ -123,18 +123,25 @@ def answer(keys: list[str]) -> dict:
     from runner import models
     from runner.models.build import model_args_problem as builder_problem
 
+    counted: dict[tuple, dict] = {}  # both COUNTS of a network, from one build of it
+
+    def counts(name, size, args_json) -> dict:
+        if (name, size, args_json) not in counted:
+            try:
+                network = models.build_network(name, 2, size, **json.loads(args_json))
+                found = {kind: models.count_flops(network, size, only_grouped=kind == "grouped_macs") for kind in COUNTS}
+            except Exception:  # noqa: BLE001 - a network that cannot take this size: the run itself will say why
+                found = dict.fromkeys(COUNTS)
+            counted[name, size, args_json] = found
+        return counted[name, size, args_json]
+
     def one(question):
         kind, *args = question
         if kind == "models":
             return {"names": models.list_models(), "course": models.list_models(models.COURSE)}
         if kind == "model_args":
             return builder_problem(*args)
-        name, size, args_json = args
-        try:
-            return models.count_flops(models.build_network(name, 2, size, **json.loads(args_json)), size,
-                                      only_grouped=kind == "grouped_macs")
-        except Exception:  # noqa: BLE001 - a network that cannot take this size: the run itself will say why
-            return None
+        return counts(*args)[kind]
 
     return {key: one(json.loads(key)) for key in keys}
 
