@@ -21,7 +21,8 @@ def die_with_parent() -> None:
 
 def runner_workers(under: str | None = None) -> list[int]:
     """pids of this machine's runner worker processes (a run training each), those whose job lies
-    under `under` only, if given. Linux's /proc; elsewhere none are seen."""
+    under `under` only, if given. Linux's /proc; elsewhere none are seen. A process still inside exec
+    has an empty command line there and is not seen yet."""
     out = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:

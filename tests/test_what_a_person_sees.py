@@ -275,8 +275,12 @@ def test_accuracy_against_training_time_uses_cpu_minutes_only_where_every_run_ha
 def test_machine_load_counts_the_runs_training_here():
     from runner.processes import machine_load
 
-    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "runner.run.worker"])
+    # Popen returns once exec has begun, but Linux fills /proc/<pid>/cmdline a moment later (CI once
+    # read it empty under load): the stand-in says when it runs, and only then is it looked for.
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)",
+                                 "runner.run.worker"], stdout=subprocess.PIPE, text=True)
     try:
+        assert stand_in.stdout.readline() == "up\n"
         load = machine_load()
     finally:
         stand_in.kill()
