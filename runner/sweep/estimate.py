@@ -22,7 +22,8 @@ a small network far below its peak and a large one near it (here LeNet on Cifar1
 a VGG-11 at about 30), so one machine-wide median would misjudge both ends several times over.
 Among them, a network with grouped or depthwise convolutions (MobileNets, ShuffleNet) takes the pace
 of such networks where some were measured: those convolutions hold few of its MACs but much of its
-time, so it runs far below the pace of a dense network of as many MACs.
+time, so it runs far below the pace of a dense network of as many MACs (a quarter of it is taken
+where none of its kind were measured, GROUPED_PACE_SHARE).
 
 A run whose file asks for its robustness is scored after the file's runs have trained: its worker's
 start, then its clean validation images and each corrupted set of them evaluated on the engine it
@@ -60,6 +61,11 @@ INFERENCE_EVAL_GAIN = 1.8
 # A network with at least this share of its MACs in grouped or depthwise convolutions is paced by
 # such networks (MobileNetV2 has about 7 % of its MACs there, ShuffleNetV2 3 %, a dense network none).
 GROUPED_SHARE = 0.01
+# Such a network's pace against a dense one's, for when only the other kind was measured (or none):
+# bench/cifar_networks.py on one core here, cifar_mobilenet_v2 at 17 GFLOP/s against airbench94's 84
+# and resnet9's 90 (a fifth); on iChallenge-PM at 224 px, paddle.vision's MobileNetV2 at a third of
+# AlexNet's pace.
+GROUPED_PACE_SHARE = 0.25
 UNKNOWN_SIZES = {"train": 1000, "val": 200}  # a folder of your own, before any file is read
 # Fixed seconds before anything is measured here: what quick.toml's runs and sweep spent outside
 # their epochs on the machine of docs/performance.md while other work kept both cores busy (10 s
@@ -248,17 +254,24 @@ class MachineTimings:
         macs = forward_macs(config["model"], config["image_size"], config.get("model_args"))
         if not macs:
             return None
-        pace = self.pace_for(macs, config["dataset"], network_of(config))
+        network = network_of(config)
+        pace = self.pace_for(macs, config["dataset"], network)
+        if not pace and self.is_grouped([network])[network]:
+            return macs / (GFLOPS_PER_PROCESS * 1e9 / 2 * GROUPED_PACE_SHARE * cores_gain(config)), "default"
         return macs / ((pace or GFLOPS_PER_PROCESS * 1e9 / 2) * cores_gain(config)), "paced" if pace else "default"
 
     def pace_for(self, macs: int, dataset: str, network: tuple[str, int, str] | None = None) -> float | None:
         """This machine's pace for a network of `macs` an image: the median over the measured networks
         nearest to it in MACs (within a factor 2 of the nearest), of its kind (grouped convolutions
-        or not: `network`) if any of its kind were measured, of its dataset if any were measured."""
-        pool = self.pace
+        or not: `network`), of its dataset if any were measured. Where none of its kind were
+        measured, the other kind's pace converted by GROUPED_PACE_SHARE."""
+        pool, kind_gain = self.pace, 1.0
         if network and pool:
             grouped = self.is_grouped([network, *{p.network for p in pool}])
-            pool = [p for p in pool if grouped[p.network] == grouped[network]] or pool
+            own_kind = [p for p in pool if grouped[p.network] == grouped[network]]
+            if not own_kind:
+                kind_gain = GROUPED_PACE_SHARE if grouped[network] else 1 / GROUPED_PACE_SHARE
+            pool = own_kind or pool
         pool = [p for p in pool if p.dataset == dataset] or pool
         if not pool:
             return None
@@ -266,7 +279,7 @@ class MachineTimings:
             return abs(math.log(p.macs / macs))
 
         nearest = min(map(distance, pool))
-        return statistics.median(p.macs_per_second for p in pool if distance(p) <= nearest + math.log(2))
+        return kind_gain * statistics.median(p.macs_per_second for p in pool if distance(p) <= nearest + math.log(2))
 
     @staticmethod
     def is_grouped(networks: list[tuple[str, int, str]]) -> dict[tuple[str, int, str], bool]:

@@ -8,7 +8,8 @@ from runner.config import RunSpec, with_defaults
 from runner.store.registry import RunRegistry
 from runner.store.layout import SweepPaths
 from runner.store.runfiles import write_json_atomic
-from runner.sweep.estimate import (CORRUPTING_SECONDS_PER_MEGAPIXEL, EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, HEAD_SECONDS,
+from runner.sweep.estimate import (CORRUPTING_SECONDS_PER_MEGAPIXEL, EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, GROUPED_PACE_SHARE,
+                                   HEAD_SECONDS,
                                    INFERENCE_EVAL_GAIN, TAIL_SECONDS, MachineTimings, image_counts, makespan,
                                    work_units)
 from runner.sweep.plan import PlannedRun, sets_to_score
@@ -116,12 +117,22 @@ def test_a_network_with_depthwise_convolutions_takes_the_pace_of_its_kind():
     assert sorted(round(p.macs_per_second / 1e9, 6) for p in timings.pace) == [1, 3]
     assert timings.cost(shufflenet).epoch == pytest.approx(macs[shufflenet["model"]] * work_units(shufflenet) / 1e9)
     assert timings.cost(resnet18).epoch == pytest.approx(macs[resnet18["model"]] * work_units(resnet18) / 3e9)
-    # with no network of its kind measured, the nearest in MACs of any kind
+    # with no network of its kind measured, the other kind's nearest in MACs, converted: a grouped
+    # network a quarter of a dense one's pace, a dense network four times a grouped one's
     dense_only = MachineTimings()
     dense_only.add_finished(finished_row(lenet))
     assert dense_only.cost(shufflenet).source == "paced"
     assert dense_only.pace_for(1, "ichallenge-pm", ("paddle.vision/shufflenet_v2_x1_0", 64, "{}")) == \
-        pytest.approx(dense_only.pace[0].macs_per_second)
+        pytest.approx(GROUPED_PACE_SHARE * dense_only.pace[0].macs_per_second)
+    grouped_only = MachineTimings()
+    grouped_only.add_finished(finished_row(mobilenet))
+    assert grouped_only.pace_for(1, "ichallenge-pm", ("lenet", 64, "{}")) == \
+        pytest.approx(grouped_only.pace[0].macs_per_second / GROUPED_PACE_SHARE)
+    # and before anything was measured, the default pace converted alike
+    nothing = MachineTimings()
+    assert nothing.cost(mobilenet).source == "default"
+    assert nothing.cost(mobilenet).epoch == pytest.approx(nothing.cost(resnet18).epoch / GROUPED_PACE_SHARE
+                                                          * macs[mobilenet["model"]] / macs[resnet18["model"]])
 
 
 def test_before_anything_is_measured_the_defaults_count_training_evaluation_engine_and_cores():
