@@ -7,6 +7,7 @@ from pathlib import Path
 
 WORKER_MODULE = "runner.run.worker"  # how runner/store/jobs.py starts a worker (`python -m`) ...
 WORKER_FILE = "runner/run/worker.py"  # ... or, under paddle.distributed.launch, by its file
+LAUNCHER_MODULE = "paddle.distributed.launch"  # how jobs.py starts a run of several processes
 
 
 def die_with_parent() -> None:
@@ -17,6 +18,20 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def die_with_launcher() -> None:
+    """For a worker that paddle.distributed.launch started: SIGKILL when the launcher dies. The
+    launcher dies with the sweep (die_with_parent), but paddle starts its processes without it, so a
+    killed sweep would leave them training the run it resumes next. A worker whose launcher is gone
+    already ends here."""
+    die_with_parent()
+    try:
+        parent = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:  # no /proc: nothing to check
+        return
+    if LAUNCHER_MODULE not in parent:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def runner_workers(under: str | None = None) -> list[int]:

@@ -78,6 +78,26 @@ class DivergenceGuard(Callback):
                                 "norm's running statistics, say): lower the learning rate or add warm-up")
 
 
+class AveragedStatistics(Callback):
+    """With several processes: at each epoch's end, the network's state that no gradient updates
+    (batch norm's running mean and variance: paddle keeps them as parameters that do not train, not
+    as buffers) averaged over the processes, as timm's distribute_bn does.
+    Each process gathers running statistics from its own share of the images, so without this the
+    processes would evaluate different networks, rank 0's checkpoint and export would be one of them,
+    and a resumed run would start every process from rank 0's statistics."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        world = paddle.distributed.get_world_size()
+        if world < 2:
+            return
+        network = self.model.network
+        untrained = [p for p in network.parameters() if not p.trainable] + [b for _, b in network.named_buffers()]
+        for tensor in untrained:
+            if paddle.is_floating_point(tensor):
+                paddle.distributed.all_reduce(tensor)
+                paddle.assign(tensor / world, output=tensor)
+
+
 class History(Callback):
     """Per-epoch record of train/val metrics and timings; calls `on_epoch_done(record, model)`
     once the epoch's evaluation has finished, and `on_step(epoch, step, steps, loss)` per batch.

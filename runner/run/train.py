@@ -14,7 +14,7 @@ from typing import Callable
 import paddle
 
 import runner
-from runner.run.callbacks import (DecoupledWeightDecay, DivergenceGuard, EpochSeeder, History, InferenceEvaluation,
+from runner.run.callbacks import (AveragedStatistics, DecoupledWeightDecay, DivergenceGuard, EpochSeeder, History, InferenceEvaluation,
                                   Lookahead, NetworkEpochHook, ResumableEarlyStopping, TTAOnLastEpoch,
                                   DygraphTestTimeAugmentation, seed_everything)
 from runner.store.checkpoints import Checkpoints
@@ -165,6 +165,8 @@ def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: O
         val_loader = data_loader(splits.val, eval_batch_size(c), False, c["num_workers"], 0, rank, world)
         callbacks = [EpochSeeder(c["seed"], first_epoch, [train_loader.batch_sampler]),
                      DivergenceGuard(first_epoch, metric), NetworkEpochHook(first_epoch)]
+        if world > 1:
+            callbacks.append(AveragedStatistics())
         if c["optimizer"].get("decoupled"):  # before LRScheduler: it decays with the rate of the step just taken
             callbacks.append(DecoupledWeightDecay(c["optimizer"]["weight_decay"]))
         by_step = steps_by_batch(c["scheduler"])

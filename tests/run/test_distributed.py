@@ -45,3 +45,37 @@ def test_gpu_without_cuda_is_a_clear_error(tmp_path, outputs):
     proc = cli("train", path)
     assert proc.returncode == 1
     assert "no GPU support" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_two_process_run_killed_with_its_sweep_leaves_no_worker_and_resumes_to_the_same_metrics(tmp_path, outputs):
+    # what experiments/cifar10_zoo.toml's nproc = 2 runs rely on across sittings: kill -9 of the sweep
+    # takes paddle's launcher and both its processes with it (none keeps writing the run), and the
+    # same command resumes from the checkpoint to what an uninterrupted run gives, batch norm and
+    # the Lookahead weights included
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import wait_until, wait_until_no_worker
+
+    runs = ('[[runs]]\nmodel = "cifar_resnet20"\nnproc = 2\nlookahead = true\n'
+            'optimizer = { name = "momentum", learning_rate = 0.05, momentum = 0.9, nesterov = true }\n')
+    path = tiny_experiment(tmp_path, runs, epochs=6)
+    cli("sweep", path, "--jobs", "2", check=True, env={"RUNNER_OUTPUT_ROOT": str(tmp_path / "reference")})
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "sweep", str(path), "--jobs", "2"],
+                            env={**os.environ, "RUNNER_OUTPUT_ROOT": str(outputs)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = outputs / "tiny" / "checkpoints"
+    wait_until(lambda: list(checkpoints.glob("*/epoch-0001")), "epoch 1's checkpoint", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    wait_until_no_worker(outputs)
+    # workers left behind would have trained on to the end meanwhile
+    assert not list(outputs.rglob("result.json")) and not list(checkpoints.glob("*/epoch-0006"))
+    cli("sweep", path, "--jobs", "2", check=True, env={"RUNNER_OUTPUT_ROOT": str(outputs)})
+    reference = json.loads(next((tmp_path / "reference").rglob("result.json")).read_text())
+    result = json.loads(next(outputs.rglob("result.json")).read_text())
+    assert result["parallel"]["processes"] == 2
+    assert [h["val"] for h in result["history"]] == [h["val"] for h in reference["history"]]
+    assert result["final"] == reference["final"]
