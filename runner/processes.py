@@ -26,12 +26,17 @@ def die_with_launcher() -> None:
     killed sweep would leave them training the run it resumes next. A worker whose launcher is gone
     already ends here."""
     die_with_parent()
-    try:
-        parent = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:  # no /proc: nothing to check
-        return
-    if LAUNCHER_MODULE not in parent:
+    parent = command_line(os.getppid())
+    if parent is not None and LAUNCHER_MODULE not in parent:  # None: no /proc, nothing to check
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def command_line(pid: int | str) -> list[str] | None:
+    """A process's arguments from Linux's /proc; None if it is gone, not ours to read, or there is no /proc."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
 
 
 def runner_workers(under: str | None = None) -> list[int]:
@@ -40,9 +45,8 @@ def runner_workers(under: str | None = None) -> list[int]:
     has an empty command line there and is not seen yet."""
     out = []
     for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:  # gone meanwhile, or not ours to read
+        argv = command_line(proc.name)
+        if argv is None:  # gone meanwhile, or not ours to read
             continue
         worker = WORKER_MODULE in argv or any(a.endswith(WORKER_FILE) for a in argv)
         if worker and (under is None or any(under in a for a in argv)):

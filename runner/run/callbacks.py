@@ -79,7 +79,7 @@ class DivergenceGuard(Callback):
 
 
 class AveragedStatistics(Callback):
-    """With several processes: at each epoch's end, the network's state that no gradient updates
+    """For a run of several processes: at each epoch's end, the network's state that no gradient updates
     (batch norm's running mean and variance: paddle keeps them as parameters that do not train, not
     as buffers) averaged over the processes, as timm's distribute_bn does.
     Each process gathers running statistics from its own share of the images, so without this the
@@ -88,8 +88,6 @@ class AveragedStatistics(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         world = paddle.distributed.get_world_size()
-        if world < 2:
-            return
         network = self.model.network
         untrained = [p for p in network.parameters() if not p.trainable] + [b for _, b in network.named_buffers()]
         for tensor in untrained:

@@ -101,7 +101,9 @@ def main(job_file: str) -> int:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a terminated worker stops like Ctrl-C
-    if int(os.environ.get("PADDLE_TRAINERS_NUM", "1")) > 1:  # one of paddle.distributed.launch's processes
+    from runner.run.distributed import rank_and_world
+
+    if rank_and_world()[1] > 1:  # one of paddle.distributed.launch's processes
         from runner.processes import die_with_launcher
 
         die_with_launcher()

@@ -255,10 +255,11 @@ class MachineTimings:
         if not macs:
             return None
         network = network_of(config)
-        pace = self.pace_for(macs, config["dataset"], network)
-        if not pace and self.is_grouped([network])[network]:
-            return macs / (GFLOPS_PER_PROCESS * 1e9 / 2 * GROUPED_PACE_SHARE * cores_gain(config)), "default"
-        return macs / ((pace or GFLOPS_PER_PROCESS * 1e9 / 2) * cores_gain(config)), "paced" if pace else "default"
+        pace, source = self.pace_for(macs, config["dataset"], network), "paced"
+        if not pace:
+            kind_gain = GROUPED_PACE_SHARE if self.is_grouped([network])[network] else 1.0
+            pace, source = GFLOPS_PER_PROCESS * 1e9 / 2 * kind_gain, "default"
+        return macs / (pace * cores_gain(config)), source
 
     def pace_for(self, macs: int, dataset: str, network: tuple[str, int, str] | None = None) -> float | None:
         """This machine's pace for a network of `macs` an image: the median over the measured networks

@@ -1,9 +1,13 @@
 """Data parallelism on CPU: two processes through paddle.distributed.launch (gloo) against one."""
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
-from conftest import cli, tiny_experiment
+from conftest import cli, tiny_experiment, wait_until, wait_until_no_worker
 from runner.run.distributed import ShardedBatchSampler, gathered_order
 
 LENET = '[[runs]]\nmodel = "lenet"\noptimizer = { name = "adam", learning_rate = 0.003 }\n'
@@ -52,13 +56,6 @@ def test_a_two_process_run_killed_with_its_sweep_leaves_no_worker_and_resumes_to
     # takes paddle's launcher and both its processes with it (none keeps writing the run), and the
     # same command resumes from the checkpoint to what an uninterrupted run gives, batch norm and
     # the Lookahead weights included
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from conftest import wait_until, wait_until_no_worker
-
     runs = ('[[runs]]\nmodel = "cifar_resnet20"\nnproc = 2\nlookahead = true\n'
             'optimizer = { name = "momentum", learning_rate = 0.05, momentum = 0.9, nesterov = true }\n')
     path = tiny_experiment(tmp_path, runs, epochs=6)

@@ -8,10 +8,9 @@ from runner.config import RunSpec, with_defaults
 from runner.store.registry import RunRegistry
 from runner.store.layout import SweepPaths
 from runner.store.runfiles import write_json_atomic
-from runner.sweep.estimate import (CORRUPTING_SECONDS_PER_MEGAPIXEL, EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS, GROUPED_PACE_SHARE,
-                                   HEAD_SECONDS,
-                                   INFERENCE_EVAL_GAIN, TAIL_SECONDS, MachineTimings, image_counts, makespan,
-                                   work_units)
+from runner.sweep.estimate import (CORRUPTING_SECONDS_PER_MEGAPIXEL, EXTRA_CORE_GAIN, GFLOPS_PER_PROCESS,
+                                   GROUPED_PACE_SHARE, HEAD_SECONDS, INFERENCE_EVAL_GAIN, TAIL_SECONDS, MachineTimings,
+                                   image_counts, makespan, work_units)
 from runner.sweep.plan import PlannedRun, sets_to_score
 from runner.sweep.progress import SweepProgress
 from runner.zoo import forward_macs
