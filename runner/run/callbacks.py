@@ -122,29 +122,20 @@ class History(Callback):
         self.loss_sums[mode][1] += weight
         return loss
 
-    def cpu_seconds(self) -> float | None:
-        """The CPU time this epoch's training took in this process's threads, summed over every
-        process when there are several; None where data-loader worker processes did part of it.
-        It grows far less than wall time when other work shares the cores, so runs trained under
-        different loads can be compared by it."""
+    def train_totals(self) -> tuple[float | None, float]:
+        """This epoch's CPU time of training and its mean training loss, in one exchange between the
+        processes when there are several.
+        The CPU time is that of this process's threads, summed over every process; None where
+        data-loader worker processes did part of the work. It grows far less than wall time when
+        other work shares the cores, so runs trained under different loads can be compared by it."""
         seconds = time.process_time() - self.current.pop("_cpu0")
-        if not self.counts_cpu:
-            return None
-        if paddle.distributed.get_world_size() > 1:
-            total = paddle.to_tensor([seconds], dtype="float64")
-            paddle.distributed.all_reduce(total)
-            seconds = float(total.numpy()[0])
-        return seconds
+        seconds, total, count = summed_over_processes([seconds, *self.loss_sums["train"]])
+        return (seconds if self.counts_cpu else None), mean_of(total, count)
 
     def mean_loss(self, mode: str) -> float:
         """The epoch's mean loss over all its batches (paddle's logs hold only the last batch's),
         averaged over every process when there are several."""
-        total, count = self.loss_sums[mode]
-        if paddle.distributed.get_world_size() > 1:
-            sums = paddle.to_tensor([total, count], dtype="float64")
-            paddle.distributed.all_reduce(sums)
-            total, count = sums.numpy().tolist()
-        return total / count if count else float("nan")
+        return mean_of(*summed_over_processes(self.loss_sums[mode]))
 
     def on_train_batch_end(self, step, logs=None):
         fault_point("train-step")
@@ -154,8 +145,8 @@ class History(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.current["train_seconds"] = time.perf_counter() - self.current.pop("_t0")
-        self.current["train_cpu_seconds"] = self.cpu_seconds()
-        self.current["train"] = {**clean_logs(logs), "loss": self.mean_loss("train")}
+        self.current["train_cpu_seconds"], loss = self.train_totals()
+        self.current["train"] = {**clean_logs(logs), "loss": loss}
         self.current["peak_rss_mb"] = peak_rss_mb()
 
     def on_eval_begin(self, logs=None):
@@ -175,6 +166,19 @@ class History(Callback):
         if self.on_epoch_done:
             self.on_epoch_done(self.current, self.metric.last_probs, self.metric.last_labels)
         self.current = {}
+
+
+def summed_over_processes(values: list[float]) -> list[float]:
+    """`values` summed element by element over every process of the run (as they are, alone)."""
+    if paddle.distributed.get_world_size() == 1:
+        return list(values)
+    total = paddle.to_tensor(values, dtype="float64")
+    paddle.distributed.all_reduce(total)
+    return total.numpy().tolist()
+
+
+def mean_of(total: float, count: float) -> float:
+    return total / count if count else float("nan")
 
 
 def peak_rss_mb() -> float:

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -201,16 +202,20 @@ def test_an_epochs_cpu_time_counts_work_not_waiting():
 
     history = History([], metric=None, steps=1)
     history.current = {"_cpu0": time.process_time()}
+    history.loss_sums = {"train": [3.0, 2.0]}
     started = time.perf_counter()
     time.sleep(0.3)
     sum(i * i for i in range(300_000))  # some work
     assert time.perf_counter() - started >= 0.3
-    assert 0 < history.cpu_seconds() < 0.25
+    seconds, loss = history.train_totals()
+    assert 0 < seconds < 0.25 and loss == 1.5
     # where data-loader worker processes do part of the work, this process's CPU time is not the
     # training's: none is recorded rather than an undercount
     history = History([], metric=None, steps=1, counts_cpu=False)
     history.current = {"_cpu0": time.process_time()}
-    assert history.cpu_seconds() is None
+    history.loss_sums = {"train": [0.0, 0.0]}
+    seconds, loss = history.train_totals()
+    assert seconds is None and math.isnan(loss)
 
 
 def test_a_run_with_an_epoch_of_no_cpu_time_has_no_total():
