@@ -84,16 +84,29 @@ class AveragedStatistics(Callback):
     as buffers) averaged over the processes, as timm's distribute_bn does.
     Each process gathers running statistics from its own share of the images, so without this the
     processes would evaluate different networks, rank 0's checkpoint and export would be one of them,
-    and a resumed run would start every process from rank 0's statistics."""
+    and a resumed run would start every process from rank 0's statistics.
+    `lookahead`: its average holds a copy of these statistics that each process moves towards its
+    own, so that copy is averaged too (else a resumed run's processes would all start from rank 0's)."""
+
+    def __init__(self, lookahead: "Lookahead | None" = None):
+        super().__init__()
+        self.lookahead = lookahead
 
     def on_epoch_end(self, epoch, logs=None):
-        world = paddle.distributed.get_world_size()
         network = self.model.network
-        untrained = [p for p in network.parameters() if not p.trainable] + [b for _, b in network.named_buffers()]
-        for tensor in untrained:
+        untrained = {name: p for name, p in network.named_parameters() if not p.trainable}
+        untrained.update(network.named_buffers())
+        for name, tensor in untrained.items():
             if paddle.is_floating_point(tensor):
-                paddle.distributed.all_reduce(tensor)
-                paddle.assign(tensor / world, output=tensor)
+                average_over_processes(tensor)
+                if self.lookahead and name in self.lookahead.average:
+                    average_over_processes(self.lookahead.average[name])
+
+
+def average_over_processes(tensor) -> None:
+    """`tensor`, in place, the mean of its values in every process of the run."""
+    paddle.distributed.all_reduce(tensor)
+    paddle.assign(tensor / paddle.distributed.get_world_size(), output=tensor)
 
 
 class History(Callback):

@@ -165,8 +165,6 @@ def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: O
         val_loader = data_loader(splits.val, eval_batch_size(c), False, c["num_workers"], 0, rank, world)
         callbacks = [EpochSeeder(c["seed"], first_epoch, [train_loader.batch_sampler]),
                      DivergenceGuard(first_epoch, metric), NetworkEpochHook(first_epoch)]
-        if world > 1:
-            callbacks.append(AveragedStatistics())
         if c["optimizer"].get("decoupled"):  # before LRScheduler: it decays with the rate of the step just taken
             callbacks.append(DecoupledWeightDecay(c["optimizer"]["weight_decay"]))
         by_step = steps_by_batch(c["scheduler"])
@@ -176,6 +174,8 @@ def _train_run(spec: RunSpec, paths: RunPaths, data_root, cache_dir, on_event: O
                                   first_epoch * steps, state.get("arrays") if state else None)
             recorder.stateful.append(lookahead)
             callbacks.append(lookahead)
+        if world > 1:  # before History and the recorder: they evaluate, save and export the averaged network
+            callbacks.append(AveragedStatistics(lookahead if c["lookahead"] else None))
         if c["early_stopping"]:
             es = c["early_stopping"]
             callbacks.append(ResumableEarlyStopping(history, es.get("monitor", "acc"), es.get("patience", 3),

@@ -55,8 +55,9 @@ def test_a_two_process_run_killed_with_its_sweep_leaves_no_worker_and_resumes_to
     # what experiments/cifar10_zoo.toml's nproc = 2 runs rely on across sittings: kill -9 of the sweep
     # takes paddle's launcher and both its processes with it (none keeps writing the run), and the
     # same command resumes from the checkpoint to what an uninterrupted run gives, batch norm and
-    # the Lookahead weights included
-    runs = ('[[runs]]\nmodel = "cifar_resnet20"\nnproc = 2\nlookahead = true\n'
+    # the Lookahead weights included (they sync every 2 steps, before epoch 1's checkpoint: the average
+    # then holds batch norm's statistics, which each process moves towards its own)
+    runs = ('[[runs]]\nmodel = "cifar_resnet20"\nnproc = 2\nlookahead = { every = 2, decay = 0.95 }\n'
             'optimizer = { name = "momentum", learning_rate = 0.05, momentum = 0.9, nesterov = true }\n')
     path = tiny_experiment(tmp_path, runs, epochs=6)
     cli("sweep", path, "--jobs", "2", check=True, env={"RUNNER_OUTPUT_ROOT": str(tmp_path / "reference")})
