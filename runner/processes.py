@@ -39,19 +39,37 @@ def command_line(pid: int | str) -> list[str] | None:
         return None
 
 
-def runner_workers(under: str | None = None) -> list[int]:
-    """pids of this machine's runner worker processes (a run training each), those whose job lies
-    under `under` only, if given. Linux's /proc; elsewhere none are seen. A process still inside exec
-    has an empty command line there and is not seen yet."""
-    out = []
+def job_of(argv: list[str]) -> str | None:
+    """The job file a runner worker's command line runs ("" if it names none), None for any other
+    process. paddle's launcher of a run of several processes names it as its workers do."""
+    for i, arg in enumerate(argv):
+        if arg == WORKER_MODULE or arg.endswith(WORKER_FILE):
+            return argv[i + 1] if i + 1 < len(argv) else ""
+    return None
+
+
+def runner_jobs() -> dict[int, str]:
+    """{pid: job file} of this machine's runner worker processes (and launchers of them). Linux's
+    /proc; elsewhere none are seen. A process still inside exec has an empty command line there
+    and is not seen yet."""
+    out = {}
     for proc in Path("/proc").glob("[0-9]*"):
         argv = command_line(proc.name)
-        if argv is None:  # gone meanwhile, or not ours to read
-            continue
-        worker = WORKER_MODULE in argv or any(a.endswith(WORKER_FILE) for a in argv)
-        if worker and (under is None or any(under in a for a in argv)):
-            out.append(int(proc.name))
+        job = job_of(argv) if argv is not None else None  # None: gone meanwhile, or not ours to read
+        if job is not None:
+            out[int(proc.name)] = job
     return out
+
+
+def runner_workers(under: str | None = None) -> list[int]:
+    """pids of this machine's runner worker processes, those whose job lies under `under` only, if given."""
+    return [pid for pid, job in runner_jobs().items() if under is None or under in job]
+
+
+def other_runs(own_job: str | None, jobs: dict[int, str] | None = None) -> int:
+    """How many runs train here (among `jobs`, else runner_jobs()) besides the one of `own_job`: a
+    run of several processes, its launcher included, counts once."""
+    return len(set((runner_jobs() if jobs is None else jobs).values()) - {own_job})
 
 
 def machine_load() -> dict:
@@ -60,7 +78,7 @@ def machine_load() -> dict:
         load = round(os.getloadavg()[0], 2)
     except OSError:
         load = None
-    return {"cost_load_average": load, "cost_other_runs": len([p for p in runner_workers() if p != os.getpid()])}
+    return {"cost_load_average": load, "cost_other_runs": other_runs(job_of(command_line("self") or []))}
 
 
 def process_age() -> float | None:

@@ -286,3 +286,25 @@ def test_machine_load_counts_the_runs_training_here():
         stand_in.kill()
         stand_in.wait()
     assert load["cost_other_runs"] >= 1 and load["cost_load_average"] >= 0
+
+
+def test_a_run_of_several_processes_counts_once_and_not_as_another_run_to_itself(tmp_path):
+    from runner.processes import other_runs, runner_jobs
+
+    # paddle's launcher names the worker file and the job as its workers do: a two-process run is
+    # three processes of one job, and the latency its rank 0 times is not "under 1 other run"
+    mine, theirs = str(tmp_path / "mine" / "job.json"), str(tmp_path / "theirs" / "job.json")
+    wait = "import time; print('up', flush=True); time.sleep(600)"
+    argvs = [["paddle.distributed.launch", "--nproc_per_node", "2", "runner/run/worker.py", mine],
+             ["runner/run/worker.py", mine], ["runner/run/worker.py", mine], ["runner.run.worker", theirs]]
+    stand_ins = [subprocess.Popen([sys.executable, "-c", wait, *argv], stdout=subprocess.PIPE, text=True)
+                 for argv in argvs]
+    try:
+        assert all(p.stdout.readline() == "up\n" for p in stand_ins)
+        jobs = runner_jobs()  # one look: other tests' workers may start and end beside this one
+    finally:
+        for p in stand_ins:
+            p.kill()
+            p.wait()
+    assert [jobs.get(p.pid) for p in stand_ins] == [mine, mine, mine, theirs]
+    assert other_runs(mine, jobs) == other_runs(None, jobs) - 1 == other_runs(theirs, jobs)
