@@ -386,6 +386,7 @@ def run_record(row: dict) -> dict:
         "train_seconds": res.get("train_seconds"), "train_cpu_seconds": res.get("train_cpu_seconds"),
         "images_per_second": res.get("images_per_second"),
         "peak_memory_mb": res.get("peak_memory_mb"), "host": res.get("host"), "node": res.get("node"),
+        "processes": (res.get("parallel") or {}).get("processes", 1), "threads": c.get("threads", 1),
         "latency_ms": res.get("latency_ms"), "throughput_ips": res.get("throughput_ips"),
         "latency_ms_slowest": res.get("latency_ms_slowest"), "throughput_ips_slowest": res.get("throughput_ips_slowest"),
         "cost_load_average": res.get("cost_load_average"), "cost_other_runs": res.get("cost_other_runs"),

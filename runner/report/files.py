@@ -16,7 +16,7 @@ import numpy as np
 
 from runner import metrics, plots
 from runner.report.comparison import Comparison, accuracy_intervals, compare_sweep, run_record
-from runner.report.tables import beyond_sections, choice_table, group_table, render, table, trials_table
+from runner.report.tables import beyond_sections, choice_table, group_table, render, runs_note, table, trials_table
 from runner.store.layout import SweepPaths
 from runner.store.registry import RunRegistry
 from runner.store.runfiles import atomic_write, load_arrays
@@ -153,7 +153,8 @@ def write_html(sweep: SweepPaths, comparison: Comparison) -> Path:
     if rows:
         groups = comparison.groups
         figures = comparison_figures(sweep, comparison)
-        parts += ["<h2>Runs</h2>", html_table(*table(rows)),
+        note = runs_note(rows)
+        parts += ["<h2>Runs</h2>", html_table(*table(rows)), *([f"<p>{html.escape(note)}</p>"] if note else []),
                   "<h2>Cost, calibration and operating points</h2>", html_table(*choice_table(rows))]
         if any(g["seeds"] > 1 for g in groups):
             parts += ["<h2>Over seeds</h2>", html_table(*group_table(groups))]

@@ -54,7 +54,9 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     header += ["AUC", "sensitivity", "specificity", "F1"] if binary else []
     header += ["top-5"] if multi else []
     sets = pairing.image_sets(rows)
-    header += ["train s", "train CPU s", "img/s", "peak MB", *(["ran on"] if where else []), *(["val images"] if len(sets) > 1 else []),
+    cores = any(on_cores(run_record(r)) != "1×1" for r in rows)
+    header += [*(["processes × threads"] if cores else []), "train s", "train CPU s", "img/s", "peak MB",
+               *(["ran on"] if where else []), *(["val images"] if len(sets) > 1 else []),
                "course (text)", "course (its saved run)", "differs from best (McNemar p)"]
     body = []
     for row in rows:
@@ -69,12 +71,28 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
             line += [num(r["auc"]), pct(r["sensitivity"]), pct(r["specificity"]), num(r["f1"])]
         if multi:
             line += [pct(r["top5"])]
+        line += [on_cores(r)] if cores else []
         line += [num(r["train_seconds"], 1), num(r["train_cpu_seconds"], 1), num(r["images_per_second"], 1), num(r["peak_memory_mb"], 0)]
         line += [" ".join(str(x) for x in (r["host"], r["node"] and f"node {r['node'][:8]}") if x)] if where else []
         line += [pairing.set_name(pairing.val_key(row))] if len(sets) > 1 else []
         line += [pct(r["course_text"]), pct(r["course_saved_run"]), compared(row["mcnemar"], r["paired_note"], len(sets))]
         body.append(line)
     return header, body
+
+
+def on_cores(record: dict) -> str:
+    """'2×1': the processes a run trained in (data parallel) and the math threads of each."""
+    return f"{record['processes']}×{record['threads']}"
+
+
+SEVERAL_PROCESSES_NOTE = ("Runs of several processes (processes × threads): train s is their wall time, train CPU s "
+                          "is summed over the processes (so it exceeds the wall time), img/s counts the images of "
+                          "all of them, and peak MB is the first process's (each holds about as much).")
+
+
+def runs_note(rows: list[dict]) -> str:
+    """What the runs table's timings mean where they need saying ("" where they do not)."""
+    return SEVERAL_PROCESSES_NOTE if any(run_record(r)["processes"] > 1 for r in rows) else ""
 
 
 def interval_cell(record: dict) -> str:
@@ -298,6 +316,8 @@ def render(comparison: Comparison, fmt: str = "md", ensemble: bool = False) -> s
         writer.writerows(records)
         return buf.getvalue()
     text = markdown(*table(rows))
+    if runs_note(rows):
+        text += "\n\n" + runs_note(rows)
     if rows:
         text += ("\n\nCost, calibration and operating points (measured on the validation images):\n\n"
                  + markdown(*choice_table(rows)) + "\n\n" + COST_NOTE)

@@ -77,3 +77,6 @@ def test_a_two_process_run_killed_with_its_sweep_leaves_no_worker_and_resumes_to
     assert result["parallel"]["processes"] == 2
     assert [h["val"] for h in result["history"]] == [h["val"] for h in reference["history"]]
     assert result["final"] == reference["final"]
+    # the table says the run took two processes, and what that makes of its timings
+    table = (outputs / "tiny" / "results.md").read_text()
+    assert "| processes × threads |" in table and "| 2×1 |" in table and "summed over the processes" in table
