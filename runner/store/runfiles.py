@@ -227,7 +227,18 @@ def read_progress(paths) -> dict:
 
 
 def write_error(paths, text: str) -> None:
-    atomic_write(paths.error, text)
+    """Say why the run failed, unless one of its processes has said so already: in a run of several
+    processes the first to fail says why, and the others fail because of it (a peer gone in the
+    middle of an exchange, the launcher's SIGTERM taken for an interrupt). The worker removes the
+    last attempt's at its start."""
+    tmp = paths.error.with_name(f".{paths.error.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.link(tmp, paths.error)  # all at once, and never over another's
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_error(paths) -> str | None:

@@ -8,7 +8,7 @@ import subprocess
 
 from runner.config import Experiment, RunSpec
 from runner.errors import RunnerError
-from runner.processes import process_started
+from runner.processes import die_with_parent, process_started
 from runner.store.jobs import why_it_ended, worker_command, worker_environment, write_job
 from runner.store.layout import SweepPaths
 from runner.store.runfiles import read_result
@@ -65,8 +65,9 @@ def launch_and_wait(sweep: SweepPaths, spec: RunSpec, data_root, on_event) -> di
         on_event("note", message=f"launching {spec.config['nproc']} processes with paddle.distributed.launch; "
                                  f"their logs are in {paths.launch_logs}")
     with open(paths.log, "a") as log:
+        # the launcher dies with this process, even by kill -9, and its workers with it (die_with_launcher)
         code = subprocess.call(worker_command(paths, spec.config), stdout=log, stderr=subprocess.STDOUT,
-                               env=worker_environment())
+                               env=worker_environment(), preexec_fn=die_with_parent)
     result = read_result(paths)
     if code != 0 or not result:
         raise RunnerError(why_it_ended(paths, code))

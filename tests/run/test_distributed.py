@@ -80,3 +80,29 @@ def test_a_two_process_run_killed_with_its_sweep_leaves_no_worker_and_resumes_to
     # the table says the run took two processes, and what that makes of its timings
     table = (outputs / "tiny" / "results.md").read_text()
     assert "| processes × threads |" in table and "| 2×1 |" in table and "summed over the processes" in table
+
+
+def test_the_first_process_of_a_run_to_fail_says_why(tmp_path):
+    from runner.store.layout import SweepPaths
+    from runner.store.runfiles import read_error, write_error
+
+    # rank 1 diverges and leaves; rank 0 then fails in its next exchange, or takes the launcher's
+    # SIGTERM for an interrupt: the run failed for rank 1's reason, not for "interrupted, resume"
+    paths = SweepPaths(tmp_path).run_paths("run")
+    paths.error.parent.mkdir(parents=True)
+    write_error(paths, "loss is nan at epoch 2, step 5")
+    write_error(paths, "interrupted (Ctrl-C); run the sweep again to resume from the last finished epoch")
+    assert read_error(paths) == "loss is nan at epoch 2, step 5"
+    assert [p.name for p in paths.error.parent.iterdir()] == [paths.error.name]  # no temporary file left
+
+
+def test_kill_9_of_runner_train_takes_its_two_processes_with_it(tmp_path, outputs):
+    path = tiny_experiment(tmp_path, LENET, epochs=30)
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "train", str(path), "--nproc", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: list((outputs / "tiny" / "checkpoints").glob("*/epoch-0001")), "epoch 1's checkpoint", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    wait_until_no_worker(outputs)
+    # a launcher left behind would have trained its workers on to the end meanwhile
+    assert not list(outputs.rglob("result.json"))
