@@ -368,10 +368,16 @@ def ensembles(rows: list[dict], by_seed: list[tuple[str, list[dict]]]) -> list[d
 
 # ---- records: the numbers, for scripts -----------------------------------------------------------
 
+def cores_of(result: dict) -> tuple[int, int]:
+    """(processes, math threads of each) a run's result.json says it trained on."""
+    return (result.get("parallel") or {}).get("processes", 1), result["config"].get("threads", 1)
+
+
 def run_record(row: dict) -> dict:
     res, c = row["result"], row["result"]["config"]
     final, best = res["final"], res["best"]
     course_text, course_saved = course_figures(c)
+    processes, threads = cores_of(res)
     p = row["mcnemar"]
     return {
         "run_id": res["run_id"], "name": res["name"], "model": c["model"], "dataset": c["dataset"],
@@ -386,7 +392,7 @@ def run_record(row: dict) -> dict:
         "train_seconds": res.get("train_seconds"), "train_cpu_seconds": res.get("train_cpu_seconds"),
         "images_per_second": res.get("images_per_second"),
         "peak_memory_mb": res.get("peak_memory_mb"), "host": res.get("host"), "node": res.get("node"),
-        "processes": (res.get("parallel") or {}).get("processes", 1), "threads": c.get("threads", 1),
+        "processes": processes, "threads": threads,
         "latency_ms": res.get("latency_ms"), "throughput_ips": res.get("throughput_ips"),
         "latency_ms_slowest": res.get("latency_ms_slowest"), "throughput_ips_slowest": res.get("throughput_ips_slowest"),
         "cost_load_average": res.get("cost_load_average"), "cost_other_runs": res.get("cost_other_runs"),

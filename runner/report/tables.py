@@ -9,7 +9,7 @@ import math
 import re
 
 from runner.report import pairing
-from runner.report.comparison import Comparison, finite, group_record, run_record
+from runner.report.comparison import Comparison, cores_of, finite, group_record, run_record
 from runner.report.sections import MCE_BASELINE, Beyond, mean_of
 
 ALPHA = 0.05  # the level at which "differs from best" says yes
@@ -54,7 +54,7 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     header += ["AUC", "sensitivity", "specificity", "F1"] if binary else []
     header += ["top-5"] if multi else []
     sets = pairing.image_sets(rows)
-    cores = any(on_cores(run_record(r)) != "1×1" for r in rows)
+    cores = any(cores_of(r["result"]) != (1, 1) for r in rows)
     header += [*(["processes × threads"] if cores else []), "train s", "train CPU s", "img/s", "peak MB",
                *(["ran on"] if where else []), *(["val images"] if len(sets) > 1 else []),
                "course (text)", "course (its saved run)", "differs from best (McNemar p)"]
@@ -92,7 +92,7 @@ SEVERAL_PROCESSES_NOTE = ("Runs of several processes (processes × threads): tra
 
 def runs_note(rows: list[dict]) -> str:
     """What the runs table's timings mean where they need saying ("" where they do not)."""
-    return SEVERAL_PROCESSES_NOTE if any(run_record(r)["processes"] > 1 for r in rows) else ""
+    return SEVERAL_PROCESSES_NOTE if any(cores_of(r["result"])[0] > 1 for r in rows) else ""
 
 
 def interval_cell(record: dict) -> str:
@@ -315,9 +315,9 @@ def render(comparison: Comparison, fmt: str = "md", ensemble: bool = False) -> s
         writer.writeheader()
         writer.writerows(records)
         return buf.getvalue()
-    text = markdown(*table(rows))
-    if runs_note(rows):
-        text += "\n\n" + runs_note(rows)
+    text, note = markdown(*table(rows)), runs_note(rows)
+    if note:
+        text += "\n\n" + note
     if rows:
         text += ("\n\nCost, calibration and operating points (measured on the validation images):\n\n"
                  + markdown(*choice_table(rows)) + "\n\n" + COST_NOTE)

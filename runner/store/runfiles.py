@@ -28,9 +28,11 @@ from runner import metrics
 from runner.store.fingerprint import digest_labels, digest_predictions
 
 
-def atomic_write(path: Path, data: bytes | str | Callable[[io.BufferedWriter], None], durable: bool = True) -> None:
+def atomic_write(path: Path, data: bytes | str | Callable[[io.BufferedWriter], None], durable: bool = True,
+                 replace: bool = True) -> None:
     """Write bytes, text, or whatever `data(file)` writes, to `path` all at once; `durable`: on disk
-    before the rename, so it survives a power cut too."""
+    before the rename, so it survives a power cut too. `replace=False`: FileExistsError where `path`
+    exists, which is left as it is."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -42,7 +44,11 @@ def atomic_write(path: Path, data: bytes | str | Callable[[io.BufferedWriter], N
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            tmp.unlink()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -231,14 +237,10 @@ def write_error(paths, text: str) -> None:
     processes the first to fail says why, and the others fail because of it (a peer gone in the
     middle of an exchange, the launcher's SIGTERM taken for an interrupt). The worker removes the
     last attempt's at its start."""
-    tmp = paths.error.with_name(f".{paths.error.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
-        os.link(tmp, paths.error)  # all at once, and never over another's
+        atomic_write(paths.error, text, replace=False)
     except FileExistsError:
         pass
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_error(paths) -> str | None:
